@@ -1,0 +1,42 @@
+// Helpers shared by the tests: where the golden fixtures are, temp dirs.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+
+namespace strata::test {
+
+// The fixtures folder: $STRATA_FIXTURES, else ../shared/fixtures beside the checkout.
+inline std::filesystem::path fixtures_dir() {
+  if (const char* env = std::getenv("STRATA_FIXTURES"); env && *env) return env;
+  return STRATA_DEFAULT_FIXTURES;
+}
+
+// The built `strata` command, for tests that check exit codes and messages.
+inline std::filesystem::path cli_path() { return STRATA_CLI_PATH; }
+
+// A fresh, empty directory under the system temp dir, removed on destruction.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+}  // namespace strata::test
+
+// Skips the current test, loudly, when the fixtures are not there.
+#define STRATA_REQUIRE_FIXTURES()                                                          \
+  do {                                                                                     \
+    if (!std::filesystem::exists(::strata::test::fixtures_dir() / "README.md"))            \
+      GTEST_SKIP() << "fixtures not found at " << ::strata::test::fixtures_dir()           \
+                   << " (set STRATA_FIXTURES)";                                            \
+  } while (0)
