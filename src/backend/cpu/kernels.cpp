@@ -1,0 +1,151 @@
+#include "backend/cpu/kernels.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <string_view>
+
+#include "strata/error.h"
+
+namespace strata::cpu {
+
+TileFn MatmulKernels::tile_for(DType dtype) const {
+  switch (dtype) {
+    case DType::F32: return tile_f32;
+    case DType::BF16: return tile_bf16;
+    case DType::F16: return tile_f16;
+    default: throw Error("matrix weights must be F32, BF16 or F16, not " + std::string(dtype_name(dtype)));
+  }
+}
+
+bool cpu_supports_avx2() {
+#if defined(__x86_64__)
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+         __builtin_cpu_supports("f16c");
+#else
+  return false;
+#endif
+}
+
+bool cpu_supports_avx512() {
+#if defined(__x86_64__)
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+#else
+  return false;
+#endif
+}
+
+namespace {
+
+const MatmulKernels& choose_kernels() {
+  const char* forced = std::getenv("STRATA_KERNELS");
+  const std::string_view want = forced ? forced : "";
+  if (want == "generic") return generic_kernels();
+  if (want == "avx2") {
+    if (!cpu_supports_avx2()) throw Error("STRATA_KERNELS=avx2 but this CPU lacks AVX2/FMA/F16C");
+    return avx2_kernels();
+  }
+  if (want == "avx512" && !cpu_supports_avx512())
+    throw Error("STRATA_KERNELS=avx512 but this CPU lacks AVX-512 F/BW/VL/DQ");
+  if (!want.empty() && want != "avx512")
+    throw Error("unknown STRATA_KERNELS value '" + std::string(want) + "'", "", "",
+                "use generic, avx2 or avx512");
+  if (cpu_supports_avx512()) return avx512_kernels();
+  if (cpu_supports_avx2()) return avx2_kernels();
+  return generic_kernels();
+}
+
+}  // namespace
+
+const MatmulKernels& best_kernels() {
+  // Chosen once: the CPU does not change under a running process.
+  static const MatmulKernels& chosen = choose_kernels();
+  return chosen;
+}
+
+float bf16_to_f32(uint16_t v) {
+  const uint32_t bits = static_cast<uint32_t>(v) << 16;
+  float out;
+  std::memcpy(&out, &bits, sizeof out);
+  return out;
+}
+
+float f16_to_f32(uint16_t v) {
+  const uint32_t sign = static_cast<uint32_t>(v & 0x8000u) << 16;
+  const uint32_t exponent = (v >> 10) & 0x1fu;
+  uint32_t mantissa = v & 0x3ffu;
+  uint32_t bits;
+  if (exponent == 0) {
+    if (mantissa == 0) {
+      bits = sign;
+    } else {
+      // Subnormal half: normalise into a float exponent.
+      int e = -1;
+      do {
+        ++e;
+        mantissa <<= 1;
+      } while ((mantissa & 0x400u) == 0);
+      bits = sign | static_cast<uint32_t>(127 - 15 - e) << 23 | (mantissa & 0x3ffu) << 13;
+    }
+  } else if (exponent == 0x1f) {
+    bits = sign | 0x7f800000u | mantissa << 13;
+  } else {
+    bits = sign | (exponent + 127 - 15) << 23 | mantissa << 13;
+  }
+  float out;
+  std::memcpy(&out, &bits, sizeof out);
+  return out;
+}
+
+uint16_t f32_to_bf16(float v) {
+  uint32_t bits;
+  std::memcpy(&bits, &v, sizeof bits);
+  if ((bits & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((bits >> 16) | 0x40u);
+  const uint32_t rounding = 0x7fffu + ((bits >> 16) & 1u);
+  return static_cast<uint16_t>((bits + rounding) >> 16);
+}
+
+uint16_t f32_to_f16(float v) {
+  uint32_t bits;
+  std::memcpy(&bits, &v, sizeof bits);
+  const uint16_t sign = static_cast<uint16_t>((bits >> 16) & 0x8000u);
+  const uint32_t abs = bits & 0x7fffffffu;
+  if (abs > 0x7f800000u) return sign | 0x7e00u;          // NaN
+  if (abs >= 0x477ff000u) return sign | 0x7c00u;         // overflow (incl. inf) rounds to inf
+  if (abs < 0x38800000u) {                               // result is subnormal or zero
+    if (abs < 0x33000000u) return sign;                  // below half the smallest subnormal
+    const uint32_t mantissa = (abs & 0x7fffffu) | 0x800000u;
+    const int shift = 126 - static_cast<int>(abs >> 23);  // 14..24 for this range
+    uint32_t half = mantissa >> shift;
+    const uint32_t rest = mantissa & ((1u << shift) - 1u);
+    const uint32_t halfway = 1u << (shift - 1);
+    if (rest > halfway || (rest == halfway && (half & 1u))) ++half;
+    return sign | static_cast<uint16_t>(half);
+  }
+  uint32_t half = ((abs >> 13) - (112u << 10));
+  const uint32_t rest = abs & 0x1fffu;
+  if (rest > 0x1000u || (rest == 0x1000u && (half & 1u))) ++half;
+  return sign | static_cast<uint16_t>(half);
+}
+
+void to_f32(DType dtype, const void* src, float* dst, size_t n) {
+  switch (dtype) {
+    case DType::F32:
+      std::memcpy(dst, src, n * sizeof(float));
+      return;
+    case DType::BF16: {
+      const auto* p = static_cast<const uint16_t*>(src);
+      for (size_t i = 0; i < n; ++i) dst[i] = bf16_to_f32(p[i]);
+      return;
+    }
+    case DType::F16: {
+      const auto* p = static_cast<const uint16_t*>(src);
+      for (size_t i = 0; i < n; ++i) dst[i] = f16_to_f32(p[i]);
+      return;
+    }
+    default:
+      throw Error("cannot convert " + std::string(dtype_name(dtype)) + " to F32");
+  }
+}
+
+}  // namespace strata::cpu

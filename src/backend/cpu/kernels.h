@@ -1,0 +1,52 @@
+// Inner kernels of the CPU matrix product, one set per instruction set,
+// chosen once at run time from the CPU's features.
+//
+// A tile computes out[i * out_stride + j] = dot(x row i, w row j) for
+// i < nx <= tile_x and j < nw <= tile_w. Weights are F32, BF16 or F16 and are
+// widened to f32 exactly on the fly; accumulation is f32. Each output element
+// is reduced in the same order whatever the tile shape, so splitting work
+// differently (threads, batch rows) never changes a result bit.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "strata/dtype.h"
+
+namespace strata::cpu {
+
+using TileFn = void (*)(const float* x, size_t x_stride, int nx, const void* w, size_t w_stride,
+                        int nw, size_t k, float* out, size_t out_stride);
+
+struct MatmulKernels {
+  const char* name;  // "avx512", "avx2" or "generic"
+  int tile_x;
+  int tile_w;
+  TileFn tile_f32;
+  TileFn tile_bf16;
+  TileFn tile_f16;
+
+  TileFn tile_for(DType dtype) const;
+};
+
+// The fastest kernel set this CPU supports (STRATA_KERNELS=generic|avx2|avx512
+// forces one, for tests and benchmarks).
+const MatmulKernels& best_kernels();
+
+// Individual kernel sets; those the CPU cannot run must not be called.
+const MatmulKernels& generic_kernels();
+const MatmulKernels& avx2_kernels();
+const MatmulKernels& avx512_kernels();
+bool cpu_supports_avx2();
+bool cpu_supports_avx512();
+
+// Exact widening of half-precision formats.
+float bf16_to_f32(uint16_t v);
+float f16_to_f32(uint16_t v);
+uint16_t f32_to_bf16(float v);  // round to nearest even, NaN kept a NaN
+uint16_t f32_to_f16(float v);   // round to nearest even
+
+// Widens n elements of src (F32/BF16/F16) to f32.
+void to_f32(DType dtype, const void* src, float* dst, size_t n);
+
+}  // namespace strata::cpu

@@ -1,0 +1,23 @@
+// Measures how fast this machine's CPU threads can read RAM, so that
+// benchmarks can state the memory-bandwidth bound of a decode step beside the
+// measured time.
+#pragma once
+
+#include <cstddef>
+
+#include "backend/cpu/thread_pool.h"
+
+namespace strata::cpu {
+
+struct BandwidthResult {
+  double best_bytes_per_second = 0;
+  double mean_bytes_per_second = 0;
+  size_t buffer_bytes = 0;
+  int repetitions = 0;
+};
+
+// Reads a buffer of `bytes` (far larger than the caches) with every pool
+// thread, `repetitions` times after one warm-up pass.
+BandwidthResult measure_read_bandwidth(ThreadPool& pool, size_t bytes, int repetitions);
+
+}  // namespace strata::cpu

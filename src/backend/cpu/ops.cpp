@@ -1,0 +1,181 @@
+#include "backend/cpu/ops.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numbers>
+
+#include "backend/cpu/kernels.h"
+
+namespace strata::cpu {
+
+namespace {
+
+// Rows of x processed together while one block of weights stays in cache.
+constexpr size_t kRowBlock = 64;
+
+// Below this many multiply-adds a product runs on the calling thread alone:
+// waking workers costs more than the work. The split never changes results.
+constexpr size_t kMinParallelMacs = 1 << 15;
+
+void matmul_rows(const MatmulKernels& kernels, const float* x, size_t n, const MatmulOutput& job,
+                 int64_t row_begin, int64_t row_end) {
+  const MatrixView& w = job.weight;
+  const TileFn tile = kernels.tile_for(w.dtype);
+  const size_t k = static_cast<size_t>(w.cols);
+  const size_t out_stride = static_cast<size_t>(w.rows);
+  for (size_t i0 = 0; i0 < n; i0 += kRowBlock) {
+    const size_t i_end = std::min(n, i0 + kRowBlock);
+    for (int64_t j = row_begin; j < row_end; j += kernels.tile_w) {
+      const int nw = static_cast<int>(std::min<int64_t>(kernels.tile_w, row_end - j));
+      for (size_t i = i0; i < i_end; i += static_cast<size_t>(kernels.tile_x)) {
+        const int nx = static_cast<int>(std::min<size_t>(static_cast<size_t>(kernels.tile_x), i_end - i));
+        tile(x + i * k, k, nx, w.row(j), k, nw, k, job.out + i * out_stride + static_cast<size_t>(j),
+             out_stride);
+      }
+    }
+  }
+  if (job.bias) {
+    for (size_t i = 0; i < n; ++i)
+      for (int64_t j = row_begin; j < row_end; ++j) job.out[i * out_stride + static_cast<size_t>(j)] += job.bias[j];
+  }
+}
+
+}  // namespace
+
+void matmul(ThreadPool& pool, const float* x, size_t n, std::span<const MatmulOutput> outputs) {
+  const MatmulKernels& kernels = best_kernels();
+  if (outputs.empty() || n == 0) return;
+  // All products' output rows form one index space, split evenly over the
+  // workers in whole tiles, so q/k/v (or gate/up) cost one synchronisation.
+  std::vector<int64_t> starts;
+  int64_t total = 0;
+  for (const auto& job : outputs) {
+    starts.push_back(total);
+    total += job.weight.rows;
+  }
+  const size_t macs = static_cast<size_t>(total) * n * static_cast<size_t>(outputs.front().weight.cols);
+  const size_t grain = macs < kMinParallelMacs ? static_cast<size_t>(total) : static_cast<size_t>(kernels.tile_w);
+  pool.parallel_for(static_cast<size_t>(total), grain,
+                    [&](size_t begin, size_t end, int) {
+                      for (size_t o = 0; o < outputs.size(); ++o) {
+                        const int64_t lo = std::max<int64_t>(static_cast<int64_t>(begin), starts[o]);
+                        const int64_t hi = std::min<int64_t>(static_cast<int64_t>(end),
+                                                             starts[o] + outputs[o].weight.rows);
+                        if (lo < hi) matmul_rows(kernels, x, n, outputs[o], lo - starts[o], hi - starts[o]);
+                      }
+                    });
+}
+
+void rms_norm(const float* x, const float* weight, size_t rows, size_t dim, float eps, float* y) {
+  for (size_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * dim;
+    float* yr = y + r * dim;
+    float sum = 0.0f;
+    for (size_t i = 0; i < dim; ++i) sum += xr[i] * xr[i];
+    const float scale = 1.0f / std::sqrt(sum / static_cast<float>(dim) + eps);
+    for (size_t i = 0; i < dim; ++i) yr[i] = weight[i] * (xr[i] * scale);
+  }
+}
+
+void embedding(const MatrixView& table, std::span<const int32_t> ids, float* out) {
+  const size_t dim = static_cast<size_t>(table.cols);
+  for (size_t i = 0; i < ids.size(); ++i) to_f32(table.dtype, table.row(ids[i]), out + i * dim, dim);
+}
+
+void add_inplace(float* x, const float* y, size_t n) {
+  for (size_t i = 0; i < n; ++i) x[i] += y[i];
+}
+
+void silu_mul(float* gate, const float* up, size_t n) {
+  for (size_t i = 0; i < n; ++i) gate[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
+}
+
+Rope::Rope(int head_dim, double theta, const Llama3Scaling* llama3) : head_dim_(head_dim) {
+  // inv_freq = 1 / theta^(2i / dim), in float32 as transformers computes it.
+  const int half = head_dim / 2;
+  inv_freq_.resize(static_cast<size_t>(half));
+  for (int i = 0; i < half; ++i) {
+    const float exponent = static_cast<float>(2 * i) / static_cast<float>(head_dim);
+    inv_freq_[static_cast<size_t>(i)] = 1.0f / std::pow(static_cast<float>(theta), exponent);
+  }
+  if (!llama3) return;
+  // _compute_llama3_parameters in transformers' modeling_rope_utils.py.
+  const double old_len = llama3->original_max_position_embeddings;
+  const double low_wavelen = old_len / llama3->low_freq_factor;
+  const double high_wavelen = old_len / llama3->high_freq_factor;
+  for (float& f : inv_freq_) {
+    const double wavelen = 2.0 * std::numbers::pi / f;
+    if (wavelen > low_wavelen) {
+      f = f / llama3->factor;
+    } else if (wavelen >= high_wavelen) {
+      const float smooth = static_cast<float>((old_len / wavelen - llama3->low_freq_factor) /
+                                              (llama3->high_freq_factor - llama3->low_freq_factor));
+      f = (1.0f - smooth) * f / llama3->factor + smooth * f;
+    }
+  }
+}
+
+void Rope::apply(float* heads, int count, int64_t pos) const {
+  const int half = head_dim_ / 2;
+  const float p = static_cast<float>(pos);
+  for (int i = 0; i < half; ++i) {
+    const float angle = inv_freq_[static_cast<size_t>(i)] * p;
+    const float c = std::cos(angle);
+    const float s = std::sin(angle);
+    for (int h = 0; h < count; ++h) {
+      float* x = heads + static_cast<size_t>(h) * static_cast<size_t>(head_dim_);
+      const float x1 = x[i];
+      const float x2 = x[i + half];
+      x[i] = x1 * c - x2 * s;
+      x[i + half] = x2 * c + x1 * s;
+    }
+  }
+}
+
+void attention(ThreadPool& pool, const AttentionShape& shape, const float* q, size_t tokens,
+               size_t past, const float* keys, const float* values, size_t capacity, float* out,
+               std::span<float> scratch) {
+  const size_t d = static_cast<size_t>(shape.head_dim);
+  const size_t heads = static_cast<size_t>(shape.heads);
+  const size_t group = heads / static_cast<size_t>(shape.kv_heads);
+  const float inv_sqrt_d = 1.0f / std::sqrt(static_cast<float>(d));
+  // One (token, head) pair per work item; each worker keeps its own scores.
+  // Short contexts are cheaper on one thread than spread out.
+  const size_t grain = (past + tokens) * d < 4096 ? tokens * heads : 1;
+  pool.parallel_for(tokens * heads, grain, [&](size_t begin, size_t end, int worker) {
+    float* scores = scratch.data() + static_cast<size_t>(worker) * capacity;
+    for (size_t item = begin; item < end; ++item) {
+      const size_t t = item / heads;
+      const size_t h = item % heads;
+      const size_t kv = h / group;
+      const float* qh = q + (t * heads + h) * d;
+      const float* k = keys + kv * capacity * d;
+      const float* v = values + kv * capacity * d;
+      const size_t visible = past + t + 1;
+      // Mistral's window hides positions <= p - window (modeling_mistral.py).
+      const size_t window = static_cast<size_t>(shape.window);
+      const size_t first = (window > 0 && visible > window) ? visible - window : 0;
+      float max_score = -INFINITY;
+      for (size_t s = first; s < visible; ++s) {
+        float dot = 0.0f;
+        for (size_t i = 0; i < d; ++i) dot += qh[i] * k[s * d + i];
+        scores[s] = dot * inv_sqrt_d;
+        max_score = std::max(max_score, scores[s]);
+      }
+      float sum = 0.0f;
+      for (size_t s = first; s < visible; ++s) {
+        scores[s] = std::exp(scores[s] - max_score);
+        sum += scores[s];
+      }
+      const float inv_sum = 1.0f / sum;
+      float* o = out + (t * heads + h) * d;
+      std::fill(o, o + d, 0.0f);
+      for (size_t s = first; s < visible; ++s) {
+        const float p = scores[s] * inv_sum;
+        for (size_t i = 0; i < d; ++i) o[i] += p * v[s * d + i];
+      }
+    }
+  });
+}
+
+}  // namespace strata::cpu

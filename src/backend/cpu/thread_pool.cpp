@@ -1,0 +1,111 @@
+#include "backend/cpu/thread_pool.h"
+
+#include <algorithm>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+namespace strata {
+namespace {
+
+inline void cpu_relax() {
+#if defined(__x86_64__)
+  _mm_pause();
+#else
+  std::this_thread::yield();
+#endif
+}
+
+// Workers spin this many times before sleeping: a decode step issues a few
+// hundred short loops per token, and a futex wake-up per loop would cost more
+// than the loops themselves.
+constexpr int kSpinIterations = 4000;
+
+}  // namespace
+
+ThreadPool::ThreadPool(int threads) {
+  if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  for (int i = 1; i < threads; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
+}
+
+ThreadPool::~ThreadPool() {
+  {
+    std::lock_guard lock(mutex_);
+    stop_ = true;
+    generation_.fetch_add(1, std::memory_order_release);
+  }
+  wake_.notify_all();
+  for (auto& worker : workers_) worker.join();
+}
+
+void ThreadPool::worker_loop(int index) {
+  uint64_t seen = 0;
+  for (;;) {
+    int spins = 0;
+    while (generation_.load(std::memory_order_acquire) == seen && spins < kSpinIterations) {
+      cpu_relax();
+      ++spins;
+    }
+    const std::function<void(int)>* job = nullptr;
+    {
+      std::unique_lock lock(mutex_);
+      wake_.wait(lock, [&] { return generation_.load(std::memory_order_acquire) != seen; });
+      seen = generation_.load(std::memory_order_acquire);
+      if (stop_) return;
+      job = job_;
+    }
+    (*job)(index);
+    if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      // The caller may be asleep waiting for the last worker (see run_on_all).
+      std::lock_guard lock(mutex_);
+      done_.notify_one();
+    }
+  }
+}
+
+void ThreadPool::run_on_all(const std::function<void(int)>& fn) {
+  if (workers_.empty()) {
+    fn(0);
+    return;
+  }
+  {
+    std::lock_guard lock(mutex_);
+    job_ = &fn;
+    pending_.store(static_cast<int>(workers_.size()), std::memory_order_release);
+    generation_.fetch_add(1, std::memory_order_release);
+  }
+  wake_.notify_all();
+  fn(0);
+  // Spin briefly (workers usually finish within microseconds), then sleep:
+  // on a busy machine a spinning caller would steal the core a worker needs.
+  for (int spins = 0; spins < kSpinIterations; ++spins)
+    if (pending_.load(std::memory_order_acquire) == 0) return;
+  std::unique_lock lock(mutex_);
+  done_.wait(lock, [&] { return pending_.load(std::memory_order_acquire) == 0; });
+}
+
+void ThreadPool::parallel_for(size_t n, size_t grain,
+                              const std::function<void(size_t, size_t, int)>& fn) {
+  if (n == 0) return;
+  grain = std::max<size_t>(grain, 1);
+  const size_t units = (n + grain - 1) / grain;
+  const size_t parts = std::min<size_t>(units, static_cast<size_t>(size()));
+  if (parts <= 1) {
+    fn(0, n, 0);
+    return;
+  }
+  auto chunk = [&](int worker, size_t& begin, size_t& end) {
+    const size_t w = static_cast<size_t>(worker);
+    begin = std::min(n, (units * w / parts) * grain);
+    end = std::min(n, (units * (w + 1) / parts) * grain);
+  };
+  run_on_all([&](int worker) {
+    if (static_cast<size_t>(worker) >= parts) return;
+    size_t begin = 0, end = 0;
+    chunk(worker, begin, end);
+    if (begin < end) fn(begin, end, worker);
+  });
+}
+
+}  // namespace strata

@@ -1,0 +1,51 @@
+// A fixed pool of worker threads that runs one parallel loop at a time.
+//
+// Thread-safety: one caller at a time drives parallel_for (the pool is owned by
+// a context and used from the thread that runs the model); workers only run
+// the functions it hands them.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstddef>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace strata {
+
+class ThreadPool {
+ public:
+  // threads <= 0 means one per hardware core. The calling thread is worker 0,
+  // so `threads` counts it.
+  explicit ThreadPool(int threads = 0);
+  ~ThreadPool();
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  int size() const { return static_cast<int>(workers_.size()) + 1; }
+
+  // Splits [0, n) into size() contiguous chunks of nearly equal length (each a
+  // multiple of `grain` except the last) and calls fn(begin, end, worker) for
+  // each non-empty one, in parallel. Returns when all are done. The split
+  // depends only on n, grain and size(), so results are reproducible.
+  void parallel_for(size_t n, size_t grain, const std::function<void(size_t, size_t, int)>& fn);
+
+  // Calls fn(worker) once on every worker (including the caller).
+  void run_on_all(const std::function<void(int)>& fn);
+
+ private:
+  void worker_loop(int index);
+
+  std::vector<std::thread> workers_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::condition_variable done_;
+  const std::function<void(int)>* job_ = nullptr;
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<int> pending_{0};
+  bool stop_ = false;
+};
+
+}  // namespace strata

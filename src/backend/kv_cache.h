@@ -1,0 +1,33 @@
+// Keys and values of past tokens for every layer of `rows` sequences, in f32
+// on the CPU: [layer][row][kv_head][capacity][head_dim]. Allocated once at the
+// session's capacity, so decoding never allocates.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace strata {
+
+class KVCache {
+ public:
+  KVCache(int64_t layers, int64_t rows, int64_t kv_heads, int64_t head_dim, int64_t capacity);
+
+  float* keys(int64_t layer, int64_t row) { return slab(layer, row, 0); }
+  float* values(int64_t layer, int64_t row) { return slab(layer, row, 1); }
+  int64_t rows() const { return rows_; }
+  int64_t capacity() const { return capacity_; }
+  // Tokens already cached; the same for every row.
+  int64_t length() const { return length_; }
+  void set_length(int64_t length) { length_ = length; }
+  uint64_t bytes() const { return data_.size() * sizeof(float); }
+
+ private:
+  float* slab(int64_t layer, int64_t row, int64_t kind);
+
+  int64_t layers_, rows_, kv_heads_, head_dim_, capacity_;
+  int64_t length_ = 0;
+  std::vector<float> data_;
+};
+
+}  // namespace strata

@@ -1,0 +1,51 @@
+#include "strata/generate.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "strata/error.h"
+
+namespace strata {
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+}  // namespace
+
+GenerateResult generate(Model& model, std::span<const int32_t> prompt, const GenerateOptions& options,
+                        const std::function<void(int32_t)>& on_token) {
+  if (prompt.empty()) throw Error("the prompt is empty", "", "", "give at least one token, e.g. BOS");
+  if (options.max_new_tokens < 0) throw Error("the number of new tokens must be >= 0");
+  GenerateResult result;
+  result.prompt_tokens = static_cast<int64_t>(prompt.size());
+  if (options.max_new_tokens == 0) return result;
+
+  Sampler sampler(options.sampling);
+  // The last new token is never fed back, so it needs no cache slot.
+  Session session(model, 1, static_cast<int64_t>(prompt.size()) + options.max_new_tokens - 1);
+  auto is_eos = [&](int32_t id) {
+    return std::find(options.eos_ids.begin(), options.eos_ids.end(), id) != options.eos_ids.end();
+  };
+
+  auto start = std::chrono::steady_clock::now();
+  std::span<const float> logits = session.feed(prompt, static_cast<int64_t>(prompt.size()));
+  result.prompt_seconds = seconds_since(start);
+  start = std::chrono::steady_clock::now();
+  for (;;) {
+    const int32_t next = sampler.pick(logits);
+    result.new_ids.push_back(next);
+    if (on_token) on_token(next);
+    if (is_eos(next)) {
+      result.stopped_on_eos = true;
+      break;
+    }
+    if (static_cast<int64_t>(result.new_ids.size()) >= options.max_new_tokens) break;
+    logits = session.feed(std::span<const int32_t>(&next, 1), 1);
+  }
+  result.generate_seconds = seconds_since(start);
+  return result;
+}
+
+}  // namespace strata

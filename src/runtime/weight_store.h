@@ -1,0 +1,48 @@
+// The weight store: owns the checkpoint's memory maps and hands out views of
+// tensors by their Hugging Face names.
+//
+// Matrices are served zero-copy from the map when suitably aligned; 1-D
+// parameters (norm weights, biases) are widened once to owned f32 buffers.
+// Thread-safety: bind everything before running; afterwards it is read-only.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "backend/tensor_view.h"
+#include "format/safetensors.h"
+#include "models/causal_lm.h"
+
+namespace strata {
+
+class WeightStore : public WeightSource {
+ public:
+  explicit WeightStore(Checkpoint checkpoint);
+
+  bool has(const std::string& name) const override { return checkpoint_.find(name) != nullptr; }
+
+  // A [rows, cols] matrix in F32, BF16 or F16. Throws strata::Error naming the
+  // tensor when it is missing, has another shape or an unsupported dtype.
+  MatrixView matrix(const std::string& name, int64_t rows, int64_t cols) override;
+
+  // A 1-D parameter of `size` elements widened to f32 (owned by the store).
+  const float* vector_f32(const std::string& name, int64_t size) override;
+
+  const Checkpoint& checkpoint() const { return checkpoint_; }
+  // Bytes of all tensors in the checkpoint.
+  uint64_t total_bytes() const;
+
+ private:
+  const TensorInfo& expect(const std::string& name, const std::vector<int64_t>& shape) const;
+
+  Checkpoint checkpoint_;
+  // Owned copies: widened vectors and realigned matrices. A deque never moves
+  // its elements, so views into them stay valid as more are added.
+  std::deque<std::vector<float>> owned_f32_;
+  std::deque<std::vector<uint64_t>> owned_aligned_;
+};
+
+}  // namespace strata

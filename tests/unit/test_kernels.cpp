@@ -1,0 +1,134 @@
+// The matmul kernels of every instruction set this CPU runs, against a double
+// precision reference, and the exact half-precision conversions.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+
+#include "backend/cpu/kernels.h"
+#include "backend/cpu/ops.h"
+
+namespace strata::cpu {
+namespace {
+
+std::vector<const MatmulKernels*> runnable_kernels() {
+  std::vector<const MatmulKernels*> out{&generic_kernels()};
+  if (cpu_supports_avx2()) out.push_back(&avx2_kernels());
+  if (cpu_supports_avx512()) out.push_back(&avx512_kernels());
+  return out;
+}
+
+TEST(HalfPrecision, Bf16RoundTripsAndRoundsToNearestEven) {
+  for (uint32_t v = 0; v < 0x10000; ++v) {
+    const float f = bf16_to_f32(static_cast<uint16_t>(v));
+    if (std::isnan(f)) continue;
+    EXPECT_EQ(f32_to_bf16(f), v);
+  }
+  // 1 + 2^-8 is halfway between two bf16 values: ties go to even (1.0).
+  EXPECT_EQ(f32_to_bf16(1.0f + 1.0f / 256), f32_to_bf16(1.0f));
+  EXPECT_TRUE(std::isnan(bf16_to_f32(f32_to_bf16(NAN))));
+}
+
+TEST(HalfPrecision, F16RoundTripsEveryValue) {
+  for (uint32_t v = 0; v < 0x10000; ++v) {
+    const float f = f16_to_f32(static_cast<uint16_t>(v));
+    if (std::isnan(f)) continue;
+    EXPECT_EQ(f32_to_f16(f), v) << std::hex << v;
+  }
+  EXPECT_EQ(f16_to_f32(0x3c00), 1.0f);
+  EXPECT_EQ(f16_to_f32(0x0001), std::ldexp(1.0f, -24));  // smallest subnormal
+  EXPECT_EQ(f32_to_f16(65520.0f), 0x7c00);                 // rounds up to infinity
+}
+
+// Every tile shape, odd k (masked and scalar tails), all weight dtypes.
+TEST(MatmulKernels, TilesMatchDoublePrecision) {
+  std::mt19937 rng(7);
+  std::normal_distribution<float> normal;
+  for (const MatmulKernels* kernels : runnable_kernels()) {
+    for (const size_t k : {1u, 7u, 16u, 33u, 172u}) {
+      std::vector<float> x(4 * k), w32(4 * k);
+      for (auto& v : x) v = normal(rng);
+      for (auto& v : w32) v = normal(rng);
+      std::vector<uint16_t> wbf(4 * k), wh(4 * k);
+      for (size_t i = 0; i < w32.size(); ++i) {
+        wbf[i] = f32_to_bf16(w32[i]);
+        wh[i] = f32_to_f16(w32[i]);
+      }
+      for (const DType dtype : {DType::F32, DType::BF16, DType::F16}) {
+        const void* w = dtype == DType::F32 ? static_cast<const void*>(w32.data())
+                        : dtype == DType::BF16 ? static_cast<const void*>(wbf.data())
+                                               : static_cast<const void*>(wh.data());
+        for (int nx = 1; nx <= kernels->tile_x; ++nx) {
+          for (int nw = 1; nw <= kernels->tile_w; ++nw) {
+            float out[16] = {};
+            kernels->tile_for(dtype)(x.data(), k, nx, w, k, nw, k, out, 4);
+            for (int i = 0; i < nx; ++i) {
+              for (int j = 0; j < nw; ++j) {
+                double ref = 0, magnitude = 0;
+                std::vector<float> row(k);
+                to_f32(dtype, static_cast<const uint8_t*>(w) + j * k * dtype_size(dtype), row.data(), k);
+                for (size_t t = 0; t < k; ++t) {
+                  ref += static_cast<double>(x[i * k + t]) * row[t];
+                  magnitude += std::abs(static_cast<double>(x[i * k + t]) * row[t]);
+                }
+                // f32 accumulation error is bounded by k * eps * sum|terms|.
+                const double bound = static_cast<double>(k) * 1.2e-7 * magnitude + 1e-30;
+                EXPECT_NEAR(out[i * 4 + j], ref, bound)
+                    << kernels->name << " " << dtype_name(dtype) << " k=" << k << " tile " << nx << "x" << nw;
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(MatmulKernels, SplitAcrossThreadsChangesNoBit) {
+  const size_t n = 5, k = 96, m = 37;
+  std::mt19937 rng(3);
+  std::normal_distribution<float> normal;
+  std::vector<float> x(n * k), w(m * k);
+  for (auto& v : x) v = normal(rng);
+  for (auto& v : w) v = normal(rng);
+  const MatrixView view{DType::F32, w.data(), static_cast<int64_t>(m), static_cast<int64_t>(k)};
+  std::vector<float> one(n * m), three(n * m);
+  ThreadPool pool1(1), pool3(3);
+  const MatmulOutput a[] = {{view, nullptr, one.data()}};
+  const MatmulOutput b[] = {{view, nullptr, three.data()}};
+  matmul(pool1, x.data(), n, a);
+  matmul(pool3, x.data(), n, b);
+  EXPECT_EQ(0, std::memcmp(one.data(), three.data(), one.size() * sizeof(float)));
+}
+
+TEST(ThreadPool, CoversEveryIndexOnce) {
+  ThreadPool pool(3);
+  for (const size_t n : {1u, 2u, 3u, 10u, 1000u}) {
+    std::vector<int> hits(n, 0);
+    pool.parallel_for(n, 4, [&](size_t begin, size_t end, int) {
+      for (size_t i = begin; i < end; ++i) ++hits[i];
+    });
+    for (size_t i = 0; i < n; ++i) ASSERT_EQ(hits[i], 1) << "n=" << n << " i=" << i;
+  }
+}
+
+TEST(Rope, Llama3ScalingFollowsTransformers) {
+  // Frequencies with wavelength above original/low_freq_factor are divided by
+  // factor; those below original/high_freq_factor are kept; between, smoothed.
+  Rope::Llama3Scaling scaling{8.0f, 1.0f, 4.0f, 8192.0f};
+  const Rope plain(128, 500000.0, nullptr);
+  const Rope scaled(128, 500000.0, &scaling);
+  // Position 1 rotates (x, 0) by the frequency itself: read it back.
+  auto angle_of = [](const Rope& rope, int i) {
+    std::vector<float> head(128, 0.0f);
+    head[static_cast<size_t>(i)] = 1.0f;
+    rope.apply(head.data(), 1, 1);
+    return std::atan2(head[static_cast<size_t>(i + 64)], head[static_cast<size_t>(i)]);
+  };
+  EXPECT_FLOAT_EQ(angle_of(scaled, 0), angle_of(plain, 0));              // highest frequency: kept
+  EXPECT_NEAR(angle_of(scaled, 63), angle_of(plain, 63) / 8.0f, 1e-9);  // lowest: divided by 8
+}
+
+}  // namespace
+}  // namespace strata::cpu

@@ -1,0 +1,48 @@
+#include "cli_util.h"
+
+#include <charconv>
+#include <cstdio>
+#include <iostream>
+#include <iterator>
+
+#include "strata/error.h"
+
+namespace strata::cli {
+
+std::vector<int32_t> parse_id_list(const std::string& text) {
+  std::vector<int32_t> ids;
+  size_t at = 0;
+  while (at <= text.size()) {
+    size_t end = text.find(',', at);
+    if (end == std::string::npos) end = text.size();
+    size_t b = at, e = end;
+    while (b < e && text[b] == ' ') ++b;
+    while (e > b && text[e - 1] == ' ') --e;
+    int32_t value = 0;
+    const auto [ptr, ec] = std::from_chars(text.data() + b, text.data() + e, value);
+    if (b == e || ec != std::errc() || ptr != text.data() + e || value < 0)
+      throw Error("bad token id list '" + text + "'", "", "", "expected non-negative integers like 1,403,407");
+    ids.push_back(value);
+    at = end + 1;
+  }
+  return ids;
+}
+
+std::string human_bytes(uint64_t bytes) {
+  const char* units[] = {"B", "KB", "MB", "GB", "TB"};
+  double value = static_cast<double>(bytes);
+  int unit = 0;
+  while (value >= 1000 && unit < 4) {
+    value /= 1000;
+    ++unit;
+  }
+  char buffer[32];
+  std::snprintf(buffer, sizeof buffer, unit == 0 ? "%.0f %s" : "%.2f %s", value, units[unit]);
+  return buffer;
+}
+
+std::string read_stdin() {
+  return std::string(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
+}
+
+}  // namespace strata::cli

@@ -1,0 +1,143 @@
+// strata bench: load time, prompt and generation speed with their spread,
+// beside the memory-bandwidth bound measured in the same run.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <vector>
+
+#include "backend/cpu/kernels.h"
+#include "backend/cpu/memory_bandwidth.h"
+#include "cli_util.h"
+#include "commands.h"
+#include "runtime/model_impl.h"
+#include "strata/error.h"
+#include "strata/generate.h"
+#include "strata/model.h"
+
+namespace strata::cli {
+namespace {
+
+struct BenchArgs {
+  std::string model_dir;
+  int threads = 0;
+  int64_t prompt_tokens = 64;
+  int64_t gen_tokens = 32;
+  int reps = 3;
+  int64_t bandwidth_mib = 1024;
+  bool json = false;
+};
+
+struct Stats {
+  double mean = 0, stddev = 0, min = 0, max = 0;
+};
+
+Stats stats_of(const std::vector<double>& values) {
+  Stats s;
+  if (values.empty()) return s;
+  s.min = *std::min_element(values.begin(), values.end());
+  s.max = *std::max_element(values.begin(), values.end());
+  for (double v : values) s.mean += v;
+  s.mean /= static_cast<double>(values.size());
+  for (double v : values) s.stddev += (v - s.mean) * (v - s.mean);
+  s.stddev = values.size() > 1 ? std::sqrt(s.stddev / static_cast<double>(values.size() - 1)) : 0.0;
+  return s;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+void run_bench(const BenchArgs& args) {
+  auto model = Model::load(args.model_dir, ModelOptions{args.threads});
+  const ModelConfig& c = model->config();
+  std::fprintf(stderr, "strata bench: %s, %lld layers, %s weights, %d threads, kernels %s\n", c.architecture.c_str(),
+               static_cast<long long>(c.num_layers), human_bytes(model->checkpoint_bytes()).c_str(), model->threads(),
+               cpu::best_kernels().name);
+
+  // Prompt ids: fixed pseudo-random ids, so runs are comparable.
+  std::vector<int32_t> prompt(static_cast<size_t>(args.prompt_tokens));
+  for (size_t i = 0; i < prompt.size(); ++i)
+    prompt[i] = static_cast<int32_t>((i * 7919 + 13) % static_cast<size_t>(c.vocab_size));
+
+  Session session(*model, 1, args.prompt_tokens + args.gen_tokens);
+  Sampler greedy(SamplingOptions{});
+  // Warm-up: the first pass pages the memory-mapped weights in.
+  auto start = std::chrono::steady_clock::now();
+  session.feed(std::span<const int32_t>(prompt.data(), 1), 1);
+  const double first_token_seconds = seconds_since(start);
+
+  std::vector<double> prompt_tps, gen_ms;
+  for (int rep = 0; rep < args.reps; ++rep) {
+    session.reset();
+    start = std::chrono::steady_clock::now();
+    auto logits = session.feed(prompt, args.prompt_tokens);
+    prompt_tps.push_back(static_cast<double>(args.prompt_tokens) / seconds_since(start));
+    int32_t next = greedy.pick(logits);
+    start = std::chrono::steady_clock::now();
+    for (int64_t t = 0; t < args.gen_tokens; ++t) {
+      logits = session.feed(std::span<const int32_t>(&next, 1), 1);
+      next = greedy.pick(logits);
+    }
+    gen_ms.push_back(1000.0 * seconds_since(start) / static_cast<double>(args.gen_tokens));
+    std::fprintf(stderr, "  rep %d: prompt %.1f tok/s, generation %.1f ms/tok\n", rep + 1, prompt_tps.back(), gen_ms.back());
+  }
+
+  const auto bandwidth = cpu::measure_read_bandwidth(*model->impl().pool,
+                                                     static_cast<size_t>(args.bandwidth_mib) << 20, 5);
+  const double bytes_per_token = static_cast<double>(model->weight_bytes_per_token());
+  const double bound_ms = 1000.0 * bytes_per_token / bandwidth.best_bytes_per_second;
+  const Stats p = stats_of(prompt_tps);
+  const Stats g = stats_of(gen_ms);
+  const double ratio = bound_ms / g.mean;
+
+  if (args.json) {
+    nlohmann::json out{{"model", args.model_dir},
+                       {"threads", model->threads()},
+                       {"kernels", cpu::best_kernels().name},
+                       {"load_seconds", model->load_seconds()},
+                       {"first_token_seconds", first_token_seconds},
+                       {"prompt_tokens", args.prompt_tokens},
+                       {"prompt_tok_per_s", {{"mean", p.mean}, {"stddev", p.stddev}, {"min", p.min}, {"max", p.max}}},
+                       {"gen_tokens", args.gen_tokens},
+                       {"gen_ms_per_tok", {{"mean", g.mean}, {"stddev", g.stddev}, {"min", g.min}, {"max", g.max}}},
+                       {"weight_bytes_per_token", bytes_per_token},
+                       {"read_bandwidth_bytes_per_s", bandwidth.best_bytes_per_second},
+                       {"bound_ms_per_tok", bound_ms},
+                       {"bound_over_measured", ratio}};
+    std::printf("%s\n", out.dump(2).c_str());
+    return;
+  }
+  std::printf("load                 %.3f s (first token, cold: %.3f s)\n", model->load_seconds(), first_token_seconds);
+  std::printf("prompt (%lld tok)     %.1f tok/s  (sd %.1f, min %.1f, max %.1f, %d reps)\n",
+              static_cast<long long>(args.prompt_tokens), p.mean, p.stddev, p.min, p.max, args.reps);
+  std::printf("generation (%lld tok) %.2f ms/tok = %.2f tok/s  (sd %.2f ms, min %.2f, max %.2f, %d reps)\n",
+              static_cast<long long>(args.gen_tokens), g.mean, 1000.0 / g.mean, g.stddev, g.min, g.max, args.reps);
+  std::printf("weights per token    %s\n", human_bytes(static_cast<uint64_t>(bytes_per_token)).c_str());
+  std::printf("read bandwidth       %.2f GB/s best, %.2f GB/s mean (%d threads, %s buffer)\n",
+              bandwidth.best_bytes_per_second / 1e9, bandwidth.mean_bytes_per_second / 1e9, model->threads(),
+              human_bytes(bandwidth.buffer_bytes).c_str());
+  std::printf("bandwidth bound      %.2f ms/tok\n", bound_ms);
+  std::printf("bound / measured     %.2f  (1.00 = at the memory-bandwidth limit)\n", ratio);
+}
+
+}  // namespace
+
+void add_bench_command(CLI::App& app) {
+  auto args = std::make_shared<BenchArgs>();
+  CLI::App* cmd = app.add_subcommand("bench", "Measure load time, prompt and generation speed against the memory-bandwidth bound");
+  cmd->add_option("-m,--model", args->model_dir, "Model folder")->required();
+  cmd->add_option("-t,--threads", args->threads, "Worker threads (0 = all cores)")->capture_default_str()->check(CLI::NonNegativeNumber);
+  cmd->add_option("--prompt-tokens", args->prompt_tokens, "Prompt length of each repetition")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--gen-tokens", args->gen_tokens, "Tokens generated per repetition")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--reps", args->reps, "Repetitions (after one warm-up token)")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--bandwidth-buffer-mib", args->bandwidth_mib, "Size of the buffer read to measure RAM bandwidth")
+      ->capture_default_str()
+      ->check(CLI::Range(64, 65536));
+  cmd->add_flag("--json", args->json, "Print the figures as one JSON object");
+  cmd->callback([args] { run_bench(*args); });
+}
+
+}  // namespace strata::cli

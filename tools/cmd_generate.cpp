@@ -1,0 +1,141 @@
+// strata generate: text generation with streaming output and a timing summary.
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+
+#include "cli_util.h"
+#include "commands.h"
+#include "strata/error.h"
+#include "strata/generate.h"
+#include "strata/model.h"
+#include "strata/tokenizer.h"
+
+namespace strata::cli {
+namespace {
+
+struct GenerateArgs {
+  std::string model_dir;
+  std::optional<std::string> prompt;
+  std::string prompt_ids;
+  int64_t max_new = 128;
+  std::optional<double> temperature;
+  std::optional<int64_t> top_k;
+  std::optional<double> top_p;
+  std::optional<uint64_t> seed;
+  int threads = 0;
+  bool json = false;
+  bool no_special = false;
+};
+
+// Sampling settings: the flags, else generation_config.json, else greedy.
+SamplingOptions sampling_from(const GenerateArgs& args, const GenerationConfig& gen) {
+  SamplingOptions s;
+  s.temperature = args.temperature.value_or(gen.do_sample ? gen.temperature : 0.0);
+  s.top_k = args.top_k.value_or(gen.do_sample ? gen.top_k : 0);
+  s.top_p = args.top_p.value_or(gen.do_sample ? gen.top_p : 1.0);
+  s.seed = args.seed.value_or(static_cast<uint64_t>(std::chrono::system_clock::now().time_since_epoch().count()));
+  return s;
+}
+
+std::vector<int32_t> eos_ids_of(const Model& model, const Tokenizer* tokenizer) {
+  std::vector<int32_t> ids = model.generation_config().eos_token_ids;
+  if (ids.empty()) ids = model.config().eos_token_ids;
+  if (ids.empty() && tokenizer && tokenizer->eos_id()) ids.push_back(*tokenizer->eos_id());
+  return ids;
+}
+
+void run_generate(const GenerateArgs& args) {
+  auto model = Model::load(args.model_dir, ModelOptions{args.threads});
+  std::unique_ptr<Tokenizer> tokenizer;
+  if (std::filesystem::exists(std::filesystem::path(args.model_dir) / "tokenizer.json"))
+    tokenizer = std::make_unique<Tokenizer>(Tokenizer::from_dir(args.model_dir));
+
+  std::vector<int32_t> prompt;
+  if (!args.prompt_ids.empty()) {
+    if (args.prompt) throw Error("give either -p or --prompt-ids, not both");
+    prompt = parse_id_list(args.prompt_ids);
+  } else {
+    if (!tokenizer)
+      throw Error("this model has no tokenizer.json", args.model_dir, "", "give the prompt as --prompt-ids 1,403,407");
+    const std::string text = args.prompt ? *args.prompt : read_stdin();
+    prompt = tokenizer->encode(text, !args.no_special);
+  }
+
+  GenerateOptions options;
+  options.max_new_tokens = args.max_new;
+  options.sampling = sampling_from(args, model->generation_config());
+  options.eos_ids = eos_ids_of(*model, tokenizer.get());
+
+  // Stream the prompt and each new token through one decoder, so the output
+  // is exactly decode(prompt + new ids).
+  std::optional<Tokenizer::StreamDecoder> stream;
+  if (tokenizer && !args.json) {
+    stream.emplace(*tokenizer, /*skip_special=*/true);
+    for (const int32_t id : prompt) std::fputs(stream->push(id).c_str(), stdout);
+    std::fflush(stdout);
+  }
+  auto on_token = [&](int32_t id) {
+    if (args.json) return;
+    if (stream) {
+      std::fputs(stream->push(id).c_str(), stdout);
+    } else {
+      std::printf("%d ", id);
+    }
+    std::fflush(stdout);
+  };
+  const GenerateResult result = generate(*model, prompt, options, on_token);
+
+  if (args.json) {
+    nlohmann::json out{{"prompt_ids", prompt}, {"new_ids", result.new_ids}, {"stopped_on_eos", result.stopped_on_eos}};
+    if (tokenizer) {
+      std::vector<int32_t> all(prompt);
+      all.insert(all.end(), result.new_ids.begin(), result.new_ids.end());
+      out["text"] = tokenizer->decode(all, true);
+      out["new_text"] = tokenizer->decode(result.new_ids, true);
+    }
+    std::printf("%s\n", out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+  } else {
+    if (stream) std::fputs(stream->flush().c_str(), stdout);
+    std::printf("\n");
+  }
+  std::fflush(stdout);
+
+  const double decode_steps = static_cast<double>(result.new_ids.size() > 0 ? result.new_ids.size() - 1 : 0);
+  std::fprintf(stderr,
+               "strata: load %.2f s | prompt %lld tok, %.1f tok/s | generation %zu tok, %.2f tok/s (%.1f ms/tok) | "
+               "%d threads | seed %llu%s\n",
+               model->load_seconds(), static_cast<long long>(result.prompt_tokens),
+               result.prompt_seconds > 0 ? static_cast<double>(result.prompt_tokens) / result.prompt_seconds : 0.0,
+               result.new_ids.size(), result.generate_seconds > 0 ? decode_steps / result.generate_seconds : 0.0,
+               decode_steps > 0 ? 1000.0 * result.generate_seconds / decode_steps : 0.0, model->threads(),
+               static_cast<unsigned long long>(options.sampling.seed), result.stopped_on_eos ? " | stopped at EOS" : "");
+}
+
+}  // namespace
+
+void add_generate_command(CLI::App& app) {
+  auto args = std::make_shared<GenerateArgs>();
+  CLI::App* cmd = app.add_subcommand("generate", "Generate text from a prompt, streaming tokens as they come");
+  cmd->add_option("-m,--model", args->model_dir, "Model folder (config.json, *.safetensors, tokenizer.json)")
+      ->required();
+  cmd->add_option("-p,--prompt", args->prompt, "Prompt text; read from standard input when neither -p nor --prompt-ids is given");
+  cmd->add_option("--prompt-ids", args->prompt_ids, "Prompt as comma-separated token ids, e.g. 1,403,407 (for models without a tokenizer)");
+  cmd->add_option("-n,--max-new-tokens", args->max_new, "Stop after this many new tokens (or at EOS)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--temp", args->temperature, "Sampling temperature; 0 means greedy. Default: generation_config.json, else greedy")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--top-k", args->top_k, "Sample only among the K most likely tokens (0 = off)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--top-p", args->top_p, "Sample only among the most likely tokens whose probability reaches P (1 = off)")
+      ->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--seed", args->seed, "Random seed for sampling (default: from the clock, printed at the end)");
+  cmd->add_option("-t,--threads", args->threads, "Worker threads (0 = all cores)")->capture_default_str()->check(CLI::NonNegativeNumber);
+  cmd->add_flag("--json", args->json, "Print one JSON object {prompt_ids, new_ids, text} at the end instead of streaming text");
+  cmd->add_flag("--no-special", args->no_special, "Do not add BOS/EOS when encoding the prompt text");
+  cmd->callback([args] { run_generate(*args); });
+}
+
+}  // namespace strata::cli

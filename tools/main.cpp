@@ -1,0 +1,33 @@
+// strata: run language models bigger than your hardware.
+#include <cstdio>
+#include <exception>
+#include <iostream>
+
+#include "commands.h"
+#include "strata/error.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"strata: load Hugging Face Llama-family checkpoints and run them fast on the CPU"};
+  app.require_subcommand(1);
+  app.set_help_all_flag("--help-all", "Show help for every subcommand");
+  strata::cli::add_generate_command(app);
+  strata::cli::add_logits_command(app);
+  strata::cli::add_inspect_command(app);
+  strata::cli::add_tokenize_command(app);
+  strata::cli::add_synth_command(app);
+  strata::cli::add_bench_command(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const strata::Error& e) {
+    std::fflush(stdout);
+    std::cerr << "strata: error: " << e.what() << "\n";
+    return 1;
+  } catch (const std::exception& e) {
+    std::fflush(stdout);
+    std::cerr << "strata: error: " << e.what() << "\n";
+    return 2;
+  }
+  return 0;
+}
