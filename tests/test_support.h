@@ -18,6 +18,15 @@ inline std::filesystem::path fixtures_dir() {
 // The built `strata` command, for tests that check exit codes and messages.
 inline std::filesystem::path cli_path() { return STRATA_CLI_PATH; }
 
+// Runs the `strata` command with `args` (a shell fragment), capturing its output.
+struct CliResult {
+  int exit_code = -1;
+  bool signaled = false;
+  std::string out;  // stdout
+  std::string err;  // stderr
+};
+CliResult run_cli(const std::string& args);
+
 // A fresh, empty directory under the system temp dir, removed on destruction.
 class TempDir {
  public:

@@ -2,9 +2,7 @@
 // line on stderr that names the problem, a non-zero exit and no crash.
 #include <gtest/gtest.h>
 
-#include <array>
-#include <cstdio>
-#include <sys/wait.h>
+#include <algorithm>
 
 #include "broken_checkpoints.h"
 #include "test_support.h"
@@ -12,25 +10,8 @@
 namespace strata {
 namespace {
 
-struct RunResult {
-  int exit_code = -1;
-  bool signaled = false;
-  std::string output;  // stdout and stderr together
-};
-
-RunResult run(const std::string& args) {
-  const std::string command = test::cli_path().string() + " " + args + " 2>&1";
-  RunResult result;
-  FILE* pipe = popen(command.c_str(), "r");
-  if (!pipe) return result;
-  std::array<char, 4096> buffer{};
-  size_t n;
-  while ((n = fread(buffer.data(), 1, buffer.size(), pipe)) > 0) result.output.append(buffer.data(), n);
-  const int status = pclose(pipe);
-  result.signaled = WIFSIGNALED(status);
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return result;
-}
+// Errors go to stderr as one line; nothing on stdout.
+test::CliResult run(const std::string& args) { return test::run_cli(args); }
 
 TEST(CliErrors, BrokenCheckpointsGiveOneLineErrors) {
   test::TempDir root;
@@ -38,14 +19,14 @@ TEST(CliErrors, BrokenCheckpointsGiveOneLineErrors) {
   ASSERT_GE(cases.size(), 10u);
   for (const auto& c : cases) {
     SCOPED_TRACE(c.name);
-    const RunResult r = run("generate -m " + c.dir.string() + " --prompt-ids 1,2 -n 2 --temp 0");
-    EXPECT_FALSE(r.signaled) << r.output;
-    EXPECT_NE(r.exit_code, 0) << r.output;
-    EXPECT_EQ(r.output.rfind("strata: error: ", 0), 0u) << r.output;
+    const test::CliResult r = run("generate -m " + c.dir.string() + " --prompt-ids 1,2 -n 2 --temp 0");
+    EXPECT_FALSE(r.signaled) << r.err;
+    EXPECT_NE(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.err.rfind("strata: error: ", 0), 0u) << r.err;
     // Exactly one line.
-    EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
-    EXPECT_NE(r.output.find(c.expected), std::string::npos) << r.output;
-    EXPECT_NE(r.output.find(c.expected_file), std::string::npos) << r.output;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    EXPECT_NE(r.err.find(c.expected), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find(c.expected_file), std::string::npos) << r.err;
   }
 }
 
@@ -53,29 +34,29 @@ TEST(CliErrors, ValidTinyModelRuns) {
   // The base the gallery damages is itself valid: the errors come from the damage.
   test::TempDir root;
   test::write_tiny_llama(root.path() / "ok");
-  const RunResult r = run("generate -m " + (root.path() / "ok").string() + " --prompt-ids 1,2 -n 3 --temp 0 --json");
-  EXPECT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_NE(r.output.find("\"new_ids\""), std::string::npos) << r.output;
+  const test::CliResult r = run("generate -m " + (root.path() / "ok").string() + " --prompt-ids 1,2 -n 3 --temp 0 --json");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("\"new_ids\""), std::string::npos) << r.err;
 }
 
 TEST(CliErrors, BadArgumentsAreReported) {
-  const RunResult missing = run("generate -m /nonexistent/model --prompt-ids 1");
-  EXPECT_EQ(missing.exit_code, 1) << missing.output;
-  EXPECT_NE(missing.output.find("/nonexistent/model"), std::string::npos) << missing.output;
+  const test::CliResult missing = run("generate -m /nonexistent/model --prompt-ids 1");
+  EXPECT_EQ(missing.exit_code, 1) << missing.err;
+  EXPECT_NE(missing.err.find("/nonexistent/model"), std::string::npos) << missing.err;
 
-  const RunResult bad_ids = run("generate -m /tmp --prompt-ids 1,x");
+  const test::CliResult bad_ids = run("generate -m /tmp --prompt-ids 1,x");
   EXPECT_NE(bad_ids.exit_code, 0);
 
-  const RunResult unknown = run("frobnicate");
+  const test::CliResult unknown = run("frobnicate");
   EXPECT_NE(unknown.exit_code, 0);
 }
 
 TEST(CliErrors, TokenIdOutsideVocabularyIsAnError) {
   test::TempDir root;
   test::write_tiny_llama(root.path() / "ok");
-  const RunResult r = run("generate -m " + (root.path() / "ok").string() + " --prompt-ids 1,99999 -n 1");
-  EXPECT_EQ(r.exit_code, 1) << r.output;
-  EXPECT_NE(r.output.find("outside the vocabulary"), std::string::npos) << r.output;
+  const test::CliResult r = run("generate -m " + (root.path() / "ok").string() + " --prompt-ids 1,99999 -n 1");
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("outside the vocabulary"), std::string::npos) << r.err;
 }
 
 }  // namespace

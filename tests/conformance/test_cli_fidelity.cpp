@@ -1,0 +1,125 @@
+// The acceptance checks as a user runs them: through the `strata` command.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "format/safetensors.h"
+#include "test_support.h"
+
+namespace strata {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+json read_json(const fs::path& path) {
+  std::ifstream in(path);
+  return json::parse(in);
+}
+
+std::vector<float> read_logits(const fs::path& path) {
+  SafetensorsFile file(path);
+  for (const auto& t : file.tensors()) {
+    if (t.name != "logits") continue;
+    std::vector<float> out(static_cast<size_t>(t.numel()));
+    std::memcpy(out.data(), file.data(t).data(), out.size() * sizeof(float));
+    return out;
+  }
+  ADD_FAILURE() << "no logits in " << path;
+  return {};
+}
+
+class CliFixture : public ::testing::TestWithParam<std::string> {
+ protected:
+  fs::path dir() const { return test::fixtures_dir() / "models" / GetParam(); }
+};
+
+TEST_P(CliFixture, LogitsCommandMatchesReference) {
+  STRATA_REQUIRE_FIXTURES();
+  test::TempDir tmp;
+  const fs::path out = tmp.path() / "logits.safetensors";
+  const auto r = test::run_cli("logits -m " + dir().string() + " --input " + (dir() / "reference.safetensors").string() +
+                               " -o " + out.string());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto got = read_logits(out);
+  const auto want = read_logits(dir() / "reference.safetensors");
+  ASSERT_EQ(got.size(), want.size());
+  double max_diff = 0;
+  for (size_t i = 0; i < got.size(); ++i) max_diff = std::max(max_diff, std::abs(double(got[i]) - want[i]));
+  EXPECT_LE(max_diff, 1e-4);
+}
+
+TEST_P(CliFixture, GreedyJsonMatchesReference) {
+  STRATA_REQUIRE_FIXTURES();
+  const json greedy = read_json(dir() / "reference.json").at("greedy");
+  std::string ids;
+  for (const int id : greedy.at("prompt_ids")) ids += (ids.empty() ? "" : ",") + std::to_string(id);
+  const auto r = test::run_cli("generate -m " + dir().string() + " --prompt-ids " + ids + " -n " +
+                               std::to_string(greedy.at("max_new_tokens").get<int>()) + " --temp 0 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const json out = json::parse(r.out);
+  EXPECT_EQ(out.at("new_ids"), greedy.at("new_ids"));
+  if (greedy.contains("text")) {
+    EXPECT_EQ(out.at("text"), greedy.at("text"));
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Transformers, CliFixture,
+                         ::testing::Values("stories260k", "stories260k-sharded", "llama-tiny-random",
+                                           "llama-tiny-random-bf16", "qwen2-tiny-random"),
+                         [](const auto& param_info) {
+                           std::string name = param_info.param;
+                           for (char& c : name)
+                             if (c == '-') c = '_';
+                           return name;
+                         });
+
+TEST(CliStories260k, GreedyFromBosPrintsLlama2cText) {
+  STRATA_REQUIRE_FIXTURES();
+  const fs::path dir = test::fixtures_dir() / "models" / "stories260k";
+  const json ref = read_json(dir / "llama2c_reference.json");
+  const auto r = test::run_cli("generate -m " + dir.string() + " --prompt-ids 1 -n 200 --temp 0");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  // The text, then one newline that ends the output.
+  EXPECT_EQ(r.out, ref.at("text").get<std::string>() + "\n");
+}
+
+TEST(CliStories260k, PromptTextStreamsTheReferenceContinuation) {
+  STRATA_REQUIRE_FIXTURES();
+  const fs::path dir = test::fixtures_dir() / "models" / "stories260k";
+  const json greedy = read_json(dir / "reference.json").at("greedy");
+  const auto tokens = test::run_cli("tokenize -m " + dir.string() + " -p 'Once upon a time' --add-special");
+  ASSERT_EQ(tokens.exit_code, 0) << tokens.err;
+  EXPECT_EQ(json::parse(tokens.out), greedy.at("prompt_ids"));
+  const auto r = test::run_cli("generate -m " + dir.string() + " -p 'Once upon a time' -n 32 --temp 0");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, greedy.at("text").get<std::string>() + "\n");
+  EXPECT_NE(r.err.find("tok/s"), std::string::npos) << r.err;
+}
+
+TEST(CliStories260k, SampledGenerationIsReproducibleWithASeed) {
+  STRATA_REQUIRE_FIXTURES();
+  const fs::path dir = test::fixtures_dir() / "models" / "stories260k";
+  const std::string args = "generate -m " + dir.string() + " -p 'Once upon a time' -n 40 --temp 0.9 --top-p 0.9 --seed 7 --json";
+  const auto a = test::run_cli(args);
+  const auto b = test::run_cli(args);
+  ASSERT_EQ(a.exit_code, 0) << a.err;
+  EXPECT_EQ(a.out, b.out);
+  const auto c = test::run_cli("generate -m " + dir.string() + " -p 'Once upon a time' -n 40 --temp 0.9 --top-p 0.9 --seed 8 --json");
+  EXPECT_NE(json::parse(a.out).at("new_ids"), json::parse(c.out).at("new_ids"));
+}
+
+TEST(CliStories260k, PromptFromStandardInput) {
+  STRATA_REQUIRE_FIXTURES();
+  const fs::path dir = test::fixtures_dir() / "models" / "stories260k";
+  const auto r = test::run_cli("generate -m " + dir.string() + " -n 4 --temp 0 --json < /dev/null");
+  // Empty stdin still gives BOS, so generation runs from BOS.
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(json::parse(r.out).at("prompt_ids"), json::array({1}));
+}
+
+}  // namespace
+}  // namespace strata
