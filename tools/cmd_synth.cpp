@@ -1,0 +1,182 @@
+// strata synth: write a random-weight Hugging Face checkpoint of any
+// Llama-family shape, for benchmarks and tests that need a model of a given
+// size without downloading one. The work is in src/format/synth_checkpoint.cpp.
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "cli_util.h"
+#include "commands.h"
+#include "format/synth_checkpoint.h"
+#include "strata/error.h"
+
+namespace strata::cli {
+namespace {
+
+struct SynthArgs {
+  std::string output;
+  std::string like;
+  std::string arch;
+  int64_t hidden = 0, layers = 0, heads = 0, kv_heads = 0, intermediate = 0, vocab = 0, head_dim = 0;
+  int64_t max_position = 0;
+  double rope_theta = 0;
+  std::string dtype = "bf16";
+  std::string shard_size = "2GB";
+  uint64_t seed = 0;
+  bool tie = false;
+  bool force = false;
+  unsigned threads = 0;
+  // Which of the optional flags were given, so they override a preset.
+  CLI::Option* tie_flag = nullptr;
+  std::map<std::string, CLI::Option*> shape_flags;
+};
+
+DType parse_dtype_flag(const std::string& text) {
+  if (text == "bf16" || text == "bfloat16") return DType::BF16;
+  if (text == "f16" || text == "fp16" || text == "float16") return DType::F16;
+  if (text == "f32" || text == "fp32" || text == "float32") return DType::F32;
+  throw Error("unknown dtype '" + text + "'", "", "", "use bf16, f16 or f32");
+}
+
+// The spec from a preset (if any) with each given flag applied on top.
+SynthSpec build_spec(const SynthArgs& a) {
+  const auto given = [&a](const char* flag) { return a.shape_flags.at(flag)->count() > 0; };
+  SynthSpec spec;
+  if (!a.like.empty()) {
+    spec = synth_preset(a.like);
+  } else {
+    std::string missing;
+    for (const char* flag : {"--hidden", "--layers", "--heads", "--intermediate", "--vocab"})
+      if (!given(flag)) missing += std::string(missing.empty() ? "" : ", ") + flag;
+    if (!missing.empty())
+      throw Error("no model shape: give --like NAME, or the shape flags (missing " + missing + ")", "", "",
+                  "e.g. --like tinyllama-1.1b, or --hidden 64 --layers 2 --heads 4 --intermediate 176 --vocab 512");
+  }
+  if (!a.arch.empty()) spec.architecture = synth_architecture(a.arch);
+  if (given("--hidden")) spec.hidden_size = a.hidden;
+  if (given("--layers")) spec.num_layers = a.layers;
+  if (given("--heads")) spec.num_heads = a.heads;
+  if (given("--kv-heads")) spec.num_kv_heads = a.kv_heads;
+  if (given("--intermediate")) spec.intermediate_size = a.intermediate;
+  if (given("--vocab")) spec.vocab_size = a.vocab;
+  if (given("--head-dim")) spec.head_dim = a.head_dim;
+  if (given("--max-position")) spec.max_position_embeddings = a.max_position;
+  if (given("--rope-theta")) spec.rope_theta = a.rope_theta;
+  if (a.tie_flag->count() > 0) spec.tie_word_embeddings = a.tie;
+  spec.dtype = parse_dtype_flag(a.dtype);
+  spec.shard_size = parse_byte_size(a.shard_size);
+  spec.seed = a.seed;
+  return spec;
+}
+
+// Rewrites one stderr line (or prints lines when stderr is not a terminal,
+// so logs stay readable), at most a few times a second.
+class ProgressLine {
+ public:
+  ProgressLine() : tty_(::isatty(STDERR_FILENO) != 0), start_(Clock::now()), last_(start_) {}
+
+  void update(uint64_t written, uint64_t total) {
+    const auto now = Clock::now();
+    if (written == 0) {  // the weights start now; the tokenizer came before
+      start_ = last_ = now;
+      return;
+    }
+    const double since_last = std::chrono::duration<double>(now - last_).count();
+    if (written < total && since_last < (tty_ ? 0.25 : 2.0)) return;
+    last_ = now;
+    const double seconds = std::chrono::duration<double>(now - start_).count();
+    const double rate = seconds > 0 ? static_cast<double>(written) / seconds : 0;
+    std::fprintf(stderr, "%swriting weights: %s / %s (%3.0f%%), %s/s%s", tty_ ? "\r" : "",
+                 human_bytes(written).c_str(), human_bytes(total).c_str(),
+                 total ? 100.0 * static_cast<double>(written) / static_cast<double>(total) : 100.0,
+                 human_bytes(static_cast<uint64_t>(rate)).c_str(), tty_ ? "   " : "\n");
+    if (tty_ && written >= total) std::fprintf(stderr, "\n");
+    std::fflush(stderr);
+  }
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  bool tty_;
+  Clock::time_point start_, last_;
+};
+
+// Below this, the write is over before a progress line would help.
+constexpr uint64_t kProgressAbove = 200'000'000;
+
+void run_synth(const SynthArgs& args) {
+  const SynthSpec spec = build_spec(args);
+  const SynthLayout layout = synth_layout(spec);  // validates before anything is touched
+
+  SynthOptions options;
+  options.force = args.force;
+  options.threads = args.threads;
+  auto progress = std::make_shared<ProgressLine>();
+  if (layout.data_bytes > kProgressAbove)
+    options.progress = [progress](uint64_t written, uint64_t total) { progress->update(written, total); };
+
+  const SynthResult r = write_synthetic_checkpoint(spec, args.output, options);
+  const double rate = r.seconds > 0 ? static_cast<double>(r.file_bytes) / r.seconds : 0;
+  const double params = static_cast<double>(r.params);
+  char params_text[32];
+  std::snprintf(params_text, sizeof params_text, params >= 1e9 ? "%.2f B" : "%.2f M",
+                params >= 1e9 ? params / 1e9 : params / 1e6);
+  std::printf("wrote %s: %s, %s params, %s, %s in %zu safetensors file(s) + config and tokenizer, "
+              "%.2f s (%s/s)\n",
+              r.dir.string().c_str(), spec.architecture.c_str(), params_text,
+              std::string(dtype_name(spec.dtype)).c_str(), human_bytes(r.file_bytes).c_str(), r.shards,
+              r.seconds, human_bytes(static_cast<uint64_t>(rate)).c_str());
+}
+
+}  // namespace
+
+void add_synth_command(CLI::App& app) {
+  auto args = std::make_shared<SynthArgs>();
+  std::string presets;
+  for (const auto& n : synth_preset_names()) presets += (presets.empty() ? "" : ", ") + n;
+  CLI::App* cmd = app.add_subcommand(
+      "synth",
+      "Write a random-weight Hugging Face checkpoint (config.json, safetensors, tokenizer.json) of a given "
+      "Llama-family shape. Give --like NAME for a known shape, or all of --hidden --layers --heads "
+      "--intermediate --vocab; any shape flag overrides the preset's value. Weights are uniform with the std "
+      "of N(0,1)/sqrt(fan_in) (norms 1+0.1u, biases 0.1u) and depend only on --seed.");
+  cmd->add_option("-o,--output", args->output, "Directory to write (created if missing)")->required();
+  cmd->add_option("--like", args->like, "Start from a preset shape: " + presets);
+  cmd->add_option("--arch", args->arch, "Architecture: llama (LlamaForCausalLM), qwen2 (adds q/k/v biases), mistral")
+      ->check(CLI::IsMember({"llama", "qwen2", "mistral"}));
+  const auto shape = [&](const char* flag, int64_t& target, const char* help) {
+    args->shape_flags[flag] = cmd->add_option(flag, target, help)->check(CLI::PositiveNumber);
+  };
+  shape("--hidden", args->hidden, "hidden_size H");
+  shape("--layers", args->layers, "num_hidden_layers L");
+  shape("--heads", args->heads, "num_attention_heads A");
+  shape("--kv-heads", args->kv_heads, "num_key_value_heads K (default: A); A must be a multiple of K");
+  shape("--intermediate", args->intermediate, "intermediate_size I of the MLP");
+  shape("--vocab", args->vocab, "vocab_size V; at least 259 (3 special + 256 byte tokens)");
+  shape("--head-dim", args->head_dim, "head_dim D (default: H / A); must be even");
+  shape("--max-position", args->max_position, "max_position_embeddings (default: the preset's, else 2048)");
+  args->shape_flags["--rope-theta"] =
+      cmd->add_option("--rope-theta", args->rope_theta, "rope_theta (default: the preset's, else 10000)")
+          ->check(CLI::PositiveNumber);
+  cmd->add_option("--dtype", args->dtype, "Weight dtype: bf16, f16 or f32")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"bf16", "f16", "f32"}));
+  cmd->add_option("--shard-size", args->shard_size,
+                  "Most tensor bytes per safetensors file, e.g. 500MB, 2GB, 1GiB (GiB/MiB/KiB are powers of 2, "
+                  "GB/MB/KB of 10). Bigger models are split into model-0000i-of-0000N.safetensors plus "
+                  "model.safetensors.index.json")
+      ->capture_default_str();
+  cmd->add_option("--seed", args->seed, "Random seed; the same seed gives the same bytes")->capture_default_str();
+  args->tie_flag = cmd->add_flag("--tie,!--untie", args->tie,
+                                 "--tie: lm_head shares embed_tokens (no lm_head.weight, tie_word_embeddings); "
+                                 "--untie: a separate lm_head. Default: the preset's choice, else untied");
+  cmd->add_flag("--force", args->force,
+                "Write into a non-empty directory, replacing its config, tokenizer and *.safetensors files");
+  cmd->add_option("--threads", args->threads, "Generator threads (default: one per core)");
+  cmd->callback([args] { run_synth(*args); });
+}
+
+}  // namespace strata::cli
