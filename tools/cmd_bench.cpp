@@ -28,6 +28,7 @@ struct BenchArgs {
   int reps = 3;
   int64_t bandwidth_mib = 1024;
   bool json = false;
+  bool mmap = false;
 };
 
 struct Stats {
@@ -51,7 +52,7 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
 }
 
 void run_bench(const BenchArgs& args) {
-  auto model = Model::load(args.model_dir, ModelOptions{args.threads});
+  auto model = Model::load(args.model_dir, ModelOptions{args.threads, !args.mmap});
   const ModelConfig& c = model->config();
   std::fprintf(stderr, "strata bench: %s, %lld layers, %s weights, %d threads, kernels %s\n", c.architecture.c_str(),
                static_cast<long long>(c.num_layers), human_bytes(model->checkpoint_bytes()).c_str(), model->threads(),
@@ -137,6 +138,7 @@ void add_bench_command(CLI::App& app) {
       ->capture_default_str()
       ->check(CLI::Range(64, 65536));
   cmd->add_flag("--json", args->json, "Print the figures as one JSON object");
+  cmd->add_flag("--mmap", args->mmap, "Read weights from the memory-mapped files instead of copying them into RAM");
   cmd->callback([args] { run_bench(*args); });
 }
 

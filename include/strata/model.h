@@ -13,6 +13,9 @@ namespace strata {
 
 struct ModelOptions {
   int threads = 0;  // 0: one per hardware core
+  // Copy the weights into host RAM at load (huge pages: the fastest reads),
+  // rather than reading them from the memory-mapped files.
+  bool weights_in_ram = true;
 };
 
 class Session;

@@ -16,7 +16,10 @@ std::string shape_string(const std::vector<int64_t>& shape) {
 
 }  // namespace
 
-WeightStore::WeightStore(Checkpoint checkpoint) : checkpoint_(std::move(checkpoint)) {}
+WeightStore::WeightStore(Checkpoint checkpoint, bool copy_to_ram)
+    : checkpoint_(std::move(checkpoint)), copy_to_ram_(copy_to_ram) {
+  if (copy_to_ram_) arena_.reserve(static_cast<size_t>(total_bytes()) + (size_t{64} << 10) * checkpoint_.tensors().size());
+}
 
 uint64_t WeightStore::total_bytes() const {
   uint64_t total = 0;
@@ -40,8 +43,12 @@ MatrixView WeightStore::matrix(const std::string& name, int64_t rows, int64_t co
                 checkpoint_.dir().string(), name, "strata reads F32, BF16 and F16 weights");
   const auto bytes = checkpoint_.data(info);
   const void* data = bytes.data();
-  // Element reads must be aligned; a file whose offsets are not gets a copy.
-  if (reinterpret_cast<uintptr_t>(data) % dtype_size(info.dtype) != 0) {
+  if (copy_to_ram_) {
+    void* copy = arena_.allocate(bytes.size());
+    std::memcpy(copy, bytes.data(), bytes.size());
+    data = copy;
+  } else if (reinterpret_cast<uintptr_t>(data) % dtype_size(info.dtype) != 0) {
+    // Element reads must be aligned; a file whose offsets are not gets a copy.
     auto& copy = owned_aligned_.emplace_back((bytes.size() + 7) / 8);
     std::memcpy(copy.data(), bytes.data(), bytes.size());
     data = copy.data();

@@ -1,8 +1,10 @@
 // The weight store: owns the checkpoint's memory maps and hands out views of
 // tensors by their Hugging Face names.
 //
-// Matrices are served zero-copy from the map when suitably aligned; 1-D
-// parameters (norm weights, biases) are widened once to owned f32 buffers.
+// Matrices are either copied into host RAM (huge-page backed, the resident
+// tier) or served zero-copy from the file map (aligned copies only when the
+// file's offsets are misaligned); 1-D parameters (norm weights, biases) are
+// widened once to owned f32 buffers.
 // Thread-safety: bind everything before running; afterwards it is read-only.
 #pragma once
 
@@ -14,13 +16,16 @@
 
 #include "backend/tensor_view.h"
 #include "format/safetensors.h"
+#include "runtime/host_arena.h"
 #include "models/causal_lm.h"
 
 namespace strata {
 
 class WeightStore : public WeightSource {
  public:
-  explicit WeightStore(Checkpoint checkpoint);
+  // copy_to_ram: matrices live in host RAM; otherwise they are read from the
+  // memory-mapped files where they lie.
+  WeightStore(Checkpoint checkpoint, bool copy_to_ram);
 
   bool has(const std::string& name) const override { return checkpoint_.find(name) != nullptr; }
 
@@ -39,6 +44,8 @@ class WeightStore : public WeightSource {
   const TensorInfo& expect(const std::string& name, const std::vector<int64_t>& shape) const;
 
   Checkpoint checkpoint_;
+  bool copy_to_ram_;
+  HostArena arena_;
   // Owned copies: widened vectors and realigned matrices. A deque never moves
   // its elements, so views into them stay valid as more are added.
   std::deque<std::vector<float>> owned_f32_;
