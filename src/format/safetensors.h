@@ -34,6 +34,7 @@ struct TensorInfo {
 };
 
 // One validated safetensors file, memory-mapped.
+// Thread-safety: immutable after construction; any number of threads may read it.
 class SafetensorsFile {
  public:
   explicit SafetensorsFile(const std::filesystem::path& path);
@@ -55,6 +56,7 @@ class SafetensorsFile {
 // All tensors of a model directory: model.safetensors, or the shards named by
 // model.safetensors.index.json. Tensor data is reached through the maps; no
 // tensor data is read when opening.
+// Thread-safety: immutable after open(); any number of threads may read it.
 class Checkpoint {
  public:
   // dir holds model.safetensors.index.json or model.safetensors (or exactly one

@@ -22,9 +22,9 @@ std::unique_ptr<Model> Model::load(const std::filesystem::path& dir, const Model
   impl->dir = dir;
   impl->config = ModelConfig::from_file(dir / "config.json");
   impl->generation = GenerationConfig::from_dir(dir);
-  impl->weights = std::make_unique<WeightStore>(Checkpoint::open(dir), options.weights_in_ram);
-  impl->model = create_model(impl->config, *impl->weights);
   impl->pool = std::make_unique<ThreadPool>(options.threads);
+  impl->weights = std::make_unique<WeightStore>(Checkpoint::open(dir), options.weights_in_ram, impl->pool.get());
+  impl->model = create_model(impl->config, *impl->weights);
   impl->load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return std::unique_ptr<Model>(new Model(std::move(impl)));
 }

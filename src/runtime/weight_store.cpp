@@ -16,8 +16,8 @@ std::string shape_string(const std::vector<int64_t>& shape) {
 
 }  // namespace
 
-WeightStore::WeightStore(Checkpoint checkpoint, bool copy_to_ram)
-    : checkpoint_(std::move(checkpoint)), copy_to_ram_(copy_to_ram) {
+WeightStore::WeightStore(Checkpoint checkpoint, bool copy_to_ram, ThreadPool* pool)
+    : checkpoint_(std::move(checkpoint)), copy_to_ram_(copy_to_ram), pool_(pool) {
   if (copy_to_ram_) arena_.reserve(static_cast<size_t>(total_bytes()) + (size_t{64} << 10) * checkpoint_.tensors().size());
 }
 
@@ -44,8 +44,15 @@ MatrixView WeightStore::matrix(const std::string& name, int64_t rows, int64_t co
   const auto bytes = checkpoint_.data(info);
   const void* data = bytes.data();
   if (copy_to_ram_) {
-    void* copy = arena_.allocate(bytes.size());
-    std::memcpy(copy, bytes.data(), bytes.size());
+    auto* copy = static_cast<uint8_t*>(arena_.allocate(bytes.size()));
+    // Page faults on both sides dominate; spread them over the threads.
+    auto copy_range = [&](size_t begin, size_t end, int) {
+      std::memcpy(copy + begin, bytes.data() + begin, end - begin);
+    };
+    if (pool_)
+      pool_->parallel_for(bytes.size(), size_t{1} << 20, copy_range);
+    else
+      copy_range(0, bytes.size(), 0);
     data = copy;
   } else if (reinterpret_cast<uintptr_t>(data) % dtype_size(info.dtype) != 0) {
     // Element reads must be aligned; a file whose offsets are not gets a copy.

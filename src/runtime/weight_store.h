@@ -16,6 +16,7 @@
 
 #include "backend/tensor_view.h"
 #include "format/safetensors.h"
+#include "backend/cpu/thread_pool.h"
 #include "runtime/host_arena.h"
 #include "models/causal_lm.h"
 
@@ -25,7 +26,8 @@ class WeightStore : public WeightSource {
  public:
   // copy_to_ram: matrices live in host RAM; otherwise they are read from the
   // memory-mapped files where they lie.
-  WeightStore(Checkpoint checkpoint, bool copy_to_ram);
+  // The pool (if any) spreads the copies over its threads.
+  WeightStore(Checkpoint checkpoint, bool copy_to_ram, ThreadPool* pool = nullptr);
 
   bool has(const std::string& name) const override { return checkpoint_.find(name) != nullptr; }
 
@@ -45,6 +47,7 @@ class WeightStore : public WeightSource {
 
   Checkpoint checkpoint_;
   bool copy_to_ram_;
+  ThreadPool* pool_;
   HostArena arena_;
   // Owned copies: widened vectors and realigned matrices. A deque never moves
   // its elements, so views into them stay valid as more are added.
