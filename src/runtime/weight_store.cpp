@@ -60,6 +60,7 @@ MatrixView WeightStore::matrix(const std::string& name, int64_t rows, int64_t co
     std::memcpy(copy.data(), bytes.data(), bytes.size());
     data = copy.data();
   }
+  matrix_ranges_.emplace_back(static_cast<const uint8_t*>(data), bytes.size());
   return MatrixView{info.dtype, data, rows, cols};
 }
 

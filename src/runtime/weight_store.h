@@ -39,6 +39,8 @@ class WeightStore : public WeightSource {
   const float* vector_f32(const std::string& name, int64_t size) override;
 
   const Checkpoint& checkpoint() const { return checkpoint_; }
+  // The memory every matrix handed out lives in, for bandwidth measurements.
+  const std::vector<std::span<const uint8_t>>& matrix_ranges() const { return matrix_ranges_; }
   // Bytes of all tensors in the checkpoint.
   uint64_t total_bytes() const;
 
@@ -49,6 +51,7 @@ class WeightStore : public WeightSource {
   bool copy_to_ram_;
   ThreadPool* pool_;
   HostArena arena_;
+  std::vector<std::span<const uint8_t>> matrix_ranges_;
   // Owned copies: widened vectors and realigned matrices. A deque never moves
   // its elements, so views into them stay valid as more are added.
   std::deque<std::vector<float>> owned_f32_;

@@ -47,10 +47,10 @@ TEST(MatmulKernels, TilesMatchDoublePrecision) {
   std::normal_distribution<float> normal;
   for (const MatmulKernels* kernels : runnable_kernels()) {
     for (const size_t k : {1u, 7u, 16u, 33u, 172u}) {
-      std::vector<float> x(4 * k), w32(4 * k);
+      std::vector<float> x(4 * k), w32(8 * k);
       for (auto& v : x) v = normal(rng);
       for (auto& v : w32) v = normal(rng);
-      std::vector<uint16_t> wbf(4 * k), wh(4 * k);
+      std::vector<uint16_t> wbf(8 * k), wh(8 * k);
       for (size_t i = 0; i < w32.size(); ++i) {
         wbf[i] = f32_to_bf16(w32[i]);
         wh[i] = f32_to_f16(w32[i]);
@@ -60,9 +60,10 @@ TEST(MatmulKernels, TilesMatchDoublePrecision) {
                         : dtype == DType::BF16 ? static_cast<const void*>(wbf.data())
                                                : static_cast<const void*>(wh.data());
         for (int nx = 1; nx <= kernels->tile_x; ++nx) {
-          for (int nw = 1; nw <= kernels->tile_w; ++nw) {
-            float out[16] = {};
-            kernels->tile_for(dtype)(x.data(), k, nx, w, k, nw, k, out, 4);
+          const int max_w = nx == 1 ? kernels->tile_w_single : kernels->tile_w;
+          for (int nw = 1; nw <= max_w; ++nw) {
+            float out[32] = {};
+            kernels->tile_for(dtype)(x.data(), k, nx, w, k, nw, k, out, 8);
             for (int i = 0; i < nx; ++i) {
               for (int j = 0; j < nw; ++j) {
                 double ref = 0, magnitude = 0;
@@ -74,7 +75,7 @@ TEST(MatmulKernels, TilesMatchDoublePrecision) {
                 }
                 // f32 accumulation error is bounded by k * eps * sum|terms|.
                 const double bound = static_cast<double>(k) * 1.2e-7 * magnitude + 1e-30;
-                EXPECT_NEAR(out[i * 4 + j], ref, bound)
+                EXPECT_NEAR(out[i * 8 + j], ref, bound)
                     << kernels->name << " " << dtype_name(dtype) << " k=" << k << " tile " << nx << "x" << nw;
               }
             }
@@ -87,6 +88,8 @@ TEST(MatmulKernels, TilesMatchDoublePrecision) {
 
 TEST(MatmulKernels, SplitAcrossThreadsChangesNoBit) {
   const size_t n = 5, k = 96, m = 37;
+  // n = 1 uses the wide decode tiles, n = 5 the square ones: both must agree
+  // bit for bit with every other split.
   std::mt19937 rng(3);
   std::normal_distribution<float> normal;
   std::vector<float> x(n * k), w(m * k);
@@ -100,6 +103,12 @@ TEST(MatmulKernels, SplitAcrossThreadsChangesNoBit) {
   matmul(pool1, x.data(), n, a);
   matmul(pool3, x.data(), n, b);
   EXPECT_EQ(0, std::memcmp(one.data(), three.data(), one.size() * sizeof(float)));
+  for (size_t row = 0; row < n; ++row) {
+    std::vector<float> single(m);
+    const MatmulOutput c[] = {{view, nullptr, single.data()}};
+    matmul(pool3, x.data() + row * k, 1, c);
+    EXPECT_EQ(0, std::memcmp(single.data(), one.data() + row * m, m * sizeof(float))) << "row " << row;
+  }
 }
 
 TEST(ThreadPool, CoversEveryIndexOnce) {

@@ -2,7 +2,7 @@
 // chosen once at run time from the CPU's features.
 //
 // A tile computes out[i * out_stride + j] = dot(x row i, w row j) for
-// i < nx <= tile_x and j < nw <= tile_w. Weights are F32, BF16 or F16 and are
+// i < nx <= tile_x and j < nw <= tile_w (tile_w_single when nx == 1). Weights are F32, BF16 or F16 and are
 // widened to f32 exactly on the fly; accumulation is f32. Each output element
 // is reduced in the same order whatever the tile shape, so splitting work
 // differently (threads, batch rows) never changes a result bit.
@@ -22,6 +22,7 @@ struct MatmulKernels {
   const char* name;  // "avx512", "avx2" or "generic"
   int tile_x;
   int tile_w;
+  int tile_w_single;  // weight rows per tile when there is one x row (decoding)
   TileFn tile_f32;
   TileFn tile_bf16;
   TileFn tile_f16;

@@ -78,6 +78,7 @@ const MatmulKernels& avx2_kernels() {
   static const MatmulKernels kernels{"avx2",
                                      2,
                                      4,
+                                     4,
                                      tile_dispatch<LoadF32, float>,
                                      tile_dispatch<LoadBF16, uint16_t>,
                                      tile_dispatch<LoadF16, uint16_t>};

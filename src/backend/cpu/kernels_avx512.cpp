@@ -76,6 +76,12 @@ template <typename Load, typename W>
 void tile_dispatch(const float* x, size_t x_stride, int nx, const void* w, size_t w_stride, int nw,
                    size_t k, float* out, size_t out_stride) {
   using Fn = void (*)(const float*, size_t, const void*, size_t, size_t, float*, size_t);
+  // A single x row (decoding) streams up to 8 weight rows at once: more
+  // independent loads in flight, same per-element reduction order.
+  static constexpr Fn single[8] = {tile<Load, W, 1, 1>, tile<Load, W, 1, 2>, tile<Load, W, 1, 3>,
+                                   tile<Load, W, 1, 4>, tile<Load, W, 1, 5>, tile<Load, W, 1, 6>,
+                                   tile<Load, W, 1, 7>, tile<Load, W, 1, 8>};
+  if (nx == 1) return single[nw - 1](x, x_stride, w, w_stride, k, out, out_stride);
   static constexpr Fn table[4][4] = {
       {tile<Load, W, 1, 1>, tile<Load, W, 1, 2>, tile<Load, W, 1, 3>, tile<Load, W, 1, 4>},
       {tile<Load, W, 2, 1>, tile<Load, W, 2, 2>, tile<Load, W, 2, 3>, tile<Load, W, 2, 4>},
@@ -91,6 +97,7 @@ const MatmulKernels& avx512_kernels() {
   static const MatmulKernels kernels{"avx512",
                                      4,
                                      4,
+                                     8,
                                      tile_dispatch<LoadF32, float>,
                                      tile_dispatch<LoadBF16, uint16_t>,
                                      tile_dispatch<LoadF16, uint16_t>};

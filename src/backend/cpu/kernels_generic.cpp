@@ -30,7 +30,7 @@ void tile(const float* x, size_t x_stride, int nx, const void* w_void, size_t w_
 }  // namespace
 
 const MatmulKernels& generic_kernels() {
-  static const MatmulKernels kernels{"generic", 4, 4, tile<LoadF32, float>, tile<LoadBF16, uint16_t>,
+  static const MatmulKernels kernels{"generic", 4, 4, 4, tile<LoadF32, float>, tile<LoadBF16, uint16_t>,
                                      tile<LoadF16, uint16_t>};
   return kernels;
 }

@@ -23,10 +23,11 @@ void matmul_rows(const MatmulKernels& kernels, const float* x, size_t n, const M
   const TileFn tile = kernels.tile_for(w.dtype);
   const size_t k = static_cast<size_t>(w.cols);
   const size_t out_stride = static_cast<size_t>(w.rows);
+  const int64_t tile_w = n == 1 ? kernels.tile_w_single : kernels.tile_w;
   for (size_t i0 = 0; i0 < n; i0 += kRowBlock) {
     const size_t i_end = std::min(n, i0 + kRowBlock);
-    for (int64_t j = row_begin; j < row_end; j += kernels.tile_w) {
-      const int nw = static_cast<int>(std::min<int64_t>(kernels.tile_w, row_end - j));
+    for (int64_t j = row_begin; j < row_end; j += tile_w) {
+      const int nw = static_cast<int>(std::min<int64_t>(tile_w, row_end - j));
       for (size_t i = i0; i < i_end; i += static_cast<size_t>(kernels.tile_x)) {
         const int nx = static_cast<int>(std::min<size_t>(static_cast<size_t>(kernels.tile_x), i_end - i));
         tile(x + i * k, k, nx, w.row(j), k, nw, k, job.out + i * out_stride + static_cast<size_t>(j),
@@ -54,7 +55,8 @@ void matmul(ThreadPool& pool, const float* x, size_t n, std::span<const MatmulOu
     total += job.weight.rows;
   }
   const size_t macs = static_cast<size_t>(total) * n * static_cast<size_t>(outputs.front().weight.cols);
-  const size_t grain = macs < kMinParallelMacs ? static_cast<size_t>(total) : static_cast<size_t>(kernels.tile_w);
+  const size_t tile_w = static_cast<size_t>(n == 1 ? kernels.tile_w_single : kernels.tile_w);
+  const size_t grain = macs < kMinParallelMacs ? static_cast<size_t>(total) : tile_w;
   pool.parallel_for(static_cast<size_t>(total), grain,
                     [&](size_t begin, size_t end, int) {
                       for (size_t o = 0; o < outputs.size(); ++o) {
