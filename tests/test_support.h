@@ -5,6 +5,9 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <nlohmann/json.hpp>
 #include <string>
 
 namespace strata::test {
@@ -17,6 +20,13 @@ inline std::filesystem::path fixtures_dir() {
 
 // The built `strata` command, for tests that check exit codes and messages.
 inline std::filesystem::path cli_path() { return STRATA_CLI_PATH; }
+
+// A whole file as bytes, and a JSON file parsed.
+inline std::string read_file(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+inline nlohmann::json read_json(const std::filesystem::path& path) { return nlohmann::json::parse(read_file(path)); }
 
 // Runs the `strata` command with `args` (a shell fragment), capturing its output.
 struct CliResult {

@@ -15,10 +15,7 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-json read_json(const fs::path& path) {
-  std::ifstream in(path);
-  return json::parse(in);
-}
+using test::read_json;
 
 std::vector<float> read_logits(const fs::path& path) {
   SafetensorsFile file(path);

@@ -23,10 +23,7 @@ using nlohmann::json;
 const std::vector<std::string> kFixtureModels = {"stories260k", "stories260k-sharded", "llama-tiny-random",
                                                  "llama-tiny-random-bf16", "qwen2-tiny-random"};
 
-json read_json(const fs::path& path) {
-  std::ifstream in(path);
-  return json::parse(in);
-}
+using test::read_json;
 
 struct Reference {
   std::vector<int32_t> input_ids;

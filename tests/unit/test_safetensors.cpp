@@ -16,10 +16,7 @@ namespace {
 namespace fs = std::filesystem;
 using test::TempDir;
 
-std::string read_file(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
+using test::read_file;
 
 // Bytes of any trivially copyable values, for building tensors.
 template <typename T>

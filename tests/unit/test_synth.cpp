@@ -29,10 +29,7 @@ namespace {
 namespace fs = std::filesystem;
 using test::TempDir;
 
-std::string read_file(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
+using test::read_file;
 
 SynthSpec tiny(DType dtype, uint64_t seed = 7) {
   SynthSpec spec = synth_preset("tiny");

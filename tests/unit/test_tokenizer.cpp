@@ -21,11 +21,7 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-json read_json(const fs::path& path) {
-  std::ifstream in(path);
-  if (!in) throw std::runtime_error("cannot open " + path.string());
-  return json::parse(in);
-}
+using test::read_json;
 
 std::string ids_to_string(const std::vector<int32_t>& ids) {
   std::string s = "[";
