@@ -64,6 +64,12 @@ void run_generate(const GenerateArgs& args) {
     prompt = tokenizer->encode(text, !args.no_special);
   }
 
+  const int64_t context = static_cast<int64_t>(prompt.size()) + args.max_new;
+  if (context > model->config().max_position_embeddings)
+    std::fprintf(stderr, "strata: warning: %lld tokens exceed the model's max_position_embeddings (%lld); "
+                 "quality may degrade past it\n", static_cast<long long>(context),
+                 static_cast<long long>(model->config().max_position_embeddings));
+
   GenerateOptions options;
   options.max_new_tokens = args.max_new;
   options.sampling = sampling_from(args, model->generation_config());
