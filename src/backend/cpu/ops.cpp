@@ -1,10 +1,12 @@
 #include "backend/cpu/ops.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <numbers>
 
 #include "backend/cpu/kernels.h"
+#include "strata/error.h"
 
 namespace strata::cpu {
 
@@ -16,6 +18,9 @@ constexpr size_t kRowBlock = 64;
 // Below this many multiply-adds a product runs on the calling thread alone:
 // waking workers costs more than the work. The split never changes results.
 constexpr size_t kMinParallelMacs = 1 << 15;
+
+// Products sharing one input in a single matmul call (q/k/v is the most).
+constexpr size_t kMaxMatmulOutputs = 8;
 
 void matmul_rows(const MatmulKernels& kernels, const float* x, size_t n, const MatmulOutput& job,
                  int64_t row_begin, int64_t row_end) {
@@ -48,11 +53,13 @@ void matmul(ThreadPool& pool, const float* x, size_t n, std::span<const MatmulOu
   if (outputs.empty() || n == 0) return;
   // All products' output rows form one index space, split evenly over the
   // workers in whole tiles, so q/k/v (or gate/up) cost one synchronisation.
-  std::vector<int64_t> starts;
+  // A fixed array, not a vector: this runs several times per layer per token.
+  std::array<int64_t, kMaxMatmulOutputs> starts{};
+  if (outputs.size() > starts.size()) throw Error("matmul: too many products in one call");
   int64_t total = 0;
-  for (const auto& job : outputs) {
-    starts.push_back(total);
-    total += job.weight.rows;
+  for (size_t o = 0; o < outputs.size(); ++o) {
+    starts[o] = total;
+    total += outputs[o].weight.rows;
   }
   const size_t macs = static_cast<size_t>(total) * n * static_cast<size_t>(outputs.front().weight.cols);
   const size_t tile_w = static_cast<size_t>(n == 1 ? kernels.tile_w_single : kernels.tile_w);

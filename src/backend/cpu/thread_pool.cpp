@@ -47,7 +47,7 @@ void ThreadPool::worker_loop(int index) {
       cpu_relax();
       ++spins;
     }
-    const std::function<void(int)>* job = nullptr;
+    const FunctionRef<void(int)>* job = nullptr;
     {
       std::unique_lock lock(mutex_);
       wake_.wait(lock, [&] { return generation_.load(std::memory_order_acquire) != seen; });
@@ -64,7 +64,7 @@ void ThreadPool::worker_loop(int index) {
   }
 }
 
-void ThreadPool::run_on_all(const std::function<void(int)>& fn) {
+void ThreadPool::run_on_all(FunctionRef<void(int)> fn) {
   if (workers_.empty()) {
     fn(0);
     return;
@@ -85,8 +85,7 @@ void ThreadPool::run_on_all(const std::function<void(int)>& fn) {
   done_.wait(lock, [&] { return pending_.load(std::memory_order_acquire) == 0; });
 }
 
-void ThreadPool::parallel_for(size_t n, size_t grain,
-                              const std::function<void(size_t, size_t, int)>& fn) {
+void ThreadPool::parallel_for(size_t n, size_t grain, FunctionRef<void(size_t, size_t, int)> fn) {
   if (n == 0) return;
   grain = std::max<size_t>(grain, 1);
   const size_t units = (n + grain - 1) / grain;

@@ -8,12 +8,36 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstddef>
-#include <functional>
+#include <type_traits>
+#include <utility>
 #include <mutex>
 #include <thread>
 #include <vector>
 
 namespace strata {
+
+// A non-owning reference to a callable, like the proposed std::function_ref:
+// unlike std::function it never allocates, so parallel loops on the decode
+// path cost no heap traffic. The callable must outlive the call.
+template <typename Signature>
+class FunctionRef;
+
+template <typename R, typename... Args>
+class FunctionRef<R(Args...)> {
+ public:
+  template <typename F>
+    requires(!std::is_same_v<std::remove_cvref_t<F>, FunctionRef>)
+  FunctionRef(F&& f)  // NOLINT(google-explicit-constructor): used like a lambda parameter
+      : object_(const_cast<void*>(static_cast<const void*>(&f))),
+        call_([](void* object, Args... args) -> R {
+          return (*static_cast<std::remove_reference_t<F>*>(object))(std::forward<Args>(args)...);
+        }) {}
+  R operator()(Args... args) const { return call_(object_, std::forward<Args>(args)...); }
+
+ private:
+  void* object_;
+  R (*call_)(void*, Args...);
+};
 
 class ThreadPool {
  public:
@@ -30,10 +54,10 @@ class ThreadPool {
   // multiple of `grain` except the last) and calls fn(begin, end, worker) for
   // each non-empty one, in parallel. Returns when all are done. The split
   // depends only on n, grain and size(), so results are reproducible.
-  void parallel_for(size_t n, size_t grain, const std::function<void(size_t, size_t, int)>& fn);
+  void parallel_for(size_t n, size_t grain, FunctionRef<void(size_t, size_t, int)> fn);
 
   // Calls fn(worker) once on every worker (including the caller).
-  void run_on_all(const std::function<void(int)>& fn);
+  void run_on_all(FunctionRef<void(int)> fn);
 
  private:
   void worker_loop(int index);
@@ -42,7 +66,7 @@ class ThreadPool {
   std::mutex mutex_;
   std::condition_variable wake_;
   std::condition_variable done_;
-  const std::function<void(int)>* job_ = nullptr;
+  const FunctionRef<void(int)>* job_ = nullptr;
   std::atomic<uint64_t> generation_{0};
   std::atomic<int> pending_{0};
   bool stop_ = false;
