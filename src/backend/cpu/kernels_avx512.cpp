@@ -55,6 +55,14 @@ void tile(const float* x, size_t x_stride, const void* w_void, size_t w_stride, 
     __m512 xv[NX];
     for (int i = 0; i < NX; ++i) xv[i] = _mm512_loadu_ps(x + i * x_stride + at);
     for (int j = 0; j < NW; ++j) {
+      if constexpr (NX == 1) {
+        // Decoding streams each weight row once; rows are short (a few KiB),
+        // too short for the hardware prefetcher to ramp up, so fetch the
+        // next tile's rows (they follow in memory) while this one computes.
+        // A prefetch past the matrix end is harmless: prefetches never fault.
+        if (at % (64 / sizeof(W)) == 0)
+          _mm_prefetch(reinterpret_cast<const char*>(w + (j + NW) * w_stride + at), _MM_HINT_T0);
+      }
       const __m512 wv = Load::full(w + j * w_stride, at);
       for (int i = 0; i < NX; ++i) acc[i][j] = _mm512_fmadd_ps(xv[i], wv, acc[i][j]);
     }
