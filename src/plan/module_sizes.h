@@ -60,8 +60,8 @@ std::vector<const TensorSpec*> direct_params(const ModuleNode& module, const std
 // compute_module_sizes: each tensor's size added to every prefix of its name, "" included.
 ModuleSizes compute_module_sizes(const ModuleTree& tree, const SizeOptions& options);
 
-// compute_module_total_buffer_size on `module` (whose full path is `path`). Like
-// Accelerate, the names it matches special_dtypes against are relative to the module.
+// compute_module_total_buffer_size on `module`. Like Accelerate, the names it
+// matches special_dtypes against are relative to that module, not full paths.
 double compute_module_total_buffer_size(const ModuleNode& module, const SizeOptions& options);
 
 // An entry of Accelerate's modules_to_treat list: a module, or a bare tensor
