@@ -28,12 +28,6 @@ std::string module_of(const std::string& name) {
   return last == std::string::npos ? name : name.substr(0, last);
 }
 
-std::string shape_text(const std::vector<int64_t>& shape) {
-  std::string out = "[";
-  for (size_t i = 0; i < shape.size(); ++i) out += (i ? ", " : "") + std::to_string(shape[i]);
-  return out + "]";
-}
-
 void run_inspect(const InspectArgs& args) {
   const std::filesystem::path dir(args.model_dir);
   const ModelConfig c = ModelConfig::from_file(dir / "config.json");
@@ -60,7 +54,7 @@ void run_inspect(const InspectArgs& args) {
   for (const auto& t : checkpoint.tensors()) {
     if (args.tensors)
       std::printf("%-56s %-6s %-18s %12llu\n", t.name.c_str(), std::string(dtype_name(t.dtype)).c_str(),
-                  shape_text(t.shape).c_str(), static_cast<unsigned long long>(t.nbytes));
+                  shape_string(t.shape).c_str(), static_cast<unsigned long long>(t.nbytes));
     total += t.nbytes;
     params += static_cast<uint64_t>(t.numel());
     per_dtype[std::string(dtype_name(t.dtype))] += t.nbytes;

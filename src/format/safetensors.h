@@ -33,6 +33,9 @@ struct TensorInfo {
   int64_t numel() const;
 };
 
+// "[2, 3, 4]": a shape as messages and tables print it.
+std::string shape_string(std::span<const int64_t> shape);
+
 // One validated safetensors file, memory-mapped.
 // Thread-safety: immutable after construction; any number of threads may read it.
 class SafetensorsFile {

@@ -134,15 +134,6 @@ std::optional<uint64_t> checked_nbytes(std::span<const int64_t> shape, DType dty
   return bytes;
 }
 
-std::string shape_string(std::span<const int64_t> shape) {
-  std::string out = "[";
-  for (size_t i = 0; i < shape.size(); ++i) {
-    if (i) out += ", ";
-    out += std::to_string(shape[i]);
-  }
-  return out + "]";
-}
-
 std::string printable(std::string_view text, size_t max_chars) {
   std::string out;
   out.reserve(std::min(text.size(), max_chars) + 3);
@@ -169,4 +160,14 @@ void write_all(int fd, std::span<const uint8_t> bytes, const std::filesystem::pa
 }
 
 }  // namespace detail
+
+std::string shape_string(std::span<const int64_t> shape) {
+  std::string out = "[";
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (i) out += ", ";
+    out += std::to_string(shape[i]);
+  }
+  return out + "]";
+}
+
 }  // namespace strata

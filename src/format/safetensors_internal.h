@@ -40,9 +40,6 @@ std::optional<int64_t> checked_numel(std::span<const int64_t> shape);
 // numel x dtype_size, or nullopt on overflow or a bad shape.
 std::optional<uint64_t> checked_nbytes(std::span<const int64_t> shape, DType dtype);
 
-// "[2, 3, 4]" for messages.
-std::string shape_string(std::span<const int64_t> shape);
-
 // Makes text from a file safe to embed in a one-line error: control and
 // non-ASCII bytes become '?', and long text is cut.
 std::string printable(std::string_view text, size_t max_chars = 120);

@@ -144,9 +144,9 @@ TensorInfo parse_entry(const std::string& name, const json& entry, const HeaderC
   const auto [begin, end] = parse_entry_offsets(entry, name, ctx);
   const std::optional<uint64_t> expected = detail::checked_nbytes(info.shape, info.dtype);
   if (!expected)
-    ctx.fail("shape " + detail::shape_string(info.shape) + " has too many elements", name);
+    ctx.fail("shape " + shape_string(info.shape) + " has too many elements", name);
   if (*expected != end - begin)
-    ctx.fail("shape " + detail::shape_string(info.shape) + " x " +
+    ctx.fail("shape " + shape_string(info.shape) + " x " +
                  std::string(dtype_name(info.dtype)) + " needs " + std::to_string(*expected) +
                  " bytes but data_offsets span " + std::to_string(end - begin),
              name);

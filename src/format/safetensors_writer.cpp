@@ -57,7 +57,7 @@ std::string build_header(const std::vector<SafetensorsWriter::Declared>& tensors
     if (t.name == "__metadata__") fail("\"__metadata__\" is reserved, not a tensor name", path, t.name);
     if (!names.insert(t.name).second) fail("tensor declared twice", path, t.name);
     const std::optional<uint64_t> nbytes = detail::checked_nbytes(t.shape, t.dtype);
-    if (!nbytes) fail("shape " + detail::shape_string(t.shape) + " is negative or too large", path, t.name);
+    if (!nbytes) fail("shape " + shape_string(t.shape) + " is negative or too large", path, t.name);
     uint64_t end = 0;
     if (__builtin_add_overflow(offset, *nbytes, &end)) fail("total size overflows", path, t.name);
     if (text.size() > 1) text += ',';
@@ -154,7 +154,7 @@ void write_safetensors(const std::filesystem::path& path, const std::vector<Tens
     const std::optional<uint64_t> nbytes = detail::checked_nbytes(t.shape, t.dtype);
     if (nbytes && *nbytes != t.data.size())
       fail("data holds " + std::to_string(t.data.size()) + " bytes but shape " +
-               detail::shape_string(t.shape) + " x " + std::string(dtype_name(t.dtype)) + " needs " +
+               shape_string(t.shape) + " x " + std::string(dtype_name(t.dtype)) + " needs " +
                std::to_string(*nbytes),
            path, t.name);
     declared.push_back({t.name, t.dtype, t.shape});

@@ -6,19 +6,11 @@
 #include "strata/error.h"
 
 namespace strata {
-namespace {
-
-std::string shape_string(const std::vector<int64_t>& shape) {
-  std::string out = "[";
-  for (size_t i = 0; i < shape.size(); ++i) out += (i ? ", " : "") + std::to_string(shape[i]);
-  return out + "]";
-}
-
-}  // namespace
 
 WeightStore::WeightStore(Checkpoint checkpoint, bool copy_to_ram, ThreadPool* pool)
     : checkpoint_(std::move(checkpoint)), copy_to_ram_(copy_to_ram), pool_(pool) {
-  if (copy_to_ram_) arena_.reserve(static_cast<size_t>(total_bytes()) + (size_t{64} << 10) * checkpoint_.tensors().size());
+  // One mapping for all copies: allocate() rounds each tensor up to 64 bytes.
+  if (copy_to_ram_) arena_.reserve(static_cast<size_t>(total_bytes()) + 64 * checkpoint_.tensors().size());
 }
 
 uint64_t WeightStore::total_bytes() const {
