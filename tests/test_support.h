@@ -3,12 +3,14 @@
 
 #include <gtest/gtest.h>
 
+#include <cctype>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 namespace strata::test {
 
@@ -20,6 +22,23 @@ inline std::filesystem::path fixtures_dir() {
 
 // The built `strata` command, for tests that check exit codes and messages.
 inline std::filesystem::path cli_path() { return STRATA_CLI_PATH; }
+
+// The model folders under fixtures/models that hold transformers references.
+inline const std::vector<std::string>& fixture_model_names() {
+  static const std::vector<std::string> names{"stories260k", "stories260k-sharded", "llama-tiny-random",
+                                              "llama-tiny-random-bf16", "qwen2-tiny-random"};
+  return names;
+}
+
+// Names parameterized tests after a string parameter, with every character
+// gtest does not allow in a name turned into '_'.
+struct ParamName {
+  std::string operator()(const ::testing::TestParamInfo<std::string>& param_info) const {
+    std::string out;
+    for (const char c : param_info.param) out += std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
+    return out;
+  }
+};
 
 // A whole file as bytes, and a JSON file parsed.
 inline std::string read_file(const std::filesystem::path& path) {

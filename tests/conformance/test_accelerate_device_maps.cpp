@@ -46,12 +46,6 @@ const Json& find_case(const std::string& name) {
   throw std::runtime_error("no case " + name);
 }
 
-std::string sanitize(const std::string& s) {
-  std::string out;
-  for (char c : s) out += std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
-  return out;
-}
-
 ModuleTree tree_of(const Json& c) {
   ModuleTree tree;
   tree.root = parse_module_tree_json(c["tree"].dump());
@@ -192,7 +186,7 @@ TEST_P(AccelerateDeviceMapCase, MatchesAccelerate) {
 
 GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(AccelerateDeviceMapCase);
 INSTANTIATE_TEST_SUITE_P(Accelerate, AccelerateDeviceMapCase, ::testing::ValuesIn(case_names()),
-                         [](const ::testing::TestParamInfo<std::string>& p) { return sanitize(p.param); });
+                         test::ParamName());
 
 TEST(AccelerateDeviceMapFixtures, AllCasesPresent) {
   STRATA_REQUIRE_FIXTURES();

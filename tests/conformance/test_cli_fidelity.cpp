@@ -69,14 +69,7 @@ TEST_P(CliFixture, GreedyJsonMatchesReference) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Transformers, CliFixture,
-                         ::testing::Values("stories260k", "stories260k-sharded", "llama-tiny-random",
-                                           "llama-tiny-random-bf16", "qwen2-tiny-random"),
-                         [](const auto& param_info) {
-                           std::string name = param_info.param;
-                           for (char& c : name)
-                             if (c == '-') c = '_';
-                           return name;
-                         });
+                         ::testing::ValuesIn(test::fixture_model_names()), test::ParamName());
 
 TEST(CliStories260k, GreedyFromBosPrintsLlama2cText) {
   STRATA_REQUIRE_FIXTURES();

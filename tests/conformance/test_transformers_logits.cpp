@@ -20,9 +20,6 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-const std::vector<std::string> kFixtureModels = {"stories260k", "stories260k-sharded", "llama-tiny-random",
-                                                 "llama-tiny-random-bf16", "qwen2-tiny-random"};
-
 using test::read_json;
 
 struct Reference {
@@ -123,13 +120,7 @@ TEST_P(FixtureModel, ResultsDoNotDependOnThreadCount) {
   EXPECT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * sizeof(float)));
 }
 
-INSTANTIATE_TEST_SUITE_P(Transformers, FixtureModel, ::testing::ValuesIn(kFixtureModels),
-                         [](const auto& param_info) {
-                           std::string name = param_info.param;
-                           for (char& c : name)
-                             if (c == '-') c = '_';
-                           return name;
-                         });
+INSTANTIATE_TEST_SUITE_P(Transformers, FixtureModel, ::testing::ValuesIn(test::fixture_model_names()), test::ParamName());
 
 TEST(Sharding, ShardedAndSingleFileLogitsAreBitIdentical) {
   STRATA_REQUIRE_FIXTURES();
