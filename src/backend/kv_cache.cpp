@@ -3,7 +3,7 @@
 namespace strata {
 
 KVCache::KVCache(int64_t layers, int64_t rows, int64_t kv_heads, int64_t head_dim, int64_t capacity)
-    : layers_(layers), rows_(rows), kv_heads_(kv_heads), head_dim_(head_dim), capacity_(capacity),
+    : rows_(rows), kv_heads_(kv_heads), head_dim_(head_dim), capacity_(capacity),
       data_(static_cast<size_t>(layers * rows * 2 * kv_heads * capacity * head_dim), 0.0f) {}
 
 float* KVCache::slab(int64_t layer, int64_t row, int64_t kind) {

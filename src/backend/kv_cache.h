@@ -20,12 +20,11 @@ class KVCache {
   // Tokens already cached; the same for every row.
   int64_t length() const { return length_; }
   void set_length(int64_t length) { length_ = length; }
-  uint64_t bytes() const { return data_.size() * sizeof(float); }
 
  private:
   float* slab(int64_t layer, int64_t row, int64_t kind);
 
-  int64_t layers_, rows_, kv_heads_, head_dim_, capacity_;
+  int64_t rows_, kv_heads_, head_dim_, capacity_;
   int64_t length_ = 0;
   std::vector<float> data_;
 };

@@ -8,12 +8,12 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "backend/cpu/thread_pool.h"
 #include "backend/kv_cache.h"
 #include "backend/tensor_view.h"
-#include <string>
 #include "strata/model_config.h"
 
 namespace strata {

@@ -2,9 +2,9 @@
 
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <utility>
 
 #include "strata/error.h"
 
@@ -20,16 +20,6 @@ size_t round_up(size_t value, size_t to) { return (value + to - 1) / to * to; }
 
 HostArena::~HostArena() {
   for (const Region& r : regions_) munmap(r.base, r.size);
-}
-
-HostArena::HostArena(HostArena&& other) noexcept : regions_(std::exchange(other.regions_, {})) {}
-
-HostArena& HostArena::operator=(HostArena&& other) noexcept {
-  if (this != &other) {
-    for (const Region& r : regions_) munmap(r.base, r.size);
-    regions_ = std::exchange(other.regions_, {});
-  }
-  return *this;
 }
 
 void HostArena::map_region(size_t bytes) {
@@ -55,12 +45,6 @@ void* HostArena::allocate(size_t bytes) {
   void* out = r.base + r.used;
   r.used += bytes;
   return out;
-}
-
-size_t HostArena::bytes_mapped() const {
-  size_t total = 0;
-  for (const Region& r : regions_) total += r.size;
-  return total;
 }
 
 }  // namespace strata

@@ -1,6 +1,6 @@
 // Host RAM for weights that stay resident: large anonymous mappings backed by
 // transparent huge pages where the kernel allows, so streaming a matrix costs
-// few TLB misses (a file mapping uses 4 KiB pages). Move-only, frees on
+// few TLB misses (a file mapping uses 4 KiB pages). Not copyable; frees on
 // destruction. Thread-safety: allocate from one thread; reads are free.
 #pragma once
 
@@ -14,8 +14,6 @@ class HostArena {
  public:
   HostArena() = default;
   ~HostArena();
-  HostArena(HostArena&& other) noexcept;
-  HostArena& operator=(HostArena&& other) noexcept;
   HostArena(const HostArena&) = delete;
   HostArena& operator=(const HostArena&) = delete;
 
@@ -25,7 +23,6 @@ class HostArena {
   // 64-byte aligned memory for `bytes`; throws strata::Error when the system
   // is out of memory.
   void* allocate(size_t bytes);
-  size_t bytes_mapped() const;
 
  private:
   struct Region {
