@@ -12,7 +12,16 @@
 #include <string>
 #include <vector>
 
+#include "strata/model.h"
+
 namespace strata::test {
+
+// Default model options with `threads` workers.
+inline ModelOptions with_threads(int threads) {
+  ModelOptions options;
+  options.threads = threads;
+  return options;
+}
 
 // The fixtures folder: $STRATA_FIXTURES, else ../shared/fixtures beside the checkout.
 inline std::filesystem::path fixtures_dir() {
@@ -55,6 +64,15 @@ struct CliResult {
   std::string err;  // stderr
 };
 CliResult run_cli(const std::string& args);
+
+// A fixture model's reference.safetensors: input_ids [rows, tokens] and
+// transformers' logits [rows, tokens, vocab].
+struct Reference {
+  std::vector<int32_t> input_ids;
+  int64_t rows = 0, tokens = 0, vocab = 0;
+  std::vector<float> logits;
+};
+Reference read_reference(const std::filesystem::path& model_dir);
 
 // A fresh, empty directory under the system temp dir, removed on destruction.
 class TempDir {

@@ -12,6 +12,8 @@
 #include "backend/cpu/memory_bandwidth.h"
 #include "cli_util.h"
 #include "commands.h"
+#include "device_map_options.h"
+#include "process_memory.h"
 #include "runtime/model_impl.h"
 #include "strata/error.h"
 #include "strata/generate.h"
@@ -29,6 +31,7 @@ struct BenchArgs {
   int64_t bandwidth_mib = 1024;
   bool json = false;
   bool mmap = false;
+  DeviceMapArgs map;
 };
 
 struct Stats {
@@ -52,7 +55,11 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
 }
 
 void run_bench(const BenchArgs& args) {
-  auto model = Model::load(args.model_dir, ModelOptions{args.threads, !args.mmap});
+  const PeakAnonSampler memory_sampler;
+  DeviceMapArgs map = args.map;
+  if (args.mmap) map.device_map = R"({"": "disk"})";
+  auto model = Model::load(args.model_dir, model_options(map, args.threads, args.prompt_tokens + args.gen_tokens, 1));
+  print_device_map(*model, map);
   const ModelConfig& c = model->config();
   std::fprintf(stderr, "strata bench: %s, %lld layers, %s weights, %d threads, kernels %s\n", c.architecture.c_str(),
                static_cast<long long>(c.num_layers), human_bytes(model->checkpoint_bytes()).c_str(), model->threads(),
@@ -88,9 +95,13 @@ void run_bench(const BenchArgs& args) {
 
   // The bound uses the read rate of the weights' own memory (see
   // memory_bandwidth.h); a fresh buffer's rate is shown beside it.
-  const auto bandwidth = cpu::measure_read_bandwidth(*model->impl().pool, model->impl().weights->matrix_ranges(), 5);
+  const auto& resident = model->impl().weights->resident_host_ranges();
   const auto buffer_bandwidth = cpu::measure_read_bandwidth(*model->impl().pool,
                                                             static_cast<size_t>(args.bandwidth_mib) << 20, 5);
+  // With nothing resident in RAM (all on the disk tier) the weights' own
+  // memory cannot be measured; the fresh buffer stands in.
+  const auto bandwidth =
+      resident.empty() ? buffer_bandwidth : cpu::measure_read_bandwidth(*model->impl().pool, resident, 5);
   const double bytes_per_token = static_cast<double>(model->weight_bytes_per_token());
   const double bound_ms = 1000.0 * bytes_per_token / bandwidth.best_bytes_per_second;
   const Stats p = stats_of(prompt_tps);
@@ -108,6 +119,8 @@ void run_bench(const BenchArgs& args) {
                        {"gen_tokens", args.gen_tokens},
                        {"gen_ms_per_tok", {{"mean", g.mean}, {"stddev", g.stddev}, {"min", g.min}, {"max", g.max}}},
                        {"weight_bytes_per_token", bytes_per_token},
+                       {"streamed_bytes_per_token", model->streamed_bytes_per_pass()},
+                       {"device_map", nlohmann::json::parse(model->device_map_json())},
                        {"weights_read_bandwidth_bytes_per_s", bandwidth.best_bytes_per_second},
                        {"buffer_read_bandwidth_bytes_per_s", buffer_bandwidth.best_bytes_per_second},
                        {"bound_ms_per_tok", bound_ms},
@@ -120,7 +133,9 @@ void run_bench(const BenchArgs& args) {
               static_cast<long long>(args.prompt_tokens), p.mean, p.stddev, p.min, p.max, args.reps);
   std::printf("generation (%lld tok) %.2f ms/tok = %.2f tok/s  (sd %.2f ms, min %.2f, max %.2f, %d reps)\n",
               static_cast<long long>(args.gen_tokens), g.mean, 1000.0 / g.mean, g.stddev, g.min, g.max, args.reps);
-  std::printf("weights per token    %s\n", human_bytes(static_cast<uint64_t>(bytes_per_token)).c_str());
+  std::printf("weights per token    %s (%s of them streamed from the disk tier or copied to a device)\n",
+              human_bytes(static_cast<uint64_t>(bytes_per_token)).c_str(),
+              human_bytes(model->streamed_bytes_per_pass()).c_str());
   std::printf("read bandwidth       %.2f GB/s best, %.2f GB/s mean, reading the weights (%d threads, %s)\n",
               bandwidth.best_bytes_per_second / 1e9, bandwidth.mean_bytes_per_second / 1e9, model->threads(),
               human_bytes(bandwidth.buffer_bytes).c_str());
@@ -128,6 +143,7 @@ void run_bench(const BenchArgs& args) {
               buffer_bandwidth.best_bytes_per_second / 1e9, human_bytes(buffer_bandwidth.buffer_bytes).c_str());
   std::printf("bandwidth bound      %.2f ms/tok\n", bound_ms);
   std::printf("bound / measured     %.2f  (1.00 = at the memory-bandwidth limit)\n", ratio);
+  print_memory_peaks(*model, map, memory_sampler.peak());
 }
 
 }  // namespace
@@ -144,7 +160,10 @@ void add_bench_command(CLI::App& app) {
       ->capture_default_str()
       ->check(CLI::Range(64, 65536));
   cmd->add_flag("--json", args->json, "Print the figures as one JSON object");
-  cmd->add_flag("--mmap", args->mmap, "Read weights from the memory-mapped files instead of copying them into RAM");
+  cmd->add_flag("--mmap", args->mmap,
+                "Keep every weight on the disk tier and compute from the memory-mapped files (same as "
+                "--device-map '{\"\": \"disk\"}')");
+  add_device_map_options(cmd, args->map);
   cmd->callback([args] { run_bench(*args); });
 }
 

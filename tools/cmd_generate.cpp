@@ -8,6 +8,8 @@
 
 #include "cli_util.h"
 #include "commands.h"
+#include "device_map_options.h"
+#include "process_memory.h"
 #include "strata/error.h"
 #include "strata/generate.h"
 #include "strata/model.h"
@@ -28,6 +30,7 @@ struct GenerateArgs {
   int threads = 0;
   bool json = false;
   bool no_special = false;
+  DeviceMapArgs map;
 };
 
 // Sampling settings: the flags, else generation_config.json, else greedy.
@@ -48,7 +51,7 @@ std::vector<int32_t> eos_ids_of(const Model& model, const Tokenizer* tokenizer) 
 }
 
 void run_generate(const GenerateArgs& args) {
-  auto model = Model::load(args.model_dir, ModelOptions{args.threads});
+  const PeakAnonSampler memory_sampler;
   std::unique_ptr<Tokenizer> tokenizer;
   if (std::filesystem::exists(std::filesystem::path(args.model_dir) / "tokenizer.json"))
     tokenizer = std::make_unique<Tokenizer>(Tokenizer::from_dir(args.model_dir));
@@ -63,6 +66,12 @@ void run_generate(const GenerateArgs& args) {
     const std::string text = args.prompt ? *args.prompt : read_stdin();
     prompt = tokenizer->encode(text, !args.no_special);
   }
+  if (prompt.empty()) throw Error("the prompt is empty", "", "", "give at least one token, e.g. BOS");
+
+  // The last new token is never fed back, so the context holds one less.
+  const int64_t needed = static_cast<int64_t>(prompt.size()) + std::max<int64_t>(args.max_new - 1, 0);
+  auto model = Model::load(args.model_dir, model_options(args.map, args.threads, needed, 1));
+  print_device_map(*model, args.map);
 
   const int64_t context = static_cast<int64_t>(prompt.size()) + args.max_new;
   if (context > model->config().max_position_embeddings)
@@ -118,6 +127,7 @@ void run_generate(const GenerateArgs& args) {
                result.new_ids.size(), result.generate_seconds > 0 ? decode_steps / result.generate_seconds : 0.0,
                decode_steps > 0 ? 1000.0 * result.generate_seconds / decode_steps : 0.0, model->threads(),
                static_cast<unsigned long long>(options.sampling.seed), result.stopped_on_eos ? " | stopped at EOS" : "");
+  print_memory_peaks(*model, args.map, memory_sampler.peak());
 }
 
 }  // namespace
@@ -141,6 +151,7 @@ void add_generate_command(CLI::App& app) {
   cmd->add_option("-t,--threads", args->threads, "Worker threads (0 = all cores)")->capture_default_str()->check(CLI::NonNegativeNumber);
   cmd->add_flag("--json", args->json, "Print one JSON object {prompt_ids, new_ids, text} at the end instead of streaming text");
   cmd->add_flag("--no-special", args->no_special, "Do not add BOS/EOS when encoding the prompt text");
+  add_device_map_options(cmd, args->map);
   cmd->callback([args] { run_generate(*args); });
 }
 

@@ -4,6 +4,8 @@
 #include <memory>
 
 #include "commands.h"
+#include "device_map_options.h"
+#include "process_memory.h"
 #include "format/safetensors.h"
 #include "strata/error.h"
 #include "strata/model.h"
@@ -16,6 +18,7 @@ struct LogitsArgs {
   std::string input;
   std::string output;
   int threads = 0;
+  DeviceMapArgs map;
 };
 
 // Reads input_ids (I64 or I32, [B, T] or [T]) as int32 rows.
@@ -55,9 +58,13 @@ std::vector<int32_t> read_input_ids(const std::string& path, int64_t& rows, int6
 }
 
 void run_logits(const LogitsArgs& args) {
+  const PeakAnonSampler memory_sampler;
   int64_t rows = 0, tokens = 0;
   const auto ids = read_input_ids(args.input, rows, tokens);
-  auto model = Model::load(args.model_dir, ModelOptions{args.threads});
+  ModelOptions options = model_options(args.map, args.threads, tokens, 1);
+  options.all_logits = true;
+  auto model = Model::load(args.model_dir, options);
+  print_device_map(*model, args.map);
   const int64_t vocab = model->config().vocab_size;
   std::vector<float> logits(static_cast<size_t>(rows * tokens * vocab));
   // One full forward per row, as transformers computes model(input_ids).
@@ -71,6 +78,7 @@ void run_logits(const LogitsArgs& args) {
   write_safetensors(args.output, {{"logits", DType::F32, {rows, tokens, vocab}, bytes}});
   std::fprintf(stderr, "strata: wrote logits [%lld, %lld, %lld] to %s\n", static_cast<long long>(rows),
                static_cast<long long>(tokens), static_cast<long long>(vocab), args.output.c_str());
+  print_memory_peaks(*model, args.map, memory_sampler.peak());
 }
 
 }  // namespace
@@ -82,6 +90,7 @@ void add_logits_command(CLI::App& app) {
   cmd->add_option("--input", args->input, "safetensors file with tensor input_ids, int64 [B, T]")->required()->check(CLI::ExistingFile);
   cmd->add_option("-o,--output", args->output, "safetensors file to write, with tensor logits, float32 [B, T, V]")->required();
   cmd->add_option("-t,--threads", args->threads, "Worker threads (0 = all cores)")->capture_default_str()->check(CLI::NonNegativeNumber);
+  add_device_map_options(cmd, args->map);
   cmd->callback([args] { run_logits(*args); });
 }
 

@@ -12,6 +12,7 @@
 #include "cli_util.h"
 #include "commands.h"
 #include "format/synth_checkpoint.h"
+#include "plan/byte_size.h"
 #include "strata/error.h"
 
 namespace strata::cli {
@@ -68,7 +69,7 @@ SynthSpec build_spec(const SynthArgs& a) {
   if (given("--rope-theta")) spec.rope_theta = a.rope_theta;
   if (a.tie_flag->count() > 0) spec.tie_word_embeddings = a.tie;
   spec.dtype = parse_dtype_flag(a.dtype);
-  spec.shard_size = parse_byte_size(a.shard_size);
+  spec.shard_size = plan::parse_byte_size(a.shard_size);
   spec.seed = a.seed;
   return spec;
 }

@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
   strata::cli::add_tokenize_command(app);
   strata::cli::add_synth_command(app);
   strata::cli::add_bench_command(app);
+  strata::cli::add_map_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -4,28 +4,68 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <span>
+#include <string>
 #include <vector>
 
+#include "strata/dtype.h"
 #include "strata/model_config.h"
 
 namespace strata {
 
 struct ModelOptions {
   int threads = 0;  // 0: one per hardware core
-  // Copy the weights into host RAM at load (huge pages: the fastest reads),
-  // rather than reading them from the memory-mapped files.
-  bool weights_in_ram = true;
+  // Where modules go: "auto" (strata's planner, which also budgets the KV
+  // cache, activations and staging), "sequential", "balanced",
+  // "balanced_low_0" (Accelerate's), a device map as JSON text
+  // ({"model.layers.0": 0, "lm_head": "cpu", "": "disk"}), or a file holding one.
+  std::string device_map = "auto";
+  // Budgets per device, "0=8GiB,cpu=30GiB,disk"; empty: from the devices
+  // (each accelerator's capacity, available RAM, and the disk).
+  std::string max_memory;
+  // Where converted disk-tier weights go; empty: a folder under
+  // $XDG_CACHE_HOME/strata/offload (or ~/.cache) named after the model.
+  std::filesystem::path offload_folder;
+  // Simulated accelerators, e.g. "2x64MiB"; empty: $STRATA_SIM_DEVICES.
+  std::string sim_devices;
+  // The device offloaded modules run on ("sim:0"); empty: the planner's main
+  // accelerator, else the first accelerator the map names, else the CPU.
+  std::string main_device;
+  // Compute dtype of the weight matrices; nullopt: as stored.
+  std::optional<DType> dtype;
+  // What the plan budgets for: context tokens per row (0: the smaller of
+  // max_position_embeddings and 4096) and rows.
+  int64_t ctx = 0;
+  int64_t batch = 1;
+  // The sessions will ask for the logits of every position (strata logits),
+  // which takes more activation memory than the last position's.
+  bool all_logits = false;
+};
+
+// One device after loading, for reports.
+struct DeviceReport {
+  std::string name;       // "cpu", "sim:0", "disk"
+  double budget = 0;      // bytes the plan could use there (+infinity: unlimited)
+  uint64_t capacity = 0;  // the device's hard limit (UINT64_MAX: none)
+  uint64_t in_use = 0;    // bytes strata holds there now
+  uint64_t peak = 0;      // the most it ever held
+  std::vector<std::string> modules;  // what the map places there, runs of layers collapsed ("model.layers.0-9")
+  double weight_bytes = 0;           // planned bytes of those modules' weights
+  double planned_bytes = 0;          // the plan's whole bill here: weights, KV cache, activations, staging
+  bool runs_offloaded = false;       // it executes the modules kept on cpu/disk
 };
 
 class Session;
 
-// A loaded model: config, weights (memory-mapped), the compute context.
+// A loaded model: config, weights on their tiers, the compute context.
 // Thread-safety: one thread at a time runs a model and its sessions.
 class Model {
  public:
-  // Reads DIR/config.json, generation_config.json and the safetensors weights.
-  // Throws strata::Error for anything missing, malformed or unsupported.
+  // Reads DIR/config.json, generation_config.json and the safetensors
+  // headers, plans the device map, checks that every device can hold its
+  // share (before reading any weight), then loads. Throws strata::Error for
+  // anything missing, malformed, unsupported or too big for the budgets.
   static std::unique_ptr<Model> load(const std::filesystem::path& dir, const ModelOptions& options = {});
   ~Model();
 
@@ -37,6 +77,15 @@ class Model {
   // Bytes of weights one decode step reads.
   uint64_t weight_bytes_per_token() const;
   uint64_t checkpoint_bytes() const;
+  // Bytes one forward pass copies to devices or reads from the disk tier.
+  uint64_t streamed_bytes_per_pass() const;
+  // The device map in Accelerate's JSON form, and each device's share and counters.
+  std::string device_map_json() const;
+  std::vector<DeviceReport> devices() const;
+  // How the map was made ("auto", "sequential", "user map"), and the offload
+  // folder in use (empty when none was needed).
+  const std::string& plan_source() const;
+  std::filesystem::path offload_folder() const;
 
   // Logits of one no-cache forward over `rows` sequences of `tokens` ids each
   // (row-major), shape [rows, tokens, vocab].
@@ -51,10 +100,12 @@ class Model {
 };
 
 // Incremental decoding of `rows` sequences that advance together, with a KV
-// cache allocated once for `capacity` tokens per row.
+// cache allocated once for `capacity` tokens per row on the devices that run
+// each layer.
 class Session {
  public:
-  Session(Model& model, int64_t rows, int64_t capacity);
+  // all_positions: the session will be asked for the logits of every position.
+  Session(Model& model, int64_t rows, int64_t capacity, bool all_positions = false);
   ~Session();
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;

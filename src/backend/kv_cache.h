@@ -1,17 +1,23 @@
-// Keys and values of past tokens for every layer of `rows` sequences, in f32
-// on the CPU: [layer][row][kv_head][capacity][head_dim]. Allocated once at the
+// Keys and values of past tokens for every layer of `rows` sequences, in f32:
+// per layer [row][kv_head][capacity][head_dim] for keys, then the same for
+// values, on the device that executes that layer. Allocated once at the
 // session's capacity, so decoding never allocates.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <vector>
+
+#include "backend/device.h"
 
 namespace strata {
 
 class KVCache {
  public:
-  KVCache(int64_t layers, int64_t rows, int64_t kv_heads, int64_t head_dim, int64_t capacity);
+  // layer_devices[i] holds layer i's cache.
+  KVCache(std::span<Device* const> layer_devices, int64_t rows, int64_t kv_heads, int64_t head_dim,
+          int64_t capacity);
 
   float* keys(int64_t layer, int64_t row) { return slab(layer, row, 0); }
   float* values(int64_t layer, int64_t row) { return slab(layer, row, 1); }
@@ -21,12 +27,15 @@ class KVCache {
   int64_t length() const { return length_; }
   void set_length(int64_t length) { length_ = length; }
 
+  // Bytes one layer's cache takes for these dimensions.
+  static uint64_t layer_bytes(int64_t rows, int64_t kv_heads, int64_t head_dim, int64_t capacity);
+
  private:
   float* slab(int64_t layer, int64_t row, int64_t kind);
 
   int64_t rows_, kv_heads_, head_dim_, capacity_;
   int64_t length_ = 0;
-  std::vector<float> data_;
+  std::vector<DeviceBuffer> layers_;
 };
 
 }  // namespace strata

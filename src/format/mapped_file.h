@@ -29,4 +29,9 @@ class MappedFile {
   size_t size_ = 0;
 };
 
+// Unmaps the whole pages inside `range` (part of a MappedFile) from this
+// process: they leave its resident set but stay in the page cache, and the
+// next read faults them back in. For ranges read once per pass.
+void release_mapped_pages(std::span<const uint8_t> range);
+
 }  // namespace strata

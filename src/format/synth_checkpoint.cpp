@@ -15,8 +15,6 @@
 #include <sys/statvfs.h>
 
 #include <algorithm>
-#include <cctype>
-#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <condition_variable>
@@ -624,31 +622,6 @@ SynthSpec synth_preset(std::string_view name) {
     throw Error("unknown model preset '" + std::string(name) + "'", "", "", "presets: " + known);
   }
   return s;
-}
-
-uint64_t parse_byte_size(std::string_view text) {
-  const auto bad = [&]() -> Error {
-    return Error("bad size '" + std::string(text) + "'", "", "",
-                 "expected a number with an optional unit, like 2GB, 500MB or 1GiB");
-  };
-  size_t split = 0;
-  while (split < text.size() && ((text[split] >= '0' && text[split] <= '9') || text[split] == '.')) ++split;
-  std::string unit(text.substr(split));
-  while (!unit.empty() && unit.front() == ' ') unit.erase(unit.begin());
-  for (char& c : unit) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  double number = 0;
-  const auto [end, ec] = std::from_chars(text.data(), text.data() + split, number);
-  if (split == 0 || ec != std::errc() || end != text.data() + split) throw bad();
-  static constexpr std::pair<const char*, double> kUnits[] = {
-      {"", 1},         {"b", 1},          {"kb", 1e3},       {"mb", 1e6},         {"gb", 1e9},
-      {"tb", 1e12},    {"kib", 1024.0},   {"mib", 1048576.0}, {"gib", 1073741824.0}, {"tib", 1099511627776.0}};
-  for (const auto& [name, factor] : kUnits) {
-    if (unit != name) continue;
-    const double bytes = std::floor(number * factor);
-    if (!(bytes >= 1) || bytes >= 1.8e19) throw bad();
-    return static_cast<uint64_t>(bytes);
-  }
-  throw bad();
 }
 
 void validate(const SynthSpec& spec) {

@@ -64,11 +64,6 @@ const std::vector<std::string>& synth_preset_names();
 // "llama", "qwen2", "mistral" → the HF architecture name; throws strata::Error otherwise.
 std::string synth_architecture(std::string_view short_name);
 
-// Parses a byte count such as "2GB", "500MB", "1.5GiB" or "4096": GiB/MiB/KiB
-// (and TiB) are powers of 2, GB/MB/KB (and TB) powers of 10, as in
-// Accelerate's max_memory; units are case-insensitive. Throws strata::Error.
-uint64_t parse_byte_size(std::string_view text);
-
 // Checks the spec (positive sizes, heads divisible by kv heads, even head_dim,
 // a float dtype, a vocabulary large enough for the byte-level tokenizer).
 // Throws strata::Error naming the bad field.

@@ -1,11 +1,15 @@
 // The interface every architecture family implements: a causal language model
-// whose forward pass runs over a batch of sequences with a KV cache.
+// cut into blocks (the embedding, each decoder layer, the final norm, the
+// head) that the runtime places on devices and runs one after another, with
+// hooks between them that move activations and weights (DESIGN.md,
+// "Execution: hooks and streaming").
 //
-// Models name their weights with Hugging Face names and express the forward
-// pass in backend ops; they never know where a weight lives.
+// Models name their blocks and weights with Hugging Face names and express
+// each block in backend ops; they never know where a weight lives.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -18,18 +22,38 @@
 
 namespace strata {
 
-// Where a model's weights come from. The runtime implements it (memory maps,
-// tiers); the model only asks by Hugging Face name and expected shape.
+// Where a model's weights come from. The runtime implements it (tiers,
+// devices, streaming slots); the model only asks by Hugging Face name and
+// expected shape, once, when it is created. The views it gets stay valid for
+// the model's life; the runtime fills streamed ones before the block runs.
 class WeightSource {
  public:
   virtual ~WeightSource() = default;
-  virtual bool has(const std::string& name) const = 0;
   // A [rows, cols] matrix in F32/BF16/F16; throws strata::Error naming the
   // tensor when missing or of another shape.
   virtual MatrixView matrix(const std::string& name, int64_t rows, int64_t cols) = 0;
-  // A 1-D parameter widened to f32, owned by the source.
+  // A 1-D parameter held as f32.
   virtual const float* vector_f32(const std::string& name, int64_t size) = 0;
 };
+
+// One tensor a block reads.
+struct WeightSpec {
+  std::string name;
+  std::vector<int64_t> shape;  // [rows, cols] for a matrix, [n] for a 1-D parameter
+  bool is_vector() const { return shape.size() == 1; }
+};
+
+// A unit the runtime places on one device and runs hooks around.
+struct BlockSpec {
+  std::string module;  // Hugging Face module name: "model.embed_tokens", "model.layers.3", "model.norm", "lm_head"
+  std::vector<WeightSpec> weights;
+  int64_t layer = -1;  // the decoder layer whose KV cache it uses, else -1
+};
+
+// The blocks of config.architecture in execution order. `has_tensor` says
+// whether the checkpoint holds a name (a tied head has no lm_head.weight).
+std::vector<BlockSpec> model_blocks(const ModelConfig& config,
+                                    const std::function<bool(const std::string&)>& has_tensor);
 
 // One forward step: `rows` sequences each receive `tokens` new ids.
 struct ForwardStep {
@@ -39,19 +63,62 @@ struct ForwardStep {
   bool all_logits = false;  // logits of every position, else of the last one per row
 };
 
+// The largest steps a session runs. It fixes the workspace layout, which is
+// the same on every device, so an activation sits at the same offset in each.
+struct StepLimits {
+  int64_t rows = 1;
+  int64_t max_tokens = 1;  // tokens of one step, all rows together
+  int64_t logit_rows = 1;
+  int64_t capacity = 1;    // KV positions per row
+  int workers = 1;         // thread-pool size (attention keeps scores per worker)
+};
+
+// Prompts are fed in chunks of at most this many tokens (all rows together),
+// so activation memory is bounded whatever the prompt length. Results do not
+// depend on the chunking: every op reduces each output in a fixed order.
+inline constexpr int64_t kMaxStepTokens = 256;
+
+// The limits of a session of `rows` x `capacity` tokens.
+StepLimits step_limits(int64_t rows, int64_t capacity, bool all_logits, int workers);
+
+// Floats of scratch every executing device needs for steps within `limits`
+// (the planner budgets it from the config alone, before anything is loaded).
+size_t workspace_floats(const ModelConfig& config, const StepLimits& limits);
+
+// What one block runs with: its device's workspace and the step.
+struct BlockRun {
+  ThreadPool& pool;
+  KVCache& cache;
+  const ForwardStep& step;
+  const StepLimits& limits;
+  float* workspace;  // workspace_floats(limits) floats on the block's device
+};
+
+// A range of the workspace, in floats.
+struct WorkspaceRange {
+  size_t offset = 0;
+  size_t count = 0;
+};
+
 class CausalLM {
  public:
   virtual ~CausalLM() = default;
   virtual const ModelConfig& config() const = 0;
-  // Runs the step, appends to the cache and returns logits:
-  // [rows, tokens, vocab] with all_logits, else [rows, vocab]. The span stays
-  // valid until the next call.
-  virtual std::span<const float> forward(ThreadPool& pool, KVCache& cache, const ForwardStep& step) = 0;
+  virtual const std::vector<BlockSpec>& blocks() const = 0;
+  // Runs one block. The first reads the step's ids; each later one reads the
+  // previous block's output (block_output) from the same offsets of its own
+  // workspace. Decoder layers append this step to their KV cache rows.
+  virtual void run_block(size_t block, const BlockRun& run) = 0;
+  // Where block's result lies in the workspace; the last block's is the
+  // logits, [rows, vocab] or with all_logits [rows * tokens, vocab].
+  virtual WorkspaceRange block_output(size_t block, const StepLimits& limits, const ForwardStep& step) const = 0;
   // Bytes of weights one decode step reads (every matrix once, one embedding row).
   virtual uint64_t weight_bytes_per_token() const = 0;
 };
 
-// Creates the model for config.architecture, binding its weights from the store.
-std::unique_ptr<CausalLM> create_model(const ModelConfig& config, WeightSource& weights);
+// Creates the model for config.architecture from its model_blocks(), binding
+// their weights from the source.
+std::unique_ptr<CausalLM> create_model(const ModelConfig& config, std::vector<BlockSpec> blocks,
+                                       WeightSource& weights);
 
 }  // namespace strata

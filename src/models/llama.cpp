@@ -5,6 +5,9 @@
 // query heads, SwiGLU MLP. The differences are config switches: q/k/v bias
 // (Qwen2), attention_bias and mlp_bias (Llama), sliding window (Mistral),
 // llama3 rope scaling, tied or untied lm_head.
+//
+// Blocks: model.embed_tokens, model.layers.{i}, model.norm, lm_head — the
+// modules Accelerate's device maps place (a decoder layer is never split).
 #include <algorithm>
 #include <string>
 #include <vector>
@@ -29,29 +32,98 @@ struct LayerWeights {
   const float* down_bias = nullptr;
 };
 
-// Activation buffers, grown to the largest step seen and then reused.
-struct Workspace {
-  std::vector<float> x, normed, q, k, v, attn, proj, gate, up, logits, scores;
+// One tensor of a decoder layer and the LayerWeights field it binds to: the
+// single list both the block description and the binding read.
+struct LayerSlot {
+  std::string name;
+  std::vector<int64_t> shape;
+  MatrixView LayerWeights::*matrix = nullptr;
+  const float* LayerWeights::*vector = nullptr;
+};
 
-  void reserve(size_t tokens, const ModelConfig& c, size_t logit_rows, size_t workers, size_t capacity) {
-    auto grow = [](std::vector<float>& buffer, size_t size) {
-      if (buffer.size() < size) buffer.resize(size);
-    };
+std::vector<LayerSlot> layer_slots(const ModelConfig& c, int64_t layer) {
+  const std::string p = "model.layers." + std::to_string(layer) + ".";
+  const int64_t hidden = c.hidden_size;
+  const int64_t q_dim = c.num_heads * c.head_dim;
+  const int64_t kv_dim = c.num_kv_heads * c.head_dim;
+  const int64_t inter = c.intermediate_size;
+  using L = LayerWeights;
+  std::vector<LayerSlot> slots{
+      {p + "input_layernorm.weight", {hidden}, nullptr, &L::input_norm},
+      {p + "self_attn.q_proj.weight", {q_dim, hidden}, &L::q, nullptr},
+      {p + "self_attn.k_proj.weight", {kv_dim, hidden}, &L::k, nullptr},
+      {p + "self_attn.v_proj.weight", {kv_dim, hidden}, &L::v, nullptr},
+      {p + "self_attn.o_proj.weight", {hidden, q_dim}, &L::o, nullptr},
+      {p + "post_attention_layernorm.weight", {hidden}, nullptr, &L::post_attention_norm},
+      {p + "mlp.gate_proj.weight", {inter, hidden}, &L::gate, nullptr},
+      {p + "mlp.up_proj.weight", {inter, hidden}, &L::up, nullptr},
+      {p + "mlp.down_proj.weight", {hidden, inter}, &L::down, nullptr},
+  };
+  if (c.qkv_bias || c.attention_bias) {
+    slots.push_back({p + "self_attn.q_proj.bias", {q_dim}, nullptr, &L::q_bias});
+    slots.push_back({p + "self_attn.k_proj.bias", {kv_dim}, nullptr, &L::k_bias});
+    slots.push_back({p + "self_attn.v_proj.bias", {kv_dim}, nullptr, &L::v_bias});
+  }
+  if (c.attention_bias) slots.push_back({p + "self_attn.o_proj.bias", {hidden}, nullptr, &L::o_bias});
+  if (c.mlp_bias) {
+    slots.push_back({p + "mlp.gate_proj.bias", {inter}, nullptr, &L::gate_bias});
+    slots.push_back({p + "mlp.up_proj.bias", {inter}, nullptr, &L::up_bias});
+    slots.push_back({p + "mlp.down_proj.bias", {hidden}, nullptr, &L::down_bias});
+  }
+  return slots;
+}
+
+// A tied head has no lm_head.weight of its own (HF drops it on save).
+std::string head_tensor(const ModelConfig& c, const std::function<bool(const std::string&)>& has_tensor) {
+  return (!c.tie_word_embeddings || has_tensor("lm_head.weight")) ? "lm_head.weight" : "model.embed_tokens.weight";
+}
+
+// Where each activation buffer lies in a workspace, in floats. The layout
+// depends only on the limits, so it is the same on every device of a session
+// and an activation moves between devices at unchanged offsets.
+struct WorkspaceLayout {
+  size_t x, normed, q, k, v, attn, proj, gate, up, logits, scores;
+  size_t scores_floats;
+  size_t total;
+
+  WorkspaceLayout(const ModelConfig& c, const StepLimits& l) {
+    const size_t tokens = static_cast<size_t>(l.max_tokens);
     const size_t hidden = static_cast<size_t>(c.hidden_size);
     const size_t q_dim = static_cast<size_t>(c.num_heads * c.head_dim);
     const size_t kv_dim = static_cast<size_t>(c.num_kv_heads * c.head_dim);
-    grow(x, tokens * hidden);
-    grow(normed, tokens * hidden);
-    grow(q, tokens * q_dim);
-    grow(k, tokens * kv_dim);
-    grow(v, tokens * kv_dim);
-    grow(attn, tokens * q_dim);
-    grow(proj, tokens * hidden);
-    grow(gate, tokens * static_cast<size_t>(c.intermediate_size));
-    grow(up, tokens * static_cast<size_t>(c.intermediate_size));
-    grow(logits, logit_rows * static_cast<size_t>(c.vocab_size));
-    grow(scores, workers * capacity);
+    const size_t inter = static_cast<size_t>(c.intermediate_size);
+    size_t at = 0;
+    // Each buffer starts on a 64-byte boundary.
+    auto take = [&](size_t floats) {
+      const size_t offset = at;
+      at += (floats + 15) / 16 * 16;
+      return offset;
+    };
+    x = take(tokens * hidden);
+    normed = take(tokens * hidden);
+    q = take(tokens * q_dim);
+    k = take(tokens * kv_dim);
+    v = take(tokens * kv_dim);
+    attn = take(tokens * q_dim);
+    proj = take(tokens * hidden);
+    gate = take(tokens * inter);
+    up = take(tokens * inter);
+    logits = take(static_cast<size_t>(l.logit_rows * c.vocab_size));
+    scores_floats = static_cast<size_t>(l.workers) * static_cast<size_t>(l.capacity);
+    scores = take(scores_floats);
+    total = at;
   }
+};
+
+// The buffers of one device's workspace.
+struct Workspace {
+  float *x, *normed, *q, *k, *v, *attn, *proj, *gate, *up, *logits, *scores;
+  size_t scores_floats;
+
+  Workspace(float* base, const WorkspaceLayout& w)
+      : x(base + w.x), normed(base + w.normed), q(base + w.q), k(base + w.k), v(base + w.v), attn(base + w.attn),
+        proj(base + w.proj), gate(base + w.gate), up(base + w.up), logits(base + w.logits), scores(base + w.scores),
+        scores_floats(w.scores_floats) {}
 };
 
 cpu::Rope make_rope(const ModelConfig& c) {
@@ -65,11 +137,13 @@ cpu::Rope make_rope(const ModelConfig& c) {
 
 class LlamaModel final : public CausalLM {
  public:
-  LlamaModel(const ModelConfig& config, WeightSource& weights) : config_(config), rope_(make_rope(config)) {
+  LlamaModel(const ModelConfig& config, WeightSource& weights, std::vector<BlockSpec> blocks)
+      : config_(config), rope_(make_rope(config)), blocks_(std::move(blocks)) {
     bind(weights);
   }
 
   const ModelConfig& config() const override { return config_; }
+  const std::vector<BlockSpec>& blocks() const override { return blocks_; }
 
   uint64_t weight_bytes_per_token() const override {
     auto bytes = [](const MatrixView& m) {
@@ -81,107 +155,92 @@ class LlamaModel final : public CausalLM {
     return total;
   }
 
-  std::span<const float> forward(ThreadPool& pool, KVCache& cache, const ForwardStep& step) override;
+  void run_block(size_t block, const BlockRun& run) override;
+  WorkspaceRange block_output(size_t block, const StepLimits& limits, const ForwardStep& step) const override;
 
  private:
   void bind(WeightSource& w);
-  void attention_block(ThreadPool& pool, KVCache& cache, const LayerWeights& l, int64_t layer,
-                       const ForwardStep& step);
-  void mlp_block(ThreadPool& pool, const LayerWeights& l, size_t tokens);
+  void attention_block(const BlockRun& run, const Workspace& ws, const LayerWeights& l, int64_t layer);
+  void mlp_block(const BlockRun& run, const Workspace& ws, const LayerWeights& l);
+  void final_norm(const BlockRun& run, const Workspace& ws);
 
   ModelConfig config_;
   cpu::Rope rope_;
+  std::vector<BlockSpec> blocks_;
   MatrixView embed_;
   MatrixView lm_head_;
   const float* final_norm_ = nullptr;
   std::vector<LayerWeights> layers_;
-  Workspace ws_;
 };
 
 void LlamaModel::bind(WeightSource& w) {
   const ModelConfig& c = config_;
-  const int64_t hidden = c.hidden_size;
-  const int64_t q_dim = c.num_heads * c.head_dim;
-  const int64_t kv_dim = c.num_kv_heads * c.head_dim;
-  embed_ = w.matrix("model.embed_tokens.weight", c.vocab_size, hidden);
-  final_norm_ = w.vector_f32("model.norm.weight", hidden);
-  // A tied head has no lm_head.weight of its own (HF drops it on save).
-  if (!c.tie_word_embeddings || w.has("lm_head.weight"))
-    lm_head_ = w.matrix("lm_head.weight", c.vocab_size, hidden);
-  else
-    lm_head_ = embed_;
-
-  auto bias = [&](bool present, const std::string& name, int64_t size) -> const float* {
-    return present ? w.vector_f32(name, size) : nullptr;
-  };
+  embed_ = w.matrix("model.embed_tokens.weight", c.vocab_size, c.hidden_size);
+  final_norm_ = w.vector_f32("model.norm.weight", c.hidden_size);
+  const std::string& head = blocks_.back().weights.front().name;
+  lm_head_ = head == "model.embed_tokens.weight" ? embed_ : w.matrix(head, c.vocab_size, c.hidden_size);
   for (int64_t i = 0; i < c.num_layers; ++i) {
-    const std::string p = "model.layers." + std::to_string(i) + ".";
     LayerWeights l;
-    l.input_norm = w.vector_f32(p + "input_layernorm.weight", hidden);
-    l.post_attention_norm = w.vector_f32(p + "post_attention_layernorm.weight", hidden);
-    l.q = w.matrix(p + "self_attn.q_proj.weight", q_dim, hidden);
-    l.k = w.matrix(p + "self_attn.k_proj.weight", kv_dim, hidden);
-    l.v = w.matrix(p + "self_attn.v_proj.weight", kv_dim, hidden);
-    l.o = w.matrix(p + "self_attn.o_proj.weight", hidden, q_dim);
-    l.gate = w.matrix(p + "mlp.gate_proj.weight", c.intermediate_size, hidden);
-    l.up = w.matrix(p + "mlp.up_proj.weight", c.intermediate_size, hidden);
-    l.down = w.matrix(p + "mlp.down_proj.weight", hidden, c.intermediate_size);
-    const bool qkv_bias = c.qkv_bias || c.attention_bias;
-    l.q_bias = bias(qkv_bias, p + "self_attn.q_proj.bias", q_dim);
-    l.k_bias = bias(qkv_bias, p + "self_attn.k_proj.bias", kv_dim);
-    l.v_bias = bias(qkv_bias, p + "self_attn.v_proj.bias", kv_dim);
-    l.o_bias = bias(c.attention_bias, p + "self_attn.o_proj.bias", hidden);
-    l.gate_bias = bias(c.mlp_bias, p + "mlp.gate_proj.bias", c.intermediate_size);
-    l.up_bias = bias(c.mlp_bias, p + "mlp.up_proj.bias", c.intermediate_size);
-    l.down_bias = bias(c.mlp_bias, p + "mlp.down_proj.bias", hidden);
+    for (const LayerSlot& s : layer_slots(c, i)) {
+      if (s.matrix)
+        l.*s.matrix = w.matrix(s.name, s.shape[0], s.shape[1]);
+      else
+        l.*s.vector = w.vector_f32(s.name, s.shape[0]);
+    }
     layers_.push_back(l);
   }
 }
 
-std::span<const float> LlamaModel::forward(ThreadPool& pool, KVCache& cache, const ForwardStep& step) {
-  const ModelConfig& c = config_;
-  const size_t tokens = static_cast<size_t>(step.rows * step.tokens);
-  if (step.ids.size() != tokens) throw Error("forward: expected " + std::to_string(tokens) + " ids");
-  if (step.rows != cache.rows()) throw Error("forward: batch rows do not match the KV cache");
-  if (cache.length() + step.tokens > cache.capacity())
-    throw Error("context full: " + std::to_string(cache.length() + step.tokens) + " tokens exceed the capacity of " +
-                    std::to_string(cache.capacity()),
-                "", "", "raise the context size");
-  for (const int32_t id : step.ids)
-    if (id < 0 || id >= c.vocab_size)
-      throw Error("token id " + std::to_string(id) + " is outside the vocabulary [0, " +
-                  std::to_string(c.vocab_size) + ")");
-
-  const size_t logit_rows = step.all_logits ? tokens : static_cast<size_t>(step.rows);
-  ws_.reserve(tokens, c, logit_rows, static_cast<size_t>(pool.size()), static_cast<size_t>(cache.capacity()));
-  const size_t hidden = static_cast<size_t>(c.hidden_size);
-
-  cpu::embedding(embed_, step.ids, ws_.x.data());
-  for (int64_t layer = 0; layer < c.num_layers; ++layer) {
+// Blocks in order: embedding, layers, final norm, head.
+void LlamaModel::run_block(size_t block, const BlockRun& run) {
+  const Workspace ws(run.workspace, WorkspaceLayout(config_, run.limits));
+  const int64_t layer = static_cast<int64_t>(block) - 1;
+  if (block == 0) {
+    cpu::embedding(embed_, run.step.ids, ws.x);
+  } else if (layer < config_.num_layers) {
     const LayerWeights& l = layers_[static_cast<size_t>(layer)];
-    attention_block(pool, cache, l, layer, step);
-    mlp_block(pool, l, tokens);
+    attention_block(run, ws, l, layer);
+    mlp_block(run, ws, l);
+  } else if (block == blocks_.size() - 2) {
+    final_norm(run, ws);
+  } else {
+    const size_t logit_rows = block_output(block, run.limits, run.step).count / static_cast<size_t>(config_.vocab_size);
+    const cpu::MatmulOutput head[] = {{lm_head_, nullptr, ws.logits}};
+    cpu::matmul(run.pool, ws.normed, logit_rows, head);
   }
-  cache.set_length(cache.length() + step.tokens);
-
-  // Final norm and head, on every position or on each row's last one.
-  const float* head_input = ws_.x.data();
-  if (!step.all_logits) {
-    for (int64_t r = 0; r < step.rows; ++r) {
-      const float* last = ws_.x.data() + (static_cast<size_t>((r + 1) * step.tokens) - 1) * hidden;
-      std::copy(last, last + hidden, ws_.proj.data() + static_cast<size_t>(r) * hidden);
-    }
-    head_input = ws_.proj.data();
-  }
-  cpu::rms_norm(head_input, final_norm_, logit_rows, hidden, static_cast<float>(c.rms_norm_eps), ws_.normed.data());
-  const cpu::MatmulOutput head[] = {{lm_head_, nullptr, ws_.logits.data()}};
-  cpu::matmul(pool, ws_.normed.data(), logit_rows, head);
-  return {ws_.logits.data(), logit_rows * static_cast<size_t>(c.vocab_size)};
 }
 
-void LlamaModel::attention_block(ThreadPool& pool, KVCache& cache, const LayerWeights& l, int64_t layer,
-                                 const ForwardStep& step) {
+WorkspaceRange LlamaModel::block_output(size_t block, const StepLimits& limits, const ForwardStep& step) const {
+  const WorkspaceLayout ws(config_, limits);
+  const size_t tokens = static_cast<size_t>(step.rows * step.tokens);
+  const size_t logit_rows = step.all_logits ? tokens : static_cast<size_t>(step.rows);
+  const size_t hidden = static_cast<size_t>(config_.hidden_size);
+  if (block + 2 < blocks_.size()) return {ws.x, tokens * hidden};
+  if (block + 2 == blocks_.size()) return {ws.normed, logit_rows * hidden};
+  return {ws.logits, logit_rows * static_cast<size_t>(config_.vocab_size)};
+}
+
+// The last position of each row (or every position), normalized: the head's input.
+void LlamaModel::final_norm(const BlockRun& run, const Workspace& ws) {
+  const ForwardStep& step = run.step;
+  const size_t hidden = static_cast<size_t>(config_.hidden_size);
+  const float* input = ws.x;
+  size_t rows = static_cast<size_t>(step.rows * step.tokens);
+  if (!step.all_logits) {
+    for (int64_t r = 0; r < step.rows; ++r) {
+      const float* last = ws.x + (static_cast<size_t>((r + 1) * step.tokens) - 1) * hidden;
+      std::copy(last, last + hidden, ws.proj + static_cast<size_t>(r) * hidden);
+    }
+    input = ws.proj;
+    rows = static_cast<size_t>(step.rows);
+  }
+  cpu::rms_norm(input, final_norm_, rows, hidden, static_cast<float>(config_.rms_norm_eps), ws.normed);
+}
+
+void LlamaModel::attention_block(const BlockRun& run, const Workspace& ws, const LayerWeights& l, int64_t layer) {
   const ModelConfig& c = config_;
+  const ForwardStep& step = run.step;
+  KVCache& cache = run.cache;
   const size_t tokens = static_cast<size_t>(step.rows * step.tokens);
   const size_t hidden = static_cast<size_t>(c.hidden_size);
   const size_t head_dim = static_cast<size_t>(c.head_dim);
@@ -190,11 +249,9 @@ void LlamaModel::attention_block(ThreadPool& pool, KVCache& cache, const LayerWe
   const size_t capacity = static_cast<size_t>(cache.capacity());
   const size_t past = static_cast<size_t>(cache.length());
 
-  cpu::rms_norm(ws_.x.data(), l.input_norm, tokens, hidden, static_cast<float>(c.rms_norm_eps), ws_.normed.data());
-  const cpu::MatmulOutput qkv[] = {{l.q, l.q_bias, ws_.q.data()},
-                                   {l.k, l.k_bias, ws_.k.data()},
-                                   {l.v, l.v_bias, ws_.v.data()}};
-  cpu::matmul(pool, ws_.normed.data(), tokens, qkv);
+  cpu::rms_norm(ws.x, l.input_norm, tokens, hidden, static_cast<float>(c.rms_norm_eps), ws.normed);
+  const cpu::MatmulOutput qkv[] = {{l.q, l.q_bias, ws.q}, {l.k, l.k_bias, ws.k}, {l.v, l.v_bias, ws.v}};
+  cpu::matmul(run.pool, ws.normed, tokens, qkv);
 
   for (int64_t r = 0; r < step.rows; ++r) {
     float* keys = cache.keys(layer, r);
@@ -202,46 +259,65 @@ void LlamaModel::attention_block(ThreadPool& pool, KVCache& cache, const LayerWe
     for (int64_t t = 0; t < step.tokens; ++t) {
       const size_t token = static_cast<size_t>(r * step.tokens + t);
       const int64_t pos = static_cast<int64_t>(past) + t;
-      rope_.apply(ws_.q.data() + token * q_dim, static_cast<int>(c.num_heads), pos);
-      rope_.apply(ws_.k.data() + token * kv_dim, static_cast<int>(c.num_kv_heads), pos);
+      rope_.apply(ws.q + token * q_dim, static_cast<int>(c.num_heads), pos);
+      rope_.apply(ws.k + token * kv_dim, static_cast<int>(c.num_kv_heads), pos);
       // Scatter this token's heads into the cache's [kv_head][position] layout.
       for (int64_t h = 0; h < c.num_kv_heads; ++h) {
         const size_t src = token * kv_dim + static_cast<size_t>(h) * head_dim;
         const size_t dst = (static_cast<size_t>(h) * capacity + static_cast<size_t>(pos)) * head_dim;
-        std::copy_n(ws_.k.data() + src, head_dim, keys + dst);
-        std::copy_n(ws_.v.data() + src, head_dim, values + dst);
+        std::copy_n(ws.k + src, head_dim, keys + dst);
+        std::copy_n(ws.v + src, head_dim, values + dst);
       }
     }
     const cpu::AttentionShape shape{static_cast<int>(c.num_heads), static_cast<int>(c.num_kv_heads),
                                     static_cast<int>(c.head_dim), static_cast<int>(c.sliding_window)};
     const size_t first = static_cast<size_t>(r * step.tokens);
-    cpu::attention(pool, shape, ws_.q.data() + first * q_dim, static_cast<size_t>(step.tokens), past, keys,
-                   values, capacity, ws_.attn.data() + first * q_dim, ws_.scores);
+    cpu::attention(run.pool, shape, ws.q + first * q_dim, static_cast<size_t>(step.tokens), past, keys, values,
+                   capacity, ws.attn + first * q_dim, std::span<float>(ws.scores, ws.scores_floats));
   }
 
-  const cpu::MatmulOutput out[] = {{l.o, l.o_bias, ws_.proj.data()}};
-  cpu::matmul(pool, ws_.attn.data(), tokens, out);
-  cpu::add_inplace(ws_.x.data(), ws_.proj.data(), tokens * hidden);
+  const cpu::MatmulOutput out[] = {{l.o, l.o_bias, ws.proj}};
+  cpu::matmul(run.pool, ws.attn, tokens, out);
+  cpu::add_inplace(ws.x, ws.proj, tokens * hidden);
 }
 
-void LlamaModel::mlp_block(ThreadPool& pool, const LayerWeights& l, size_t tokens) {
+void LlamaModel::mlp_block(const BlockRun& run, const Workspace& ws, const LayerWeights& l) {
   const ModelConfig& c = config_;
+  const size_t tokens = static_cast<size_t>(run.step.rows * run.step.tokens);
   const size_t hidden = static_cast<size_t>(c.hidden_size);
   const size_t inter = static_cast<size_t>(c.intermediate_size);
-  cpu::rms_norm(ws_.x.data(), l.post_attention_norm, tokens, hidden, static_cast<float>(c.rms_norm_eps),
-                ws_.normed.data());
-  const cpu::MatmulOutput gate_up[] = {{l.gate, l.gate_bias, ws_.gate.data()}, {l.up, l.up_bias, ws_.up.data()}};
-  cpu::matmul(pool, ws_.normed.data(), tokens, gate_up);
-  cpu::silu_mul(ws_.gate.data(), ws_.up.data(), tokens * inter);
-  const cpu::MatmulOutput down[] = {{l.down, l.down_bias, ws_.proj.data()}};
-  cpu::matmul(pool, ws_.gate.data(), tokens, down);
-  cpu::add_inplace(ws_.x.data(), ws_.proj.data(), tokens * hidden);
+  cpu::rms_norm(ws.x, l.post_attention_norm, tokens, hidden, static_cast<float>(c.rms_norm_eps), ws.normed);
+  const cpu::MatmulOutput gate_up[] = {{l.gate, l.gate_bias, ws.gate}, {l.up, l.up_bias, ws.up}};
+  cpu::matmul(run.pool, ws.normed, tokens, gate_up);
+  cpu::silu_mul(ws.gate, ws.up, tokens * inter);
+  const cpu::MatmulOutput down[] = {{l.down, l.down_bias, ws.proj}};
+  cpu::matmul(run.pool, ws.gate, tokens, down);
+  cpu::add_inplace(ws.x, ws.proj, tokens * hidden);
 }
 
 }  // namespace
 
-std::unique_ptr<CausalLM> create_llama_family(const ModelConfig& config, WeightSource& weights) {
-  return std::make_unique<LlamaModel>(config, weights);
+std::vector<BlockSpec> llama_family_blocks(const ModelConfig& c,
+                                           const std::function<bool(const std::string&)>& has_tensor) {
+  std::vector<BlockSpec> blocks;
+  blocks.push_back({"model.embed_tokens", {{"model.embed_tokens.weight", {c.vocab_size, c.hidden_size}}}, -1});
+  for (int64_t i = 0; i < c.num_layers; ++i) {
+    BlockSpec layer{"model.layers." + std::to_string(i), {}, i};
+    for (const LayerSlot& s : layer_slots(c, i)) layer.weights.push_back({s.name, s.shape});
+    blocks.push_back(std::move(layer));
+  }
+  blocks.push_back({"model.norm", {{"model.norm.weight", {c.hidden_size}}}, -1});
+  blocks.push_back({"lm_head", {{head_tensor(c, has_tensor), {c.vocab_size, c.hidden_size}}}, -1});
+  return blocks;
+}
+
+size_t llama_family_workspace_floats(const ModelConfig& config, const StepLimits& limits) {
+  return WorkspaceLayout(config, limits).total;
+}
+
+std::unique_ptr<CausalLM> create_llama_family(const ModelConfig& config, std::vector<BlockSpec> blocks,
+                                              WeightSource& weights) {
+  return std::make_unique<LlamaModel>(config, weights, std::move(blocks));
 }
 
 }  // namespace strata

@@ -6,14 +6,33 @@
 #include "strata/error.h"
 
 namespace strata::plan {
+namespace {
+
+bool all_digits(std::string_view text) {
+  // Nine digits at most, so std::stoi cannot overflow.
+  return !text.empty() && text.size() < 9 &&
+         std::all_of(text.begin(), text.end(), [](unsigned char c) { return std::isdigit(c) != 0; });
+}
+
+}  // namespace
 
 Device parse_device(const std::string& text) {
   if (text == "cpu") return Device::cpu_();
   if (text == "disk") return Device::disk_();
-  if (!text.empty() && text.size() < 9 &&
-      std::all_of(text.begin(), text.end(), [](unsigned char c) { return std::isdigit(c) != 0; }))
-    return Device::gpu_(std::stoi(text));
-  throw Error("unknown device '" + text + "'", {}, {}, "expected a GPU ordinal, 'cpu' or 'disk'");
+  if (all_digits(text)) return Device::gpu_(std::stoi(text));
+  // strata's own spellings of an accelerator ordinal; the planner only needs
+  // the ordinal, the runtime decides which backend it is.
+  for (std::string_view kind : {"cuda:", "sim:"}) {
+    const std::string_view rest = std::string_view(text).substr(std::min(text.size(), kind.size()));
+    if (text.rfind(kind, 0) == 0 && all_digits(rest)) return Device::gpu_(std::stoi(std::string(rest)));
+  }
+  throw Error("unknown device '" + text + "'", {}, {},
+              "expected an accelerator ordinal (0, cuda:0, sim:0), 'cpu' or 'disk'");
+}
+
+std::string device_label(const Device& d, std::string_view accelerator_kind) {
+  if (!d.is_gpu() || accelerator_kind.empty()) return d.to_string();
+  return std::string(accelerator_kind) + ":" + std::to_string(d.index);
 }
 
 MaxMemory normalize_max_memory(MaxMemory max_memory) {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -32,8 +33,13 @@ struct Device {
   }
 };
 
-// Parses "0", "cpu", "disk" (a max_memory or device-map key). Throws strata::Error.
+// Parses "0", "cuda:0", "sim:0" (all accelerator ordinal 0), "cpu", "disk": a
+// max_memory or device-map key. Throws strata::Error.
 Device parse_device(const std::string& text);
+
+// How tables and messages name a device: accelerator_kind "" gives
+// Accelerate's spelling ("0", "cpu", "disk"), "sim" gives "sim:0", "cuda" "cuda:0".
+std::string device_label(const Device& d, std::string_view accelerator_kind);
 
 // Budgets in bytes, in device order once normalized.
 using MaxMemory = std::vector<std::pair<Device, double>>;

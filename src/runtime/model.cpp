@@ -1,15 +1,49 @@
 #include "strata/model.h"
 
 #include <chrono>
+#include <cstdlib>
+#include <nlohmann/json.hpp>
+#include <unordered_set>
 
-#include "backend/cpu/thread_pool.h"
-#include "backend/kv_cache.h"
 #include "models/causal_lm.h"
+#include "plan/max_memory.h"
 #include "runtime/model_impl.h"
-#include "runtime/weight_store.h"
+#include "runtime/plan_request.h"
 #include "strata/error.h"
 
 namespace strata {
+namespace {
+
+// Every name a device map may use: module paths and tensor names of the tree.
+void collect_names(const plan::ModuleNode& node, const std::string& path, std::unordered_set<std::string>& out) {
+  out.insert(path);
+  for (const auto& t : node.params) out.insert(plan::join_name(path, t.name));
+  for (const auto& t : node.buffers) out.insert(plan::join_name(path, t.name));
+  for (const auto& c : node.children) collect_names(c, plan::join_name(path, c.name), out);
+}
+
+// "model.layers.0", ..., "model.layers.9" -> "model.layers.0-9": a device's
+// modules on one line.
+std::vector<std::string> collapse_layers(const std::vector<std::string>& modules) {
+  std::vector<std::string> out;
+  const std::string prefix = "model.layers.";
+  auto layer_of = [&](const std::string& m) -> long {
+    if (m.rfind(prefix, 0) != 0 || m.size() == prefix.size()) return -1;
+    const std::string rest = m.substr(prefix.size());
+    return rest.find_first_not_of("0123456789") == std::string::npos ? std::stol(rest) : -1;
+  };
+  for (size_t i = 0; i < modules.size();) {
+    const long first = layer_of(modules[i]);
+    size_t j = i + 1;
+    while (first >= 0 && j < modules.size() && layer_of(modules[j]) == first + static_cast<long>(j - i)) ++j;
+    out.push_back(j - i > 1 ? prefix + std::to_string(first) + "-" + std::to_string(first + static_cast<long>(j - i) - 1)
+                            : modules[i]);
+    i = j;
+  }
+  return out;
+}
+
+}  // namespace
 
 Model::Model(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Model::~Model() = default;
@@ -23,8 +57,32 @@ std::unique_ptr<Model> Model::load(const std::filesystem::path& dir, const Model
   impl->config = ModelConfig::from_file(dir / "config.json");
   impl->generation = GenerationConfig::from_dir(dir);
   impl->pool = std::make_unique<ThreadPool>(options.threads);
-  impl->weights = std::make_unique<WeightStore>(Checkpoint::open(dir), options.weights_in_ram, impl->pool.get());
-  impl->model = create_model(impl->config, *impl->weights);
+  const char* env_sims = std::getenv("STRATA_SIM_DEVICES");
+  impl->devices = std::make_unique<DeviceSet>(!options.sim_devices.empty() ? options.sim_devices
+                                              : env_sims                   ? env_sims
+                                                                           : "");
+  Checkpoint checkpoint = Checkpoint::open(dir);
+
+  // Plan and check before reading a single weight.
+  PlannedMap plan = plan_device_map(impl->config, checkpoint, options, *impl->devices, impl->pool->size());
+  std::unordered_set<std::string> names;
+  collect_names(plan.tree.root, "", names);
+  auto blocks = model_blocks(impl->config, [&](const std::string& name) { return checkpoint.find(name) != nullptr; });
+  auto placement = place_blocks(blocks, plan.device_map, plan.main_accelerator, *impl->devices,
+                                [&](const std::string& key) { return names.count(key) != 0; });
+
+  WeightStoreOptions store;
+  store.compute_dtype = options.dtype;
+  store.offload_folder = options.offload_folder.empty() ? default_offload_folder(dir) : options.offload_folder;
+  store.pool = impl->pool.get();
+  impl->weights = std::make_unique<WeightStore>(std::move(checkpoint), blocks, placement, impl->devices->cpu(), store);
+  impl->model = create_model(impl->config, std::move(blocks), *impl->weights);
+  impl->executor = std::make_unique<Executor>(*impl->model, *impl->weights, std::move(placement),
+                                              impl->devices->cpu(), *impl->pool);
+  impl->device_map = std::move(plan.device_map);
+  impl->max_memory = std::move(plan.max_memory);
+  impl->usage = std::move(plan.usage);
+  impl->plan_source = std::move(plan.source);
   impl->load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return std::unique_ptr<Model>(new Model(std::move(impl)));
 }
@@ -36,36 +94,78 @@ int Model::threads() const { return impl_->pool->size(); }
 double Model::load_seconds() const { return impl_->load_seconds; }
 uint64_t Model::weight_bytes_per_token() const { return impl_->model->weight_bytes_per_token(); }
 uint64_t Model::checkpoint_bytes() const { return impl_->weights->total_bytes(); }
+uint64_t Model::streamed_bytes_per_pass() const { return impl_->weights->streamed_bytes_per_pass(); }
+const std::string& Model::plan_source() const { return impl_->plan_source; }
+
+std::filesystem::path Model::offload_folder() const { return impl_->weights->offload_folder().dir(); }
+
+std::string Model::device_map_json() const {
+  nlohmann::ordered_json j = nlohmann::ordered_json::object();
+  for (const auto& [module, device] : impl_->device_map) {
+    if (device.is_gpu())
+      j[module] = device.index;
+    else
+      j[module] = device.to_string();
+  }
+  return j.dump();
+}
+
+std::vector<DeviceReport> Model::devices() const {
+  std::vector<DeviceReport> out;
+  auto modules_on = [&](const plan::Device& d) {
+    std::vector<std::string> modules;
+    for (const auto& [module, device] : impl_->device_map)
+      if (device == d) modules.push_back(module.empty() ? "(everything)" : module);
+    return collapse_layers(modules);
+  };
+  auto report = [&](const std::string& name, const plan::Device& key, const Device* device) {
+    DeviceReport r;
+    r.name = name;
+    r.budget = plan::budget_of(impl_->max_memory, key);
+    r.capacity = device ? device->capacity() : Device::kUnlimited;
+    r.in_use = device ? device->in_use() : 0;
+    r.peak = device ? device->peak() : 0;
+    r.modules = modules_on(key);
+    if (const plan::DeviceUse* use = impl_->usage.find(key)) {
+      r.weight_bytes = use->weights;
+      r.planned_bytes = key == plan::Device::disk_() ? use->weights : use->total();
+    }
+    for (const BlockPlacement& p : impl_->executor->placement())
+      if (p.exec == device && p.streamed()) r.runs_offloaded = true;
+    return r;
+  };
+  for (Device* d : impl_->devices->all())
+    out.push_back(report(d->name(), d->is_accelerator() ? plan::Device::gpu_(d->ordinal()) : plan::Device::cpu_(), d));
+  out.push_back(report("disk", plan::Device::disk_(), nullptr));
+  return out;
+}
 
 std::vector<float> Model::logits(std::span<const int32_t> ids, int64_t rows, int64_t tokens) {
   if (rows <= 0 || tokens <= 0 || ids.size() != static_cast<size_t>(rows * tokens))
     throw Error("logits: ids must hold rows x tokens values");
-  Session session(*this, rows, tokens);
+  Session session(*this, rows, tokens, /*all_positions=*/true);
   const auto out = session.feed(ids, tokens, /*all_positions=*/true);
   return {out.begin(), out.end()};
 }
 
 struct Session::State {
-  KVCache cache;
+  std::unique_ptr<SessionState> state;
 };
 
-Session::Session(Model& model, int64_t rows, int64_t capacity) : model_(model) {
-  const ModelConfig& c = model.config();
+Session::Session(Model& model, int64_t rows, int64_t capacity, bool all_positions) : model_(model) {
   if (rows <= 0 || capacity <= 0) throw Error("a session needs at least one row and one token of capacity");
-  state_ = std::make_unique<State>(State{KVCache(c.num_layers, rows, c.num_kv_heads, c.head_dim, capacity)});
+  state_ = std::make_unique<State>(State{model.impl().executor->new_session(rows, capacity, all_positions)});
 }
 
 Session::~Session() = default;
 
 std::span<const float> Session::feed(std::span<const int32_t> ids, int64_t tokens, bool all_positions) {
-  auto& impl = model_.impl();
-  const ForwardStep step{ids, state_->cache.rows(), tokens, all_positions};
-  return impl.model->forward(*impl.pool, state_->cache, step);
+  return model_.impl().executor->forward(*state_->state, ids, tokens, all_positions);
 }
 
-int64_t Session::length() const { return state_->cache.length(); }
-int64_t Session::capacity() const { return state_->cache.capacity(); }
-int64_t Session::rows() const { return state_->cache.rows(); }
-void Session::reset() { state_->cache.set_length(0); }
+int64_t Session::length() const { return state_->state->cache.length(); }
+int64_t Session::capacity() const { return state_->state->cache.capacity(); }
+int64_t Session::rows() const { return state_->state->cache.rows(); }
+void Session::reset() { state_->state->cache.set_length(0); }
 
 }  // namespace strata

@@ -3,9 +3,15 @@
 
 #include <filesystem>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "backend/cpu/thread_pool.h"
 #include "models/causal_lm.h"
+#include "plan/device.h"
+#include "plan/map_usage.h"
+#include "runtime/devices.h"
+#include "runtime/executor.h"
 #include "runtime/weight_store.h"
 #include "strata/model.h"
 
@@ -15,9 +21,15 @@ struct Model::Impl {
   std::filesystem::path dir;
   ModelConfig config;
   GenerationConfig generation;
+  std::unique_ptr<ThreadPool> pool;
+  std::unique_ptr<DeviceSet> devices;
+  plan::DeviceMap device_map;
+  plan::MaxMemory max_memory;
+  plan::MapUsage usage;  // the plan's bill per device
+  std::string plan_source;
   std::unique_ptr<WeightStore> weights;
   std::unique_ptr<CausalLM> model;
-  std::unique_ptr<ThreadPool> pool;
+  std::unique_ptr<Executor> executor;
   double load_seconds = 0;
 };
 

@@ -1,16 +1,157 @@
 #include "runtime/weight_store.h"
 
-#include <cstring>
+#include <map>
+#include <unordered_set>
 
-#include "backend/cpu/kernels.h"
+#include "format/mapped_file.h"
+#include "models/memory_needs.h"
+#include "runtime/convert.h"
 #include "strata/error.h"
 
 namespace strata {
+namespace {
 
-WeightStore::WeightStore(Checkpoint checkpoint, bool copy_to_ram, ThreadPool* pool)
-    : checkpoint_(std::move(checkpoint)), copy_to_ram_(copy_to_ram), pool_(pool) {
-  // One mapping for all copies: allocate() rounds each tensor up to 64 bytes.
-  if (copy_to_ram_) arena_.reserve(static_cast<size_t>(total_bytes()) + 64 * checkpoint_.tensors().size());
+enum class Tier { resident, host, disk };
+
+// One tensor and where it goes, decided before any memory is taken.
+struct Item {
+  const WeightSpec* spec = nullptr;
+  const TensorInfo* info = nullptr;
+  DType dtype = DType::F32;  // as held
+  size_t bytes = 0;          // as held, unpadded
+  Tier tier = Tier::resident;
+  Device* home = nullptr;  // resident: the executing device; host tier: the host
+  size_t offset = 0;       // in home's region
+  bool in_checkpoint = false;  // disk tier read from the checkpoint itself (else the offload folder)
+};
+
+bool readable_in_place(const Item& item, const Checkpoint& checkpoint) {
+  const auto address = reinterpret_cast<uintptr_t>(checkpoint.data(*item.info).data());
+  return item.dtype == item.info->dtype && address % dtype_size(item.dtype) == 0;
+}
+
+}  // namespace
+
+const TensorInfo& WeightStore::expect(const WeightSpec& weight) const {
+  const TensorInfo& info = checkpoint_.get(weight.name);
+  if (info.shape != weight.shape)
+    throw Error("shape " + shape_string(info.shape) + " does not match config.json (expected " +
+                    shape_string(weight.shape) + ")",
+                checkpoint_.dir().string(), weight.name, "config.json and weights disagree");
+  if (info.dtype != DType::F32 && info.dtype != DType::BF16 && info.dtype != DType::F16)
+    throw Error("weights stored as " + std::string(dtype_name(info.dtype)) + " are not supported",
+                checkpoint_.dir().string(), weight.name, "strata reads F32, BF16 and F16 weights");
+  return info;
+}
+
+WeightStore::WeightStore(Checkpoint checkpoint, const std::vector<BlockSpec>& blocks,
+                         const std::vector<BlockPlacement>& placement, Device& host,
+                         const WeightStoreOptions& options)
+    : checkpoint_(std::move(checkpoint)), onload_(blocks.size()), release_(blocks.size()) {
+  // 1. Decide each tensor's tier and its place in its device's region.
+  std::vector<Item> items;
+  std::unordered_map<std::string, size_t> item_of;
+  std::map<Device*, size_t> region_bytes;
+  std::vector<OffloadFolder::Wanted> to_convert;
+  for (size_t b = 0; b < blocks.size(); ++b) {
+    const BlockPlacement& p = placement[b];
+    for (const WeightSpec& w : blocks[b].weights) {
+      if (item_of.count(w.name)) continue;  // tied: held once (placement checked they agree)
+      Item item;
+      item.spec = &w;
+      item.info = &expect(w);
+      item.dtype = w.is_vector() ? DType::F32 : options.compute_dtype.value_or(item.info->dtype);
+      item.bytes = static_cast<size_t>(item.info->numel()) * dtype_size(item.dtype);
+      if (p.tier.kind == plan::Device::disk) {
+        item.tier = Tier::disk;
+        item.in_checkpoint = readable_in_place(item, checkpoint_);
+        if (!item.in_checkpoint) to_convert.push_back({w.name, item.dtype});
+      } else {
+        item.tier = p.streamed() ? Tier::host : Tier::resident;
+        item.home = p.streamed() ? &host : p.exec;
+        item.offset = region_bytes[item.home];
+        region_bytes[item.home] += held_bytes(w, item.info->dtype, options.compute_dtype);
+      }
+      item_of.emplace(w.name, items.size());
+      items.push_back(item);
+    }
+  }
+
+  // 2. Convert what the disk tier cannot read in place.
+  if (!to_convert.empty()) {
+    if (options.offload_folder.empty())
+      throw Error(std::to_string(to_convert.size()) + " tensors on the disk tier need converting (e.g. " +
+                      to_convert.front().name + " to " + std::string(dtype_name(to_convert.front().dtype)) + ")",
+                  checkpoint_.dir().string(), "", "pass --offload-folder DIR to hold the converted copies");
+    offload_ = OffloadFolder(options.offload_folder, checkpoint_, to_convert, options.pool);
+  }
+  auto disk_bytes = [&](const Item& item) {
+    return item.in_checkpoint ? checkpoint_.data(*item.info) : offload_.data(item.spec->name);
+  };
+
+  // 3. Take the memory: one region per device, then the staging slots.
+  std::map<Device*, uint8_t*> region;
+  for (const auto& [device, bytes] : region_bytes) {
+    buffers_.emplace_back(*device, bytes, "weights");
+    region[device] = buffers_.back().data();
+  }
+  std::map<Device*, size_t> slot_bytes;
+  for (size_t b = 0; b < blocks.size(); ++b) {
+    if (!placement[b].streamed()) continue;
+    size_t bytes = 0;
+    for (const WeightSpec& w : blocks[b].weights) bytes += align64(items[item_of.at(w.name)].bytes);
+    slot_bytes[placement[b].exec] = std::max(slot_bytes[placement[b].exec], bytes);
+  }
+  std::map<Device*, uint8_t*> slot;
+  for (const auto& [device, bytes] : slot_bytes) {
+    buffers_.emplace_back(*device, bytes, "the staging slot for offloaded weights");
+    slot[device] = buffers_.back().data();
+  }
+
+  // 4. Fill the regions, converting on the way.
+  std::vector<uint8_t> converted;
+  for (const Item& item : items) {
+    if (item.tier == Tier::disk) continue;
+    uint8_t* dst = region.at(item.home) + item.offset;
+    const auto src = checkpoint_.data(*item.info);
+    const auto n = static_cast<size_t>(item.info->numel());
+    if (item.home == &host) {  // the CPU writes its own memory directly
+      convert_elements(item.info->dtype, src.data(), item.dtype, dst, n, options.pool);
+    } else if (item.dtype == item.info->dtype) {
+      item.home->copy_in(dst, src.data(), item.bytes);
+    } else {
+      converted.resize(item.bytes);
+      convert_elements(item.info->dtype, src.data(), item.dtype, converted.data(), n, options.pool);
+      item.home->copy_in(dst, converted.data(), item.bytes);
+    }
+    // The file pages were read once; keep them out of this process's memory.
+    release_mapped_pages(src);
+    if (item.home == &host && item.tier == Tier::resident && !item.spec->is_vector())
+      resident_host_ranges_.emplace_back(dst, item.bytes);
+  }
+
+  // 5. Views, and the copies and releases each block's hooks perform.
+  for (size_t b = 0; b < blocks.size(); ++b) {
+    const BlockPlacement& p = placement[b];
+    size_t slot_offset = 0;
+    for (const WeightSpec& w : blocks[b].weights) {
+      const Item& item = items[item_of.at(w.name)];
+      const uint8_t* source = item.tier == Tier::disk ? disk_bytes(item).data() : region.at(item.home) + item.offset;
+      void* view = const_cast<uint8_t*>(source);
+      if (p.streamed()) {
+        view = slot.at(p.exec) + slot_offset;
+        onload_[b].push_back({p.exec, view, source, item.bytes});
+        slot_offset += align64(item.bytes);
+        streamed_bytes_ += item.bytes;
+      } else if (item.tier == Tier::disk) {
+        streamed_bytes_ += item.bytes;
+      }
+      if (item.tier == Tier::disk) release_[b].push_back(disk_bytes(item));
+      const auto [it, fresh] = held_.emplace(w.name, Held{view, item.dtype, w.shape});
+      if (!fresh && it->second.data != view)
+        throw Error("internal: tied tensor " + w.name + " would be streamed to two places");
+    }
+  }
 }
 
 uint64_t WeightStore::total_bytes() const {
@@ -19,61 +160,28 @@ uint64_t WeightStore::total_bytes() const {
   return total;
 }
 
-const TensorInfo& WeightStore::expect(const std::string& name, const std::vector<int64_t>& shape) const {
-  const TensorInfo& info = checkpoint_.get(name);
-  if (info.shape != shape)
-    throw Error("shape " + shape_string(info.shape) + " does not match config.json (expected " +
-                    shape_string(shape) + ")",
-                checkpoint_.dir().string(), name, "config.json and weights disagree");
-  return info;
+const WeightStore::Held& WeightStore::held(const std::string& name, const std::vector<int64_t>& shape) const {
+  const auto it = held_.find(name);
+  if (it == held_.end() || it->second.shape != shape)
+    throw Error("internal: the model asked for a weight its blocks did not declare", checkpoint_.dir().string(), name);
+  return it->second;
 }
 
 MatrixView WeightStore::matrix(const std::string& name, int64_t rows, int64_t cols) {
-  const TensorInfo& info = expect(name, {rows, cols});
-  if (info.dtype != DType::F32 && info.dtype != DType::BF16 && info.dtype != DType::F16)
-    throw Error("weights stored as " + std::string(dtype_name(info.dtype)) + " are not supported",
-                checkpoint_.dir().string(), name, "strata reads F32, BF16 and F16 weights");
-  const auto bytes = checkpoint_.data(info);
-  const void* data = bytes.data();
-  if (copy_to_ram_) {
-    auto* copy = static_cast<uint8_t*>(arena_.allocate(bytes.size()));
-    // Page faults on both sides dominate; spread them over the threads.
-    auto copy_range = [&](size_t begin, size_t end, int) {
-      std::memcpy(copy + begin, bytes.data() + begin, end - begin);
-    };
-    if (pool_)
-      pool_->parallel_for(bytes.size(), size_t{1} << 20, copy_range);
-    else
-      copy_range(0, bytes.size(), 0);
-    data = copy;
-  } else if (reinterpret_cast<uintptr_t>(data) % dtype_size(info.dtype) != 0) {
-    // Element reads must be aligned; a file whose offsets are not gets a copy.
-    auto& copy = owned_aligned_.emplace_back((bytes.size() + 7) / 8);
-    std::memcpy(copy.data(), bytes.data(), bytes.size());
-    data = copy.data();
-  }
-  matrix_ranges_.emplace_back(static_cast<const uint8_t*>(data), bytes.size());
-  return MatrixView{info.dtype, data, rows, cols};
+  const Held& h = held(name, {rows, cols});
+  return MatrixView{h.dtype, h.data, rows, cols};
 }
 
 const float* WeightStore::vector_f32(const std::string& name, int64_t size) {
-  const TensorInfo& info = expect(name, {size});
-  if (!is_float(info.dtype) || info.dtype == DType::F64)
-    throw Error("parameter stored as " + std::string(dtype_name(info.dtype)) + " is not supported",
-                checkpoint_.dir().string(), name, "strata reads F32, BF16 and F16 weights");
-  auto& out = owned_f32_.emplace_back(static_cast<size_t>(size));
-  // to_f32 reads through memcpy-safe paths for F32 and element loads for
-  // 16-bit types; copy first so alignment never matters.
-  const auto bytes = checkpoint_.data(info);
-  std::vector<uint16_t> aligned16;
-  const void* src = bytes.data();
-  if (info.dtype != DType::F32) {
-    aligned16.resize(static_cast<size_t>(size));
-    std::memcpy(aligned16.data(), bytes.data(), bytes.size());
-    src = aligned16.data();
-  }
-  cpu::to_f32(info.dtype, src, out.data(), static_cast<size_t>(size));
-  return out.data();
+  return static_cast<const float*>(held(name, {size}).data);
+}
+
+void WeightStore::onload(size_t block) {
+  for (const Copy& c : onload_[block]) c.device->copy_in(c.dst, c.src, c.bytes);
+}
+
+void WeightStore::release(size_t block) {
+  for (const auto& range : release_[block]) release_mapped_pages(range);
 }
 
 }  // namespace strata

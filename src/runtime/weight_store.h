@@ -1,61 +1,92 @@
-// The weight store: owns the checkpoint's memory maps and hands out views of
-// tensors by their Hugging Face names.
-//
-// Matrices are either copied into host RAM (huge-page backed, the resident
-// tier) or served zero-copy from the file map (aligned copies only when the
-// file's offsets are misaligned); 1-D parameters (norm weights, biases) are
-// widened once to owned f32 buffers.
-// Thread-safety: bind everything before running; afterwards it is read-only.
+// The weight store: keeps every tensor of the checkpoint on its tier and
+// hands the model views of them by Hugging Face name (DESIGN.md, "Devices and
+// tiers"):
+// - resident: on the device that executes its block (host RAM for the CPU,
+//   the device pool for an accelerator), copied once at load;
+// - host: in host RAM, copied to the executing accelerator's staging slot
+//   just before its block runs (onload) — Accelerate's CPU offload;
+// - disk: read straight from the checkpoint's safetensors files when they
+//   hold it in the dtype computed with, else from the offload folder; the CPU
+//   computes on the mapped bytes in place and drops their pages afterwards
+//   (release), an accelerator gets them copied into its staging slot.
+// Matrices are held in the compute dtype (the override, else as stored);
+// 1-D parameters (norm weights, biases) as f32.
+// Thread-safety: built before running; onload/release are called by the one
+// thread that runs the model.
 #pragma once
 
 #include <cstdint>
-#include <deque>
 #include <filesystem>
+#include <optional>
+#include <span>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
-#include "backend/tensor_view.h"
-#include "format/safetensors.h"
 #include "backend/cpu/thread_pool.h"
-#include "runtime/host_arena.h"
+#include "backend/device.h"
+#include "format/safetensors.h"
 #include "models/causal_lm.h"
+#include "runtime/offload_folder.h"
+#include "runtime/placement.h"
 
 namespace strata {
 
+struct WeightStoreOptions {
+  std::optional<DType> compute_dtype;  // matrices' dtype; nullopt: as stored
+  std::filesystem::path offload_folder;
+  ThreadPool* pool = nullptr;  // spreads copies and conversions at load
+};
+
 class WeightStore : public WeightSource {
  public:
-  // copy_to_ram: matrices live in host RAM; otherwise they are read from the
-  // memory-mapped files where they lie.
-  // The pool (if any) spreads the copies over its threads.
-  WeightStore(Checkpoint checkpoint, bool copy_to_ram, ThreadPool* pool = nullptr);
+  // Lays out and loads every block's weights. Throws strata::Error naming the
+  // tensor for a missing tensor, a shape that disagrees with config.json or an
+  // unsupported dtype, and naming the device when it runs out of memory.
+  WeightStore(Checkpoint checkpoint, const std::vector<BlockSpec>& blocks,
+              const std::vector<BlockPlacement>& placement, Device& host, const WeightStoreOptions& options);
 
-  bool has(const std::string& name) const override { return checkpoint_.find(name) != nullptr; }
-
-  // A [rows, cols] matrix in F32, BF16 or F16. Throws strata::Error naming the
-  // tensor when it is missing, has another shape or an unsupported dtype.
   MatrixView matrix(const std::string& name, int64_t rows, int64_t cols) override;
-
-  // A 1-D parameter of `size` elements widened to f32 (owned by the store).
   const float* vector_f32(const std::string& name, int64_t size) override;
 
+  // The hooks around block b: bring its streamed weights to its device; drop
+  // what it read in place from the disk tier.
+  void onload(size_t block);
+  void release(size_t block);
+
   const Checkpoint& checkpoint() const { return checkpoint_; }
-  // The memory every matrix handed out lives in, for bandwidth measurements.
-  const std::vector<std::span<const uint8_t>>& matrix_ranges() const { return matrix_ranges_; }
   // Bytes of all tensors in the checkpoint.
   uint64_t total_bytes() const;
+  // Bytes one pass over all blocks copies to devices or reads from the disk tier.
+  uint64_t streamed_bytes_per_pass() const { return streamed_bytes_; }
+  // Host memory of resident CPU matrices, for bandwidth measurements.
+  const std::vector<std::span<const uint8_t>>& resident_host_ranges() const { return resident_host_ranges_; }
+  // Whether an offload folder was used, and whether it was reused from an earlier run.
+  const OffloadFolder& offload_folder() const { return offload_; }
 
  private:
-  const TensorInfo& expect(const std::string& name, const std::vector<int64_t>& shape) const;
+  struct Held {
+    void* data = nullptr;
+    DType dtype = DType::F32;
+    std::vector<int64_t> shape;
+  };
+  struct Copy {
+    Device* device;
+    void* dst;
+    const void* src;
+    size_t bytes;
+  };
+  const TensorInfo& expect(const WeightSpec& weight) const;
+  const Held& held(const std::string& name, const std::vector<int64_t>& shape) const;
 
   Checkpoint checkpoint_;
-  bool copy_to_ram_;
-  ThreadPool* pool_;
-  HostArena arena_;
-  std::vector<std::span<const uint8_t>> matrix_ranges_;
-  // Owned copies: widened vectors and realigned matrices. A deque never moves
-  // its elements, so views into them stay valid as more are added.
-  std::deque<std::vector<float>> owned_f32_;
-  std::deque<std::vector<uint64_t>> owned_aligned_;
+  OffloadFolder offload_;
+  std::vector<DeviceBuffer> buffers_;  // resident regions, the host tier, staging slots
+  std::unordered_map<std::string, Held> held_;
+  std::vector<std::vector<Copy>> onload_;                            // per block
+  std::vector<std::vector<std::span<const uint8_t>>> release_;      // per block: mapped file ranges
+  std::vector<std::span<const uint8_t>> resident_host_ranges_;
+  uint64_t streamed_bytes_ = 0;
 };
 
 }  // namespace strata

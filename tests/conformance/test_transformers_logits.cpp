@@ -22,33 +22,8 @@ using nlohmann::json;
 
 using test::read_json;
 
-struct Reference {
-  std::vector<int32_t> input_ids;
-  int64_t rows = 0, tokens = 0, vocab = 0;
-  std::vector<float> logits;
-};
-
-Reference read_reference(const fs::path& dir) {
-  SafetensorsFile file(dir / "reference.safetensors");
-  Reference ref;
-  for (const auto& t : file.tensors()) {
-    const auto bytes = file.data(t);
-    if (t.name == "input_ids") {
-      ref.rows = t.shape[0];
-      ref.tokens = t.shape[1];
-      for (int64_t i = 0; i < t.numel(); ++i) {
-        int64_t v;
-        std::memcpy(&v, bytes.data() + i * 8, 8);
-        ref.input_ids.push_back(static_cast<int32_t>(v));
-      }
-    } else if (t.name == "logits") {
-      ref.vocab = t.shape[2];
-      ref.logits.resize(static_cast<size_t>(t.numel()));
-      std::memcpy(ref.logits.data(), bytes.data(), bytes.size());
-    }
-  }
-  return ref;
-}
+using test::Reference;
+using test::read_reference;
 
 class FixtureModel : public ::testing::TestWithParam<std::string> {
  protected:
@@ -58,7 +33,7 @@ class FixtureModel : public ::testing::TestWithParam<std::string> {
 TEST_P(FixtureModel, LogitsMatchTransformers) {
   STRATA_REQUIRE_FIXTURES();
   const Reference ref = read_reference(dir());
-  auto model = Model::load(dir(), ModelOptions{2});
+  auto model = Model::load(dir(), test::with_threads(2));
   ASSERT_EQ(model->config().vocab_size, ref.vocab);
   // One full forward per row, as transformers' model(input_ids) does.
   double max_diff = 0;
@@ -80,7 +55,7 @@ TEST_P(FixtureModel, LogitsMatchTransformers) {
 TEST_P(FixtureModel, BatchedForwardEqualsPerRowForward) {
   STRATA_REQUIRE_FIXTURES();
   const Reference ref = read_reference(dir());
-  auto model = Model::load(dir(), ModelOptions{2});
+  auto model = Model::load(dir(), test::with_threads(2));
   const auto batched = model->logits(ref.input_ids, ref.rows, ref.tokens);
   for (int64_t r = 0; r < ref.rows; ++r) {
     const auto ids = std::span<const int32_t>(ref.input_ids).subspan(static_cast<size_t>(r * ref.tokens),
@@ -99,7 +74,7 @@ TEST_P(FixtureModel, GreedyGenerationMatchesTransformers) {
   const json greedy = read_json(dir() / "reference.json").at("greedy");
   const auto prompt = greedy.at("prompt_ids").get<std::vector<int32_t>>();
   const auto expected = greedy.at("new_ids").get<std::vector<int32_t>>();
-  auto model = Model::load(dir(), ModelOptions{2});
+  auto model = Model::load(dir(), test::with_threads(2));
   GenerateOptions options;
   options.max_new_tokens = greedy.at("max_new_tokens").get<int64_t>();
   options.eos_ids = model->generation_config().eos_token_ids;
@@ -112,8 +87,8 @@ TEST_P(FixtureModel, ResultsDoNotDependOnThreadCount) {
   STRATA_REQUIRE_FIXTURES();
   const Reference ref = read_reference(dir());
   const auto ids = std::span<const int32_t>(ref.input_ids).first(static_cast<size_t>(ref.tokens));
-  auto one = Model::load(dir(), ModelOptions{1});
-  auto three = Model::load(dir(), ModelOptions{3});
+  auto one = Model::load(dir(), test::with_threads(1));
+  auto three = Model::load(dir(), test::with_threads(3));
   const auto a = one->logits(ids, 1, ref.tokens);
   const auto b = three->logits(ids, 1, ref.tokens);
   ASSERT_EQ(a.size(), b.size());
@@ -125,8 +100,8 @@ INSTANTIATE_TEST_SUITE_P(Transformers, FixtureModel, ::testing::ValuesIn(test::f
 TEST(Sharding, ShardedAndSingleFileLogitsAreBitIdentical) {
   STRATA_REQUIRE_FIXTURES();
   const Reference ref = read_reference(test::fixtures_dir() / "models" / "stories260k");
-  auto single = Model::load(test::fixtures_dir() / "models" / "stories260k", ModelOptions{2});
-  auto sharded = Model::load(test::fixtures_dir() / "models" / "stories260k-sharded", ModelOptions{2});
+  auto single = Model::load(test::fixtures_dir() / "models" / "stories260k", test::with_threads(2));
+  auto sharded = Model::load(test::fixtures_dir() / "models" / "stories260k-sharded", test::with_threads(2));
   const auto a = single->logits(ref.input_ids, ref.rows, ref.tokens);
   const auto b = sharded->logits(ref.input_ids, ref.rows, ref.tokens);
   ASSERT_EQ(a.size(), b.size());
@@ -139,7 +114,7 @@ TEST(Stories260k, GreedyFromBosMatchesLlama2c) {
   const json ref = read_json(dir / "llama2c_reference.json");
   const auto all_ids = ref.at("generated_ids").get<std::vector<int32_t>>();
   const auto prompt = ref.at("prompt_ids").get<std::vector<int32_t>>();
-  auto model = Model::load(dir, ModelOptions{2});
+  auto model = Model::load(dir, test::with_threads(2));
   GenerateOptions options;
   options.max_new_tokens = static_cast<int64_t>(all_ids.size() - prompt.size());
   const GenerateResult result = generate(*model, prompt, options);

@@ -5,8 +5,11 @@
 
 #include <atomic>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <sstream>
+
+#include "format/safetensors.h"
 
 namespace strata::test {
 
@@ -43,6 +46,28 @@ TempDir::TempDir() {
 TempDir::~TempDir() {
   std::error_code ignored;
   std::filesystem::remove_all(path_, ignored);
+}
+
+Reference read_reference(const std::filesystem::path& model_dir) {
+  SafetensorsFile file(model_dir / "reference.safetensors");
+  Reference ref;
+  for (const auto& t : file.tensors()) {
+    const auto bytes = file.data(t);
+    if (t.name == "input_ids") {
+      ref.rows = t.shape[0];
+      ref.tokens = t.shape[1];
+      for (int64_t i = 0; i < t.numel(); ++i) {
+        int64_t v;
+        std::memcpy(&v, bytes.data() + i * 8, 8);
+        ref.input_ids.push_back(static_cast<int32_t>(v));
+      }
+    } else if (t.name == "logits") {
+      ref.vocab = t.shape[2];
+      ref.logits.resize(static_cast<size_t>(t.numel()));
+      std::memcpy(ref.logits.data(), bytes.data(), bytes.size());
+    }
+  }
+  return ref;
 }
 
 }  // namespace strata::test

@@ -17,6 +17,7 @@
 #include "format/safetensors.h"
 #include "format/synth_checkpoint.h"
 #include "format/synth_tokenizer.h"
+#include "plan/byte_size.h"
 #include "strata/error.h"
 #include "strata/model.h"
 #include "strata/model_config.h"
@@ -30,6 +31,7 @@ namespace fs = std::filesystem;
 using test::TempDir;
 
 using test::read_file;
+using plan::parse_byte_size;
 
 SynthSpec tiny(DType dtype, uint64_t seed = 7) {
   SynthSpec spec = synth_preset("tiny");
@@ -448,7 +450,7 @@ TEST(Synth, EngineRunsTheSyntheticModel) {
     spec.architecture = arch;
     spec.tie_word_embeddings = std::string(arch) == "Qwen2ForCausalLM";
     write_synthetic_checkpoint(spec, dir.path());
-    const auto model = Model::load(dir.path(), ModelOptions{1});
+    const auto model = Model::load(dir.path(), test::with_threads(1));
     const std::vector<int32_t> ids{1, 40, 300, 7, 511};
     const std::vector<float> logits = model->logits(ids, 1, 5);
     ASSERT_EQ(logits.size(), 5u * 512);

@@ -1,0 +1,109 @@
+// The device interface: memory with a capacity, copies between host and
+// device, and the counters a run reports (bytes in use, peak).
+//
+// `cpu` (host RAM) and `sim:N` (a simulated accelerator: its own memory pool
+// with a hard capacity, explicit copies, CPU compute) are built always; their
+// memory is host-addressable, so the CPU ops run on it directly. A CUDA
+// device (issue 5) implements the same interface with memory the host cannot
+// read, which is why every transfer goes through copy_in/copy_out.
+// Thread-safety: allocate/release and the copies are called from the thread
+// that runs the model; the counters are plain reads.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <utility>
+
+namespace strata {
+
+class Device {
+ public:
+  static constexpr uint64_t kUnlimited = std::numeric_limits<uint64_t>::max();
+
+  virtual ~Device() = default;
+  Device(const Device&) = delete;
+  Device& operator=(const Device&) = delete;
+
+  // "cpu", "sim:0", "cuda:1".
+  const std::string& name() const { return name_; }
+  // Accelerator ordinal (the N of a device map's integer keys); -1 for the CPU.
+  int ordinal() const { return ordinal_; }
+  bool is_accelerator() const { return ordinal_ >= 0; }
+  // True when CPU code may read and write this device's memory in place.
+  virtual bool host_addressable() const = 0;
+
+  // 64-byte aligned memory of `bytes`. Throws strata::Error naming the device,
+  // `what` it was for and the figures when the capacity would be exceeded.
+  void* allocate(size_t bytes, const std::string& what);
+  // Gives back memory from allocate() with the same size.
+  void release(void* data, size_t bytes);
+
+  // Host -> device and device -> host copies.
+  virtual void copy_in(void* device_dst, const void* host_src, size_t bytes) = 0;
+  virtual void copy_out(void* host_dst, const void* device_src, size_t bytes) = 0;
+
+  uint64_t capacity() const { return capacity_; }
+  uint64_t in_use() const { return in_use_; }
+  uint64_t peak() const { return peak_; }
+  uint64_t bytes_copied_in() const { return copied_in_; }
+
+ protected:
+  Device(std::string name, int ordinal, uint64_t capacity)
+      : name_(std::move(name)), ordinal_(ordinal), capacity_(capacity) {}
+  virtual void* raw_allocate(size_t bytes) = 0;
+  virtual void raw_release(void* data, size_t bytes) = 0;
+  void count_copy_in(size_t bytes) { copied_in_ += bytes; }
+
+ private:
+  std::string name_;
+  int ordinal_;
+  uint64_t capacity_;
+  uint64_t in_use_ = 0;
+  uint64_t peak_ = 0;
+  uint64_t copied_in_ = 0;
+};
+
+// Memory owned on one device (RAII, move-only): the owner half of DESIGN.md's
+// view-vs-owner rule. Views into it stay valid for its lifetime.
+class DeviceBuffer {
+ public:
+  DeviceBuffer() = default;
+  DeviceBuffer(Device& device, size_t bytes, const std::string& what)
+      : device_(&device), bytes_(bytes), data_(bytes ? device.allocate(bytes, what) : nullptr) {}
+  ~DeviceBuffer() { reset(); }
+  DeviceBuffer(DeviceBuffer&& other) noexcept { *this = std::move(other); }
+  DeviceBuffer& operator=(DeviceBuffer&& other) noexcept {
+    if (this != &other) {
+      reset();
+      device_ = std::exchange(other.device_, nullptr);
+      bytes_ = std::exchange(other.bytes_, 0);
+      data_ = std::exchange(other.data_, nullptr);
+    }
+    return *this;
+  }
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+
+  void reset() {
+    if (data_) device_->release(data_, bytes_);
+    device_ = nullptr;
+    bytes_ = 0;
+    data_ = nullptr;
+  }
+  uint8_t* data() const { return static_cast<uint8_t*>(data_); }
+  float* floats() const { return static_cast<float*>(data_); }
+  size_t bytes() const { return bytes_; }
+  Device* device() const { return device_; }
+
+ private:
+  Device* device_ = nullptr;
+  size_t bytes_ = 0;
+  void* data_ = nullptr;
+};
+
+// Rounds a byte count up to the 64-byte granule every allocation uses.
+inline constexpr size_t align64(size_t bytes) { return (bytes + 63) / 64 * 64; }
+
+}  // namespace strata

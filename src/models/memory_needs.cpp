@@ -1,0 +1,73 @@
+#include "models/memory_needs.h"
+
+#include <algorithm>
+#include <unordered_set>
+
+#include "backend/device.h"
+#include "backend/kv_cache.h"
+#include "strata/error.h"
+
+namespace strata {
+namespace {
+
+uint64_t numel(const std::vector<int64_t>& shape) {
+  uint64_t n = 1;
+  for (const int64_t d : shape) n *= static_cast<uint64_t>(d);
+  return n;
+}
+
+}  // namespace
+
+DType dtype_from_torch(const std::string& torch_name) {
+  if (torch_name == "float32") return DType::F32;
+  if (torch_name == "bfloat16") return DType::BF16;
+  if (torch_name == "float16") return DType::F16;
+  throw Error("unsupported weights dtype '" + torch_name + "'", "", "", "strata computes with float32, bfloat16 or float16 weights");
+}
+
+std::string torch_dtype_name(DType dtype) {
+  switch (dtype) {
+    case DType::F32: return "float32";
+    case DType::BF16: return "bfloat16";
+    case DType::F16: return "float16";
+    default: throw Error("no torch name for dtype " + std::string(dtype_name(dtype)));
+  }
+}
+
+uint64_t held_bytes(const WeightSpec& weight, DType stored, std::optional<DType> compute) {
+  const size_t element = weight.is_vector() ? sizeof(float) : dtype_size(compute.value_or(stored));
+  return align64(static_cast<size_t>(numel(weight.shape)) * element);
+}
+
+plan::MemoryNeeds memory_needs(const ModelConfig& config,
+                               const std::function<std::string(const std::string&)>& torch_dtype_of,
+                               std::optional<std::string> weights_dtype, int64_t ctx, int64_t batch, int threads,
+                               bool all_logits) {
+  std::optional<DType> compute;
+  if (weights_dtype) compute = dtype_from_torch(*weights_dtype);
+  plan::MemoryNeeds needs;
+  // A tied head has no tensor of its own in a checkpoint saved by transformers.
+  const auto blocks = model_blocks(config, [&](const std::string& name) {
+    return name != "lm_head.weight" || !config.tie_word_embeddings;
+  });
+  const double kv = static_cast<double>(KVCache::layer_bytes(batch, config.num_kv_heads, config.head_dim, ctx));
+  std::unordered_set<std::string> seen;  // a tied tensor is held once
+  for (const BlockSpec& block : blocks) {
+    if (block.layer >= 0) needs.runtime_bytes[block.module] = kv;
+    double extra = 0;
+    for (const WeightSpec& w : block.weights) {
+      if (!seen.insert(w.name).second) continue;
+      const DType stored = dtype_from_torch(torch_dtype_of(w.name));
+      // The planner counts min(stored, override) bytes (Accelerate's rule).
+      const size_t planned_element = compute ? std::min(dtype_size(stored), dtype_size(*compute)) : dtype_size(stored);
+      const double planned = static_cast<double>(numel(w.shape) * planned_element);
+      extra += static_cast<double>(held_bytes(w, stored, compute)) - planned;
+    }
+    if (extra != 0) needs.held_extra_bytes[block.module] = extra;
+  }
+  const StepLimits limits = step_limits(batch, ctx, all_logits, threads);
+  needs.activation_bytes = static_cast<double>(workspace_floats(config, limits) * sizeof(float));
+  return needs;
+}
+
+}  // namespace strata

@@ -1,0 +1,237 @@
+// The auto strategy: a sequential fill that counts what map_usage counts, run
+// to a fixed point of the main device's reservation. See auto_map.h.
+#include "plan/auto_map.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <unordered_map>
+
+#include "plan/byte_size.h"
+#include "plan/clean_device_map.h"
+#include "plan/max_memory.h"
+#include "strata/error.h"
+
+namespace strata::plan {
+namespace {
+
+// Units that must share a device because they register one tied tensor, found
+// with a union-find over the tied groups; each unit's group lists its members
+// in unit order.
+std::vector<std::vector<size_t>> colocated_groups(const std::vector<PlacementUnit>& units, size_t tied_groups) {
+  std::vector<size_t> parent(units.size());
+  std::iota(parent.begin(), parent.end(), size_t{0});
+  const auto find = [&](size_t x) {
+    while (parent[x] != x) x = parent[x] = parent[parent[x]];
+    return x;
+  };
+  std::vector<std::optional<size_t>> first_holder(tied_groups);
+  for (size_t i = 0; i < units.size(); ++i)
+    for (int g : units[i].tied_groups) {
+      auto& holder = first_holder[static_cast<size_t>(g)];
+      if (holder) parent[find(i)] = find(*holder);
+      else holder = i;
+    }
+  std::vector<std::vector<size_t>> members(units.size());
+  for (size_t i = 0; i < units.size(); ++i) members[find(i)].push_back(i);
+  std::vector<std::vector<size_t>> out(units.size());
+  for (size_t i = 0; i < units.size(); ++i) out[i] = members[find(i)];
+  return out;
+}
+
+// One sequential fill with `reserve` bytes held back on the main device.
+struct Attempt {
+  std::vector<std::optional<Device>> unit_devices;
+  std::vector<size_t> order;          // units in the order they were placed
+  std::optional<size_t> stuck;        // the first unit no device could take
+  double main_own = 0;                // what the fill charged the main device itself
+  size_t main_units = 0;              // units placed on the main device
+};
+
+class AutoPlanner {
+ public:
+  AutoPlanner(const ModuleTree& tree, const MaxMemory& max_memory, const std::vector<std::string>& no_split,
+              const SizeOptions& sizes, const MemoryNeeds& needs, std::string_view kind)
+      : max_memory_(normalize_max_memory(max_memory)),
+        needs_(needs),
+        kind_(kind),
+        units_(placement_units(tree, no_split, sizes, needs)),
+        groups_(colocated_groups(units_.units, tree.tied.size())),
+        main_accelerator_(main_accelerator_of(max_memory_)),
+        main_(main_accelerator_ ? *main_accelerator_ : Device::cpu_()) {
+    for (const auto& [d, b] : max_memory_)
+      if ((d.is_gpu() && b > 0) || !d.is_gpu()) devices_.push_back(d);
+  }
+
+  AutoPlan run() {
+    double reserve = 0;
+    // Each round that does not fit shrinks the main device's share by at
+    // least one unit (see auto_map.h), so units + 2 rounds always suffice.
+    for (size_t round = 0; round < units_.units.size() + 2; ++round) {
+      const Attempt attempt = place(reserve);
+      if (attempt.stuck) throw_short_of_room(attempt);
+      MapUsage usage = usage_of_units(units_, attempt.unit_devices, max_memory_, needs_, main_accelerator_);
+      const DeviceUse* main = usage.find(main_);
+      if (main == nullptr || main->total() <= main->budget) {
+        // The fill charges every other device exactly what map_usage does; a
+        // difference would be a bug, and a plan over budget must never leave here.
+        for (const DeviceUse& u : usage.devices)
+          if (u.total() > u.budget)
+            throw Error("auto placement overfilled " + label(u.device), {}, {}, "this is a bug in strata's planner");
+        return finish(attempt, std::move(usage));
+      }
+      if (attempt.main_units == 0) throw_main_too_small(*main);
+      // What offloading costs the main device beyond its own share: reserve it.
+      reserve = std::max(main->total() - attempt.main_own, reserve + 1);
+    }
+    throw Error("auto placement did not settle", {}, {}, "this is a bug in strata's planner; please report it");
+  }
+
+ private:
+  bool executes_own(const Device& d) const { return d.is_gpu() || (d == main_ && d.kind == Device::cpu); }
+
+  // What placing `members` on d costs d itself, given whether d already executes something.
+  double cost_on(const Device& d, const std::vector<size_t>& members, bool d_executes) const {
+    double cost = 0;
+    for (size_t m : members) cost += units_.units[m].held_bytes;
+    // Held in memory, weights take their held size; the disk tier is read in place.
+    if (!(d == Device::disk_()))
+      for (size_t m : members) cost += units_.units[m].held_extra;
+    if (!executes_own(d)) return cost;
+    for (size_t m : members) cost += units_.units[m].runtime_bytes;
+    return d_executes ? cost : cost + needs_.activation_bytes;
+  }
+
+  Attempt place(double reserve) const {
+    Attempt a;
+    a.unit_devices.assign(units_.units.size(), std::nullopt);
+    std::vector<double> used(devices_.size(), 0);
+    std::vector<bool> executes(devices_.size(), false);
+    for (size_t k = 0; k < devices_.size(); ++k)
+      if (devices_[k] == main_) {
+        // The main device always executes (at least what is offloaded).
+        used[k] = needs_.activation_bytes + units_.unattributed_runtime + units_.unattributed_held_extra;
+        executes[k] = true;
+      }
+    size_t k = 0;
+    for (size_t i = 0; i < units_.units.size(); ++i) {
+      if (a.unit_devices[i]) continue;  // placed with a tied partner
+      std::vector<size_t> members;
+      for (size_t m : groups_[i])
+        if (!a.unit_devices[m]) members.push_back(m);
+      for (;; ++k) {
+        if (k == devices_.size()) {
+          a.stuck = i;
+          return a;
+        }
+        const Device& d = devices_[k];
+        const double cost = cost_on(d, members, executes[k]);
+        const double room = budget_of(max_memory_, d) - (d == main_ ? reserve : 0);
+        if (d.kind == Device::disk || used[k] + cost <= room) {
+          used[k] += cost;
+          executes[k] = executes[k] || executes_own(d);
+          for (size_t m : members) {
+            a.unit_devices[m] = d;
+            a.order.push_back(m);
+          }
+          if (d == main_) a.main_units += members.size();
+          break;
+        }
+      }
+    }
+    for (size_t j = 0; j < devices_.size(); ++j)
+      if (devices_[j] == main_) a.main_own = used[j];
+    return a;
+  }
+
+  AutoPlan finish(const Attempt& a, MapUsage usage) const {
+    AutoPlan plan;
+    DeviceMap map;
+    map.reserve(a.order.size());
+    for (size_t i : a.order) map.emplace_back(units_.units[i].name, *a.unit_devices[i]);
+    plan.device_map = clean_in_placement_order(map);
+    plan.main_accelerator = main_accelerator_;
+    plan.usage = std::move(usage);
+    return plan;
+  }
+
+  std::string label(const Device& d) const {
+    return d.is_gpu() && kind_.empty() ? "accelerator " + d.to_string() : device_label(d, kind_);
+  }
+
+  [[noreturn]] void throw_main_too_small(const DeviceUse& main) const {
+    double largest = 0;
+    for (const auto& u : units_.units) largest = std::max(largest, u.full_bytes);
+    std::string parts;
+    const auto part = [&](const std::string& text) { parts += (parts.empty() ? "" : " + ") + text; };
+    if (main.weights > 0) part("weights " + format_bytes(main.weights));
+    if (main.staging > 0)
+      part("staging " + std::to_string(needs_.staging_slots) + " x largest offloaded layer " +
+           format_bytes(main.staging / needs_.staging_slots));
+    if (main.runtime > 0) part("KV cache and runtime " + format_bytes(main.runtime));
+    if (main.activations > 0) part("activations " + format_bytes(main.activations));
+    throw Error("the model does not fit the memory budgets: " + label(main_) + " needs at least " +
+                    format_bytes(main.total()) + " (" + parts + "), has " + format_bytes(main.budget),
+                {}, {},
+                "it executes every offloaded layer (largest " + format_bytes(largest) +
+                    "); give it more memory, or lower the context or batch");
+  }
+
+  [[noreturn]] void throw_short_of_room(const Attempt& a) const {
+    // Everything from the stuck unit on must go to the last device, the cpu
+    // (or whatever ends the list): say how much that would take.
+    const Device last = devices_.empty() ? Device::cpu_() : devices_.back();
+    double need = 0;
+    bool executes = false;
+    for (size_t i = 0; i < units_.units.size(); ++i) {
+      if (a.unit_devices[i] && !(*a.unit_devices[i] == last)) continue;
+      need += cost_on(last, {i}, executes);
+      executes = executes || executes_own(last);
+    }
+    if (last == main_ && !executes) need += needs_.activation_bytes;
+    const Device cpu = Device::cpu_();
+    std::string message = "the model does not fit the memory budgets: " + units_.units[*a.stuck].name +
+                          " and what follows fit no device; ";
+    if (last == cpu)
+      message += "cpu needs at least " + format_bytes(need) + ", has " + format_bytes(budget_of(max_memory_, cpu));
+    else
+      message += label(last) + " would need " + format_bytes(need) + ", and there is no cpu budget";
+    throw Error(message, {}, {}, "give cpu more memory, or add \"disk\" to the max memory to offload the rest to disk");
+  }
+
+  MaxMemory max_memory_;
+  const MemoryNeeds& needs_;
+  std::string kind_;
+  PlacementUnits units_;
+  std::vector<std::vector<size_t>> groups_;
+  std::optional<Device> main_accelerator_;
+  Device main_;
+  std::vector<Device> devices_;  // placement order: accelerators with room, cpu, disk
+};
+
+}  // namespace
+
+DeviceMap clean_in_placement_order(const DeviceMap& placed) {
+  // The first placed entry under each prefix ("" covers all), found by walking
+  // every entry's dotted prefixes once.
+  std::unordered_map<std::string, size_t> first;
+  for (size_t i = 0; i < placed.size(); ++i) {
+    const std::string& name = placed[i].first;
+    first.emplace(name, i);
+    for (size_t dot = name.find('.'); dot != std::string::npos; dot = name.find('.', dot + 1))
+      first.emplace(name.substr(0, dot), i);
+    first.emplace(std::string(), i);
+  }
+  DeviceMap cleaned = clean_device_map(placed);
+  std::stable_sort(cleaned.begin(), cleaned.end(), [&](const auto& a, const auto& b) {
+    return first.at(a.first) < first.at(b.first);
+  });
+  return cleaned;
+}
+
+AutoPlan plan_auto(const ModuleTree& tree, const MaxMemory& max_memory, const std::vector<std::string>& no_split,
+                   const SizeOptions& sizes, const MemoryNeeds& needs, std::string_view accelerator_kind) {
+  return AutoPlanner(tree, max_memory, no_split, sizes, needs, accelerator_kind).run();
+}
+
+}  // namespace strata::plan

@@ -1,0 +1,56 @@
+#include "plan/byte_size.h"
+
+#include <cctype>
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <utility>
+
+#include "strata/error.h"
+
+namespace strata::plan {
+
+uint64_t parse_byte_size(std::string_view text, bool allow_zero) {
+  const auto bad = [&]() -> Error {
+    return Error("bad size '" + std::string(text) + "'", "", "",
+                 "expected a number with an optional unit, like 2GB, 500MB or 1GiB");
+  };
+  size_t split = 0;
+  while (split < text.size() && ((text[split] >= '0' && text[split] <= '9') || text[split] == '.')) ++split;
+  std::string unit(text.substr(split));
+  while (!unit.empty() && unit.front() == ' ') unit.erase(unit.begin());
+  for (char& c : unit) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  double number = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + split, number);
+  if (split == 0 || ec != std::errc() || end != text.data() + split) throw bad();
+  static constexpr std::pair<const char*, double> kUnits[] = {
+      {"", 1},         {"b", 1},          {"kb", 1e3},        {"mb", 1e6},           {"gb", 1e9},
+      {"tb", 1e12},    {"kib", 1024.0},   {"mib", 1048576.0}, {"gib", 1073741824.0}, {"tib", 1099511627776.0}};
+  for (const auto& [name, factor] : kUnits) {
+    if (unit != name) continue;
+    const double bytes = std::floor(number * factor);
+    // 1.8e19 is just under 2^64: anything larger does not fit the result.
+    if (!(bytes >= (allow_zero ? 0 : 1)) || bytes >= 1.8e19) throw bad();
+    return static_cast<uint64_t>(bytes);
+  }
+  throw bad();
+}
+
+std::string format_bytes(double bytes) {
+  if (std::isinf(bytes)) return bytes > 0 ? "unlimited" : "-unlimited";
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+  const bool negative = bytes < 0;
+  double value = std::fabs(bytes);
+  int unit = 0;
+  while (value >= 1024 && unit < 5) {
+    value /= 1024;
+    ++unit;
+  }
+  char buffer[48];
+  // Three significant digits, except whole bytes, which have no fraction.
+  const char* format = unit == 0 || value >= 99.95 ? "%s%.0f %s" : value >= 9.995 ? "%s%.1f %s" : "%s%.2f %s";
+  std::snprintf(buffer, sizeof buffer, format, negative ? "-" : "", value, units[unit]);
+  return buffer;
+}
+
+}  // namespace strata::plan

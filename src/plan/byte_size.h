@@ -1,0 +1,24 @@
+// Byte counts as people write them ("8GiB", "500MB") and as tables print them.
+// Pure functions; the planner, `strata synth --shard-size` and `--max-memory`
+// share one reading of the units so a size means the same everywhere.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace strata::plan {
+
+// Parses a byte count such as "2GB", "500MB", "1.5GiB" or "4096": GiB/MiB/KiB
+// (and TiB) are powers of 2, GB/MB/KB (and TB) powers of 10, as in
+// Accelerate's max_memory (convert_file_size_to_int); units are
+// case-insensitive, a plain number is bytes, and a space may separate number
+// and unit. Fractions are floored to whole bytes. Zero is refused unless
+// allow_zero (a budget may be 0; a shard size may not). Throws strata::Error.
+uint64_t parse_byte_size(std::string_view text, bool allow_zero = false);
+
+// Renders bytes in powers of 2 with three significant digits: "512 B",
+// "64.0 MiB", "1.50 GiB", "123 GiB"; infinity as "unlimited".
+std::string format_bytes(double bytes);
+
+}  // namespace strata::plan

@@ -1,0 +1,198 @@
+#include "plan/map_usage.h"
+
+#include <algorithm>
+#include <map>
+#include <set>
+#include <unordered_map>
+
+#include "plan/max_memory.h"
+
+namespace strata::plan {
+namespace {
+
+// Every dotted prefix of `name`, longest first, ending with "" (which matches all).
+template <typename Visit>
+bool for_each_prefix(const std::string& name, Visit visit) {
+  if (visit(name)) return true;
+  for (size_t dot = name.rfind('.'); dot != std::string::npos && dot > 0; dot = name.rfind('.', dot - 1))
+    if (visit(name.substr(0, dot))) return true;
+  return !name.empty() && visit(std::string());
+}
+
+class UnitCollector {
+ public:
+  UnitCollector(const ModuleTree& tree, const std::vector<std::string>& no_split, const SizeOptions& options)
+      : no_split_(no_split), sizes_(compute_module_sizes(tree, options)), tied_(index_tied_groups(tree.tied)) {
+    // The one size of each tied tensor: counted at its first registration only.
+    group_size_.assign(tree.tied.size(), 0);
+    for (size_t g = 0; g < tree.tied.size(); ++g)
+      for (const auto& member : tree.tied[g]) group_size_[g] = std::max(group_size_[g], sizes_.at(member));
+  }
+
+  std::vector<PlacementUnit> collect(const ModuleNode& root) {
+    visit(root, "");
+    return std::move(units_);
+  }
+
+ private:
+  void visit(const ModuleNode& node, const std::string& path) {
+    if (node.children.empty() || is_no_split(node, no_split_)) {
+      PlacementUnit unit{path, sizes_.at(path), 0, 0, 0, {}};
+      std::set<int> groups;
+      gather_groups(node, path, groups);
+      unit.full_bytes = unit.held_bytes;
+      for (int g : groups) {
+        unit.tied_groups.push_back(g);
+        if (!first_registration_inside(g, path)) unit.full_bytes += group_size_[static_cast<size_t>(g)];
+      }
+      units_.push_back(std::move(unit));
+      return;
+    }
+    // A module that is split: its own tensors are placed one by one, as
+    // Accelerate queues them (params first, then children, then buffers).
+    for (const auto& p : node.params) tensor_unit(join_name(path, p.name));
+    for (const auto& c : node.children) visit(c, join_name(path, c.name));
+    for (const auto& b : node.buffers) tensor_unit(join_name(path, b.name));
+  }
+
+  void tensor_unit(const std::string& name) {
+    PlacementUnit unit{name, sizes_.at(name), sizes_.at(name), 0, 0, {}};
+    if (auto it = tied_.find(name); it != tied_.end()) {
+      unit.tied_groups.push_back(it->second);
+      unit.full_bytes = group_size_[static_cast<size_t>(it->second)];
+    }
+    units_.push_back(std::move(unit));
+  }
+
+  void gather_groups(const ModuleNode& node, const std::string& path, std::set<int>& groups) const {
+    for (const auto& p : node.params)
+      if (auto it = tied_.find(join_name(path, p.name)); it != tied_.end()) groups.insert(it->second);
+    for (const auto& c : node.children) gather_groups(c, join_name(path, c.name), groups);
+  }
+
+  // Whether the registration that carries group g's size lies under `path`.
+  bool first_registration_inside(int g, const std::string& path) const {
+    for (const auto& [name, group] : tied_)
+      if (group == g && sizes_.contains(name) && (path.empty() || name.rfind(path + ".", 0) == 0)) return true;
+    return false;
+  }
+
+  const std::vector<std::string>& no_split_;
+  ModuleSizes sizes_;
+  TiedIndex tied_;
+  std::vector<double> group_size_;
+  std::vector<PlacementUnit> units_;
+};
+
+}  // namespace
+
+const DeviceUse* MapUsage::find(const Device& d) const {
+  for (const auto& u : devices)
+    if (u.device == d) return &u;
+  return nullptr;
+}
+
+PlacementUnits placement_units(const ModuleTree& tree, const std::vector<std::string>& no_split,
+                               const SizeOptions& sizes, const MemoryNeeds& needs) {
+  PlacementUnits out;
+  out.units = UnitCollector(tree, no_split, sizes).collect(tree.root);
+  std::unordered_map<std::string, size_t> unit_index, first_inside;
+  for (size_t i = 0; i < out.units.size(); ++i) {
+    unit_index.emplace(out.units[i].name, i);
+    for_each_prefix(out.units[i].name, [&](const std::string& prefix) {
+      first_inside.emplace(prefix, i);
+      return false;
+    });
+  }
+  // A key goes to the unit containing it, else to the first unit inside it.
+  auto attribute = [&](const std::string& key) -> std::optional<size_t> {
+    std::optional<size_t> target;
+    for_each_prefix(key, [&](const std::string& prefix) {
+      if (auto it = unit_index.find(prefix); it != unit_index.end()) target = it->second;
+      return target.has_value();
+    });
+    if (!target)
+      if (auto it = first_inside.find(key); it != first_inside.end()) target = it->second;
+    return target;
+  };
+  for (const auto& [key, bytes] : needs.runtime_bytes) {
+    if (auto target = attribute(key)) out.units[*target].runtime_bytes += bytes;
+    else out.unattributed_runtime += bytes;
+  }
+  for (const auto& [key, bytes] : needs.held_extra_bytes) {
+    if (auto target = attribute(key)) out.units[*target].held_extra += bytes;
+    else out.unattributed_held_extra += bytes;
+  }
+  return out;
+}
+
+Device execution_device(const Device& mapped, const std::optional<Device>& main_accelerator) {
+  if (mapped.is_gpu()) return mapped;
+  return main_accelerator ? *main_accelerator : Device::cpu_();
+}
+
+MapUsage usage_of_units(const PlacementUnits& units, const std::vector<std::optional<Device>>& unit_devices,
+                        const MaxMemory& max_memory, const MemoryNeeds& needs,
+                        std::optional<Device> main_accelerator) {
+  std::map<Device, DeviceUse> bill;
+  const auto use = [&](const Device& d) -> DeviceUse& {
+    auto [it, inserted] = bill.try_emplace(d);
+    if (inserted) {
+      it->second.device = d;
+      it->second.budget = budget_of(max_memory, d);
+    }
+    return it->second;
+  };
+  for (const auto& [d, b] : max_memory) use(d);
+
+  MapUsage out;
+  out.main_accelerator = main_accelerator;
+  std::set<Device> executing;
+  std::map<Device, double> largest_staged;
+  for (size_t i = 0; i < units.units.size(); ++i) {
+    const PlacementUnit& unit = units.units[i];
+    if (!unit_devices[i]) {
+      out.unmapped.push_back(unit.name);
+      continue;
+    }
+    const Device mapped = *unit_devices[i];
+    const Device exec = execution_device(mapped, main_accelerator);
+    use(mapped).weights += unit.held_bytes;
+    use(exec).runtime += unit.runtime_bytes;
+    // Weights held in memory take their held size there; the disk tier is read in place.
+    if (!(mapped == Device::disk_())) use(mapped).runtime += unit.held_extra;
+    executing.insert(exec);
+    // A staged copy is held like the weights; a tied tensor it borrows may add
+    // up to 63 bytes of alignment of its own.
+    const double staged = unit.full_bytes + unit.held_extra + 64.0 * static_cast<double>(unit.tied_groups.size());
+    if (!mapped.is_gpu() && exec.is_gpu()) largest_staged[exec] = std::max(largest_staged[exec], staged);
+  }
+  if (!executing.empty())
+    use(execution_device(Device::cpu_(), main_accelerator)).runtime +=
+        units.unattributed_runtime + units.unattributed_held_extra;
+  for (const Device& d : executing) use(d).activations = needs.activation_bytes;
+  for (const auto& [d, bytes] : largest_staged) use(d).staging = needs.staging_slots * bytes;
+  for (auto& [d, u] : bill) out.devices.push_back(u);
+  return out;
+}
+
+MapUsage map_usage(const ModuleTree& tree, const DeviceMap& device_map, const MaxMemory& max_memory,
+                   const std::vector<std::string>& no_split, const SizeOptions& sizes, const MemoryNeeds& needs,
+                   std::optional<Device> main_accelerator) {
+  const PlacementUnits units = placement_units(tree, no_split, sizes, needs);
+  std::unordered_map<std::string, Device> lookup;
+  for (const auto& [name, d] : device_map) lookup.insert_or_assign(name, d);
+  std::vector<std::optional<Device>> unit_devices;
+  unit_devices.reserve(units.units.size());
+  for (const auto& unit : units.units) {
+    std::optional<Device> found;
+    for_each_prefix(unit.name, [&](const std::string& prefix) {
+      if (auto it = lookup.find(prefix); it != lookup.end()) found = it->second;
+      return found.has_value();
+    });
+    unit_devices.push_back(found);
+  }
+  return usage_of_units(units, unit_devices, max_memory, needs, main_accelerator);
+}
+
+}  // namespace strata::plan

@@ -1,0 +1,31 @@
+// What running a model needs on a device besides its weights, as the planner
+// counts it: the KV cache and widened copies a module brings to the device
+// that executes it, scratch for activations on every executing device, and
+// staging room where offloaded weights are brought in. Pure data; the model
+// family computes it (models/memory_needs.h), the planner and the runtime's
+// pre-load check read it.
+#pragma once
+
+#include <string>
+#include <unordered_map>
+
+namespace strata::plan {
+
+struct MemoryNeeds {
+  // Bytes a module needs on the device that executes it, keyed by module name
+  // ("model.layers.3"): its KV cache for the requested context and batch.
+  // Modules not listed add nothing.
+  std::unordered_map<std::string, double> runtime_bytes;
+  // How much more memory a module's weights take as the runtime holds them
+  // than as stored (1-D parameters widened to f32, 64-byte alignment),
+  // charged wherever they are held in memory: their own device, the host for
+  // weights offloaded to RAM, and the staging slot they are copied into.
+  std::unordered_map<std::string, double> held_extra_bytes;
+  // Activation scratch, charged once to every device that executes a module.
+  double activation_bytes = 0;
+  // Offloaded modules executing on an accelerator are copied into staging
+  // slots there, each the size of the largest such module: this many slots.
+  int staging_slots = 1;
+};
+
+}  // namespace strata::plan

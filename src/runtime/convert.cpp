@@ -1,0 +1,60 @@
+#include "runtime/convert.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <string>
+
+#include "backend/cpu/kernels.h"
+#include "strata/error.h"
+
+namespace strata {
+namespace {
+
+// Elements per piece: large enough to amortise a thread hand-off, small
+// enough that a piece's aligned staging stays in cache.
+constexpr size_t kPiece = size_t{1} << 14;
+
+float load(DType from, const uint8_t* src, size_t i) {
+  if (from == DType::F32) {
+    float v;
+    std::memcpy(&v, src + i * 4, 4);
+    return v;
+  }
+  uint16_t h;
+  std::memcpy(&h, src + i * 2, 2);
+  return from == DType::BF16 ? cpu::bf16_to_f32(h) : cpu::f16_to_f32(h);
+}
+
+void store(DType to, void* dst, size_t i, float v) {
+  if (to == DType::F32)
+    static_cast<float*>(dst)[i] = v;
+  else
+    static_cast<uint16_t*>(dst)[i] = to == DType::BF16 ? cpu::f32_to_bf16(v) : cpu::f32_to_f16(v);
+}
+
+void convert_range(DType from, const uint8_t* src, DType to, void* dst, size_t begin, size_t end) {
+  if (from == to) {
+    const size_t size = dtype_size(from);
+    std::memcpy(static_cast<uint8_t*>(dst) + begin * size, src + begin * size, (end - begin) * size);
+    return;
+  }
+  for (size_t i = begin; i < end; ++i) store(to, dst, i, load(from, src, i));
+}
+
+bool convertible(DType d) { return d == DType::F32 || d == DType::BF16 || d == DType::F16; }
+
+}  // namespace
+
+void convert_elements(DType from, const void* src, DType to, void* dst, size_t n, ThreadPool* pool) {
+  if (!convertible(from) || !convertible(to))
+    throw Error("cannot convert " + std::string(dtype_name(from)) + " to " + std::string(dtype_name(to)));
+  const auto* bytes = static_cast<const uint8_t*>(src);
+  auto piece = [&](size_t begin, size_t end, int) { convert_range(from, bytes, to, dst, begin, end); };
+  if (pool && n > kPiece)
+    pool->parallel_for(n, kPiece, piece);
+  else
+    piece(0, n, 0);
+}
+
+}  // namespace strata

@@ -1,0 +1,87 @@
+#include "runtime/devices.h"
+
+#include <fstream>
+#include <sstream>
+
+#include "backend/sim/sim_device.h"
+#include "plan/byte_size.h"
+#include "strata/error.h"
+
+namespace strata {
+namespace {
+
+std::string trim(std::string_view text) {
+  const size_t b = text.find_first_not_of(" \t");
+  if (b == std::string_view::npos) return {};
+  const size_t e = text.find_last_not_of(" \t");
+  return std::string(text.substr(b, e - b + 1));
+}
+
+const char* kSimHint = "write e.g. 2x64MiB (two devices of 64 MiB), 64MiB,128MiB, or 2x64MiB@2GB to limit copies to 2 GB/s";
+
+}  // namespace
+
+std::vector<SimDeviceSpec> parse_sim_devices(std::string_view text) {
+  std::vector<SimDeviceSpec> out;
+  if (trim(text).empty()) return out;
+  std::stringstream items{std::string(text)};
+  for (std::string item; std::getline(items, item, ',');) {
+    item = trim(item);
+    if (item.empty()) throw Error("--sim-devices: empty item in '" + std::string(text) + "'", "", "", kSimHint);
+    SimDeviceSpec spec;
+    if (const size_t at = item.find('@'); at != std::string::npos) {
+      spec.copy_bytes_per_second = static_cast<double>(plan::parse_byte_size(trim(item.substr(at + 1))));
+      item = trim(item.substr(0, at));
+    }
+    int count = 1;
+    if (const size_t x = item.find('x'); x != std::string::npos && x > 0 &&
+                                          item.find_first_not_of("0123456789") == x && x <= 2) {
+      count = std::stoi(item.substr(0, x));
+      item = item.substr(x + 1);
+    }
+    if (count < 1 || count > 64) throw Error("--sim-devices: between 1 and 64 devices per item", "", "", kSimHint);
+    try {
+      spec.capacity = plan::parse_byte_size(trim(item));
+    } catch (const Error& e) {
+      throw Error("--sim-devices: " + e.message(), "", "", kSimHint);
+    }
+    out.insert(out.end(), static_cast<size_t>(count), spec);
+  }
+  return out;
+}
+
+DeviceSet::DeviceSet(std::string_view sim_devices) {
+  const auto specs = parse_sim_devices(sim_devices);
+  for (size_t i = 0; i < specs.size(); ++i)
+    accelerators_.push_back(
+        std::make_unique<SimDevice>(static_cast<int>(i), specs[i].capacity, specs[i].copy_bytes_per_second));
+}
+
+Device& DeviceSet::resolve(const plan::Device& device) {
+  if (device.kind == plan::Device::cpu) return cpu_;
+  if (device.kind == plan::Device::disk) throw Error("internal: the disk tier is not a compute device");
+  if (device.index < 0 || static_cast<size_t>(device.index) >= accelerators_.size()) {
+    const std::string have = accelerators_.empty()
+                                 ? "there are no accelerators"
+                                 : "only sim:0.." + std::to_string(accelerators_.size() - 1) + " exist";
+    throw Error("the device map names accelerator " + std::to_string(device.index) + ", but " + have, "", "",
+                "add simulated devices with --sim-devices (e.g. 2x64MiB), or map that module to cpu or disk");
+  }
+  return *accelerators_[static_cast<size_t>(device.index)];
+}
+
+std::vector<Device*> DeviceSet::all() {
+  std::vector<Device*> out{&cpu_};
+  for (auto& a : accelerators_) out.push_back(a.get());
+  return out;
+}
+
+uint64_t available_ram_bytes() {
+  std::ifstream in("/proc/meminfo");
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("MemAvailable:", 0) == 0) return std::stoull(line.substr(13)) * 1024;
+  }
+  return 0;
+}
+
+}  // namespace strata

@@ -1,0 +1,49 @@
+// The devices of one loaded model: the host plus any simulated accelerators,
+// owned together and handed to whatever needs them (no globals).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "backend/cpu/cpu_device.h"
+#include "backend/device.h"
+#include "plan/device.h"
+
+namespace strata {
+
+// What --sim-devices (or STRATA_SIM_DEVICES) asks for: "2x64MiB" is two
+// devices of 64 MiB, "64MiB,128MiB" two of different sizes, and "@2GB" after
+// an item limits its copies to 2 GB/s ("2x64MiB@2GB"). Empty text: none.
+struct SimDeviceSpec {
+  uint64_t capacity = 0;
+  double copy_bytes_per_second = 0;
+};
+std::vector<SimDeviceSpec> parse_sim_devices(std::string_view text);
+
+class DeviceSet {
+ public:
+  // sim_devices as parse_sim_devices reads it.
+  explicit DeviceSet(std::string_view sim_devices);
+
+  Device& cpu() { return cpu_; }
+  const std::vector<std::unique_ptr<Device>>& accelerators() const { return accelerators_; }
+  // "sim" when there are simulated accelerators, else "" (Accelerate's ordinals).
+  std::string accelerator_kind() const { return accelerators_.empty() ? "" : "sim"; }
+
+  // The device a plan's entry names; throws strata::Error for an accelerator
+  // ordinal that does not exist. Not for the disk tier.
+  Device& resolve(const plan::Device& device);
+  // Every device, the host first.
+  std::vector<Device*> all();
+
+ private:
+  CpuDevice cpu_;
+  std::vector<std::unique_ptr<Device>> accelerators_;
+};
+
+// Bytes of RAM the kernel says are available now (MemAvailable).
+uint64_t available_ram_bytes();
+
+}  // namespace strata

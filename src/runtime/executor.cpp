@@ -1,0 +1,119 @@
+#include "runtime/executor.h"
+
+#include <algorithm>
+#include <map>
+
+#include "strata/error.h"
+
+namespace strata {
+
+Executor::Executor(CausalLM& model, WeightStore& weights, std::vector<BlockPlacement> placement, Device& host,
+                   ThreadPool& pool)
+    : model_(model), weights_(weights), placement_(std::move(placement)), host_(host), pool_(pool) {}
+
+std::unique_ptr<SessionState> Executor::new_session(int64_t rows, int64_t capacity, bool all_logits) {
+  const ModelConfig& c = model_.config();
+  const auto& blocks = model_.blocks();
+  std::vector<Device*> layer_devices(static_cast<size_t>(c.num_layers));
+  for (size_t b = 0; b < blocks.size(); ++b)
+    if (blocks[b].layer >= 0) layer_devices[static_cast<size_t>(blocks[b].layer)] = placement_[b].exec;
+  auto state = std::make_unique<SessionState>(KVCache(layer_devices, rows, c.num_kv_heads, c.head_dim, capacity),
+                                              step_limits(rows, capacity, all_logits, pool_.size()), all_logits);
+
+  const size_t workspace_bytes = workspace_floats(c, state->limits) * sizeof(float);
+  std::map<Device*, float*> workspace_of;
+  for (const BlockPlacement& p : placement_) {
+    if (workspace_of.count(p.exec)) continue;
+    state->workspaces.emplace_back(*p.exec, workspace_bytes, "activations");
+    workspace_of[p.exec] = state->workspaces.back().floats();
+  }
+  for (const BlockPlacement& p : placement_) state->block_workspace.push_back(workspace_of.at(p.exec));
+
+  // The largest activation that may need a stop on the host between two accelerators.
+  ForwardStep widest{{}, rows, state->limits.max_tokens / rows, all_logits};
+  size_t largest = 0;
+  for (size_t b = 0; b + 1 < blocks.size(); ++b)
+    if (placement_[b].exec != placement_[b + 1].exec && placement_[b].exec->is_accelerator() &&
+        placement_[b + 1].exec->is_accelerator())
+      largest = std::max(largest, model_.block_output(b, state->limits, widest).count);
+  state->bounce.resize(largest);
+  state->chunk_ids.resize(static_cast<size_t>(state->limits.max_tokens));
+  return state;
+}
+
+void Executor::move_activation(SessionState& state, size_t from_block, size_t to_block, const ForwardStep& step) {
+  Device& from = *placement_[from_block].exec;
+  Device& to = *placement_[to_block].exec;
+  const WorkspaceRange range = model_.block_output(from_block, state.limits, step);
+  const float* src = state.block_workspace[from_block] + range.offset;
+  float* dst = state.block_workspace[to_block] + range.offset;
+  const size_t bytes = range.count * sizeof(float);
+  if (&from == &host_) {
+    to.copy_in(dst, src, bytes);
+  } else if (&to == &host_) {
+    from.copy_out(dst, src, bytes);
+  } else {
+    from.copy_out(state.bounce.data(), src, bytes);
+    to.copy_in(dst, state.bounce.data(), bytes);
+  }
+}
+
+void Executor::run_chunk(SessionState& state, const ForwardStep& step) {
+  const auto& blocks = model_.blocks();
+  for (size_t b = 0; b < blocks.size(); ++b) {
+    // pre_forward: the activation comes to this block's device, and its
+    // offloaded weights with it.
+    if (b > 0 && placement_[b].exec != placement_[b - 1].exec) move_activation(state, b - 1, b, step);
+    weights_.onload(b);
+    model_.run_block(b, BlockRun{pool_, state.cache, step, state.limits, state.block_workspace[b]});
+    // post_forward: what was read in place from the disk tier leaves memory.
+    weights_.release(b);
+  }
+  state.cache.set_length(state.cache.length() + step.tokens);
+}
+
+std::span<const float> Executor::forward(SessionState& state, std::span<const int32_t> ids, int64_t tokens,
+                                         bool all_positions) {
+  const ModelConfig& c = model_.config();
+  const int64_t rows = state.limits.rows;
+  KVCache& cache = state.cache;
+  if (tokens <= 0 || ids.size() != static_cast<size_t>(rows * tokens))
+    throw Error("forward: expected " + std::to_string(rows) + " x " + std::to_string(tokens) + " ids");
+  if (cache.length() + tokens > cache.capacity())
+    throw Error("context full: " + std::to_string(cache.length() + tokens) + " tokens exceed the capacity of " +
+                    std::to_string(cache.capacity()),
+                "", "", "raise the context size");
+  if (all_positions && !state.all_logits)
+    throw Error("internal: this session was not made for the logits of every position");
+  for (const int32_t id : ids)
+    if (id < 0 || id >= c.vocab_size)
+      throw Error("token id " + std::to_string(id) + " is outside the vocabulary [0, " +
+                  std::to_string(c.vocab_size) + ")");
+
+  const size_t vocab = static_cast<size_t>(c.vocab_size);
+  state.logits.resize((all_positions ? static_cast<size_t>(rows * tokens) : static_cast<size_t>(rows)) * vocab);
+  const int64_t per_row = state.limits.max_tokens / rows;
+  const size_t last = model_.blocks().size() - 1;
+  Device& head_device = *placement_[last].exec;
+  for (int64_t t0 = 0; t0 < tokens; t0 += per_row) {
+    const int64_t n = std::min(per_row, tokens - t0);
+    for (int64_t r = 0; r < rows; ++r)
+      std::copy_n(ids.begin() + r * tokens + t0, n, state.chunk_ids.begin() + r * n);
+    const ForwardStep step{std::span<const int32_t>(state.chunk_ids.data(), static_cast<size_t>(rows * n)), rows, n,
+                           all_positions};
+    run_chunk(state, step);
+    // The logits leave the head's device for the host.
+    const WorkspaceRange range = model_.block_output(last, state.limits, step);
+    const float* src = state.block_workspace[last] + range.offset;
+    if (!all_positions) {
+      if (t0 + n == tokens) head_device.copy_out(state.logits.data(), src, range.count * sizeof(float));
+      continue;
+    }
+    for (int64_t r = 0; r < rows; ++r)
+      head_device.copy_out(state.logits.data() + static_cast<size_t>(r * tokens + t0) * vocab,
+                           src + static_cast<size_t>(r * n) * vocab, static_cast<size_t>(n) * vocab * sizeof(float));
+  }
+  return state.logits;
+}
+
+}  // namespace strata

@@ -1,0 +1,66 @@
+// The executor: runs a model's blocks in order on their devices, with the
+// hooks around each (DESIGN.md, "Execution: hooks and streaming"):
+// pre-forward moves the activation to the block's device when the previous
+// block ran elsewhere and brings the block's offloaded weights there;
+// post-forward releases what the block read from the disk tier.
+// Thread-safety: one thread drives it, with the model's thread pool.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "backend/cpu/thread_pool.h"
+#include "backend/device.h"
+#include "backend/kv_cache.h"
+#include "models/causal_lm.h"
+#include "runtime/placement.h"
+#include "runtime/weight_store.h"
+
+namespace strata {
+
+// What one session keeps between steps: the KV cache beside each layer's
+// device, a workspace on every executing device, the logits on the host.
+struct SessionState {
+  SessionState(KVCache kv, StepLimits step_limits, bool every_position)
+      : cache(std::move(kv)), limits(step_limits), all_logits(every_position) {}
+  KVCache cache;
+  StepLimits limits;
+  bool all_logits;  // made to return the logits of every position
+  std::vector<DeviceBuffer> workspaces;  // one per executing device
+  std::vector<float*> block_workspace;   // per block: its device's workspace
+  std::vector<int32_t> chunk_ids;
+  std::vector<float> bounce;  // host stop for an activation between two accelerators
+  std::vector<float> logits;
+};
+
+class Executor {
+ public:
+  Executor(CausalLM& model, WeightStore& weights, std::vector<BlockPlacement> placement, Device& host,
+           ThreadPool& pool);
+
+  // A session of `rows` sequences of up to `capacity` tokens; all_logits if
+  // it will ask for the logits of every position. Allocates on the devices.
+  std::unique_ptr<SessionState> new_session(int64_t rows, int64_t capacity, bool all_logits);
+
+  // Appends `tokens` ids to every row and returns logits ([rows, vocab], or
+  // [rows, tokens, vocab] with all_positions), valid until the next call.
+  // Prompts longer than a step's limit are fed in chunks.
+  std::span<const float> forward(SessionState& state, std::span<const int32_t> ids, int64_t tokens,
+                                 bool all_positions);
+
+  const std::vector<BlockPlacement>& placement() const { return placement_; }
+
+ private:
+  void run_chunk(SessionState& state, const ForwardStep& step);
+  void move_activation(SessionState& state, size_t from_block, size_t to_block, const ForwardStep& step);
+
+  CausalLM& model_;
+  WeightStore& weights_;
+  std::vector<BlockPlacement> placement_;
+  Device& host_;
+  ThreadPool& pool_;
+};
+
+}  // namespace strata

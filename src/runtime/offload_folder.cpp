@@ -1,0 +1,102 @@
+#include "runtime/offload_folder.h"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "runtime/convert.h"
+#include "strata/error.h"
+
+namespace strata {
+namespace {
+
+using Json = nlohmann::json;
+
+constexpr const char* kIndex = "strata-offload.json";
+constexpr const char* kData = "offload.safetensors";
+
+// What the folder must hold, in a form two runs can compare.
+Json describe(const Checkpoint& checkpoint, const std::vector<OffloadFolder::Wanted>& wanted) {
+  Json sources = Json::array();
+  for (const auto& f : checkpoint.files()) {
+    struct stat st {};
+    if (::stat(f->path().c_str(), &st) != 0) throw Error("cannot stat checkpoint file", f->path().string());
+    sources.push_back({{"path", std::filesystem::absolute(f->path()).string()},
+                       {"size", static_cast<uint64_t>(st.st_size)},
+                       {"mtime_ns", static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec}});
+  }
+  Json tensors = Json::object();
+  for (const auto& w : wanted) tensors[w.name] = std::string(dtype_name(w.dtype));
+  return {{"format", 1}, {"sources", sources}, {"tensors", tensors}};
+}
+
+std::string read_text(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+}  // namespace
+
+OffloadFolder::OffloadFolder(const std::filesystem::path& dir, const Checkpoint& checkpoint,
+                             std::vector<Wanted> wanted, ThreadPool* pool)
+    : dir_(dir) {
+  // 4-byte types first: every size is then a multiple of 4, so each tensor of
+  // the file stays aligned for its element type (the header is padded to 8).
+  std::stable_sort(wanted.begin(), wanted.end(),
+                   [](const Wanted& a, const Wanted& b) { return dtype_size(a.dtype) > dtype_size(b.dtype); });
+  const Json want = describe(checkpoint, wanted);
+  std::error_code ec;
+  if (std::filesystem::exists(dir / kIndex, ec)) {
+    try {
+      if (Json::parse(read_text(dir / kIndex)) == want) {
+        file_ = std::make_unique<SafetensorsFile>(dir / kData);
+        reused_ = true;
+        for (const auto& w : wanted) data(w.name);  // every tensor there, or rebuild
+        return;
+      }
+    } catch (const std::exception&) {
+      // A damaged or foreign folder: rebuilt below.
+    }
+    file_.reset();
+    reused_ = false;
+  }
+  build(checkpoint, wanted, pool);
+  std::ofstream(dir / kIndex) << want.dump(1) << "\n";
+  if (!std::filesystem::exists(dir / kIndex)) throw Error("cannot write the offload index", (dir / kIndex).string());
+}
+
+void OffloadFolder::build(const Checkpoint& checkpoint, const std::vector<Wanted>& wanted, ThreadPool* pool) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir_, ec);
+  if (ec) throw Error("cannot create the offload folder: " + ec.message(), dir_.string(), "", "pass --offload-folder DIR");
+  std::filesystem::remove(dir_ / kIndex, ec);
+  std::vector<SafetensorsWriter::Declared> declared;
+  for (const auto& w : wanted) declared.push_back({w.name, w.dtype, checkpoint.get(w.name).shape});
+  const auto partial = dir_ / (std::string(kData) + ".partial");
+  {
+    SafetensorsWriter writer(partial, declared);
+    std::vector<uint8_t> converted;
+    for (const auto& w : wanted) {
+      const TensorInfo& info = checkpoint.get(w.name);
+      const auto n = static_cast<size_t>(info.numel());
+      converted.resize(n * dtype_size(w.dtype));
+      convert_elements(info.dtype, checkpoint.data(info).data(), w.dtype, converted.data(), n, pool);
+      writer.append(converted);
+    }
+    writer.finish();
+  }
+  std::filesystem::rename(partial, dir_ / kData, ec);
+  if (ec) throw Error("cannot write the offload folder: " + ec.message(), (dir_ / kData).string());
+  file_ = std::make_unique<SafetensorsFile>(dir_ / kData);
+}
+
+std::span<const uint8_t> OffloadFolder::data(const std::string& name) const {
+  if (file_)
+    for (const auto& t : file_->tensors())
+      if (t.name == name) return file_->data(t);
+  throw Error("the offload folder does not hold this tensor", dir_.string(), name, "delete the folder to rebuild it");
+}
+
+}  // namespace strata

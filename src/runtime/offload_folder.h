@@ -1,0 +1,52 @@
+// The offload folder: weights of the disk tier that cannot be read straight
+// from the checkpoint (another dtype than the one computed with, or an offset
+// the element type cannot be read at) are converted once into DIR, in
+// safetensors format with an index, and memory-mapped from there.
+//
+// DIR/strata-offload.json records what the file holds and which checkpoint
+// files (size, modification time) it was made from; a later run whose needs
+// and sources match reuses it, anything else rebuilds it. The index is
+// written last, so an interrupted build is never taken for a finished one.
+// Thread-safety: immutable after construction.
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "backend/cpu/thread_pool.h"
+#include "format/safetensors.h"
+
+namespace strata {
+
+class OffloadFolder {
+ public:
+  struct Wanted {
+    std::string name;  // a tensor of the checkpoint
+    DType dtype;       // the dtype to hold it in
+  };
+
+  // Nothing to hold: no folder is touched.
+  OffloadFolder() = default;
+  // Makes sure dir holds `wanted`, converting from the checkpoint if needed.
+  // Throws strata::Error when the folder cannot be written.
+  OffloadFolder(const std::filesystem::path& dir, const Checkpoint& checkpoint, std::vector<Wanted> wanted,
+                ThreadPool* pool);
+
+  // The converted bytes of a wanted tensor.
+  std::span<const uint8_t> data(const std::string& name) const;
+  // Whether this run reused the folder's previous contents.
+  bool reused() const { return reused_; }
+  const std::filesystem::path& dir() const { return dir_; }
+
+ private:
+  void build(const Checkpoint& checkpoint, const std::vector<Wanted>& wanted, ThreadPool* pool);
+
+  std::filesystem::path dir_;
+  std::unique_ptr<SafetensorsFile> file_;
+  bool reused_ = false;
+};
+
+}  // namespace strata

@@ -1,0 +1,83 @@
+#include "runtime/placement.h"
+
+#include <map>
+
+#include "strata/error.h"
+
+namespace strata {
+namespace {
+
+// `key` covers `name` when it is "", the name itself, or a dotted prefix of it.
+bool covers(const std::string& key, const std::string& name) {
+  return key.empty() || name == key || (name.size() > key.size() && name.compare(0, key.size(), key) == 0 &&
+                                        name[key.size()] == '.');
+}
+
+std::string label(const plan::Device& d, DeviceSet& devices) {
+  if (d.kind == plan::Device::gpu) return devices.resolve(d).name();
+  return d.to_string();
+}
+
+const plan::Device* longest_match(const plan::DeviceMap& map, const std::string& module) {
+  const plan::Device* found = nullptr;
+  size_t best = 0;
+  for (const auto& [key, device] : map)
+    if (covers(key, module) && (!found || key.size() >= best)) {
+      found = &device;
+      best = key.size();
+    }
+  return found;
+}
+
+}  // namespace
+
+std::optional<plan::Device> first_accelerator_in(const plan::DeviceMap& map) {
+  for (const auto& [key, device] : map)
+    if (device.is_gpu()) return device;
+  return std::nullopt;
+}
+
+std::vector<BlockPlacement> place_blocks(const std::vector<BlockSpec>& blocks, const plan::DeviceMap& map,
+                                         std::optional<plan::Device> main_accelerator, DeviceSet& devices,
+                                         const std::function<bool(const std::string&)>& is_module) {
+  for (const auto& [key, device] : map) {
+    if (!key.empty() && !is_module(key))
+      throw Error("the device map names '" + key + "', which is no module or tensor of this model", "", "",
+                  "use Hugging Face module names such as model.layers.0 or lm_head (strata map -m DIR lists them)");
+    if (device.is_gpu()) devices.resolve(device);  // throws for an ordinal that does not exist
+  }
+  Device& offload_exec = main_accelerator ? devices.resolve(*main_accelerator) : devices.cpu();
+
+  std::vector<BlockPlacement> out;
+  for (const BlockSpec& block : blocks) {
+    const plan::Device* tier = longest_match(map, block.module);
+    if (!tier)
+      throw Error("the device map does not place " + block.module, "", "",
+                  "add an entry for it, or map \"\" to a device for everything not listed");
+    for (const auto& [key, device] : map)
+      if (key.size() > block.module.size() && covers(block.module, key) && !(device == *tier))
+        throw Error("the device map splits " + block.module + ": " + key + " is on " + label(device, devices) +
+                        " but the rest on " + label(*tier, devices),
+                    "", "", "a decoder layer runs on one device; map the whole module");
+    BlockPlacement p;
+    p.tier = *tier;
+    p.exec = tier->is_gpu() ? &devices.resolve(*tier) : &offload_exec;
+    out.push_back(p);
+  }
+
+  // A tensor two blocks share (a tied embedding and head) is stored once.
+  std::map<std::string, size_t> first_user;
+  for (size_t b = 0; b < blocks.size(); ++b)
+    for (const WeightSpec& w : blocks[b].weights) {
+      const auto [it, fresh] = first_user.emplace(w.name, b);
+      if (fresh) continue;
+      const BlockPlacement& a = out[it->second];
+      if (!(a.tier == out[b].tier) || a.exec != out[b].exec)
+        throw Error("the device map puts " + blocks[it->second].module + " and " + blocks[b].module +
+                        " apart, but they share the tied tensor " + w.name,
+                    "", "", "place both on one device");
+    }
+  return out;
+}
+
+}  // namespace strata

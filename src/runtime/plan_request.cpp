@@ -1,0 +1,164 @@
+#include "runtime/plan_request.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "models/memory_needs.h"
+#include "models/module_tree.h"
+#include "plan/auto_map.h"
+#include "plan/balanced_memory.h"
+#include "plan/byte_size.h"
+#include "plan/device_map.h"
+#include "plan/max_memory.h"
+#include "runtime/placement.h"
+#include "strata/error.h"
+
+namespace strata {
+namespace {
+
+using Json = nlohmann::ordered_json;
+
+const char* kStrategies = "auto, sequential, balanced, balanced_low_0";
+
+// Without --max-memory: every accelerator's capacity, 90% of the RAM that is
+// available now (the rest is the process's own code, the page cache's
+// minimum and the session's host buffers), and the disk.
+plan::MaxMemory budgets_from_devices(DeviceSet& devices) {
+  plan::MaxMemory budgets;
+  for (const auto& a : devices.accelerators())
+    budgets.emplace_back(plan::Device::gpu_(a->ordinal()), static_cast<double>(a->capacity()));
+  budgets.emplace_back(plan::Device::cpu_(), 0.9 * static_cast<double>(available_ram_bytes()));
+  budgets.emplace_back(plan::Device::disk_(), std::numeric_limits<double>::infinity());
+  return plan::normalize_max_memory(budgets);
+}
+
+plan::MaxMemory without_disk(plan::MaxMemory budgets) {
+  std::erase_if(budgets, [](const auto& b) { return b.first == plan::Device::disk_(); });
+  return budgets;
+}
+
+std::string bill(const plan::DeviceUse& use) {
+  return plan::format_bytes(use.total()) + " (weights " + plan::format_bytes(use.weights) + " + KV cache and runtime " +
+         plan::format_bytes(use.runtime) + " + activations " + plan::format_bytes(use.activations) + " + staging " +
+         plan::format_bytes(use.staging) + ")";
+}
+
+// Accelerators have a hard capacity: a share that exceeds it fails now, not
+// halfway through loading.
+void check_capacities(const plan::MapUsage& usage, DeviceSet& devices) {
+  for (const plan::DeviceUse& use : usage.devices) {
+    if (!use.device.is_gpu() || use.total() == 0) continue;
+    Device& d = devices.resolve(use.device);
+    if (use.total() <= static_cast<double>(d.capacity())) continue;
+    throw Error(d.name() + " cannot hold its share of the device map: it needs at least " + bill(use) + ", has " +
+                    plan::format_bytes(static_cast<double>(d.capacity())),
+                "", "", "give it more memory (--sim-devices), or let --device-map auto place less there");
+  }
+}
+
+}  // namespace
+
+plan::DeviceMap parse_device_map(const std::string& text_or_file) {
+  std::string text = text_or_file;
+  const size_t first = text.find_first_not_of(" \t\r\n");
+  if (first == std::string::npos || text[first] != '{') {
+    std::ifstream in(text_or_file, std::ios::binary);
+    if (!in)
+      throw Error("--device-map '" + text_or_file + "' is no strategy, JSON map or readable file", "", "",
+                  std::string("give one of ") + kStrategies + ", a JSON object such as {\"\": \"cpu\"}, or a file");
+    std::stringstream buffer;
+    buffer << in.rdbuf();
+    text = buffer.str();
+  }
+  Json j;
+  try {
+    j = Json::parse(text);
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(std::string("the device map is not valid JSON: ") + e.what(), text_or_file);
+  }
+  if (!j.is_object()) throw Error("the device map must be a JSON object {module: device}", text_or_file);
+  plan::DeviceMap map;
+  for (const auto& [key, value] : j.items()) {
+    if (value.is_number_integer())
+      map.emplace_back(key, plan::Device::gpu_(value.get<int>()));
+    else if (value.is_string())
+      map.emplace_back(key, plan::parse_device(value.get<std::string>()));
+    else
+      throw Error("device map entry '" + key + "' must be a device: an ordinal, \"sim:N\", \"cpu\" or \"disk\"",
+                  text_or_file);
+  }
+  if (map.empty()) throw Error("the device map is empty", text_or_file, "", "map \"\" to a device to place everything");
+  return map;
+}
+
+std::filesystem::path default_offload_folder(const std::filesystem::path& model_dir) {
+  std::filesystem::path base;
+  if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg)
+    base = xdg;
+  else if (const char* home = std::getenv("HOME"); home && *home)
+    base = std::filesystem::path(home) / ".cache";
+  else
+    base = std::filesystem::temp_directory_path();
+  const std::string absolute = std::filesystem::absolute(model_dir).lexically_normal().string();
+  std::ostringstream name;
+  name << std::filesystem::absolute(model_dir).lexically_normal().filename().string() << "-" << std::hex
+       << std::hash<std::string>{}(absolute);
+  return base / "strata" / "offload" / name.str();
+}
+
+PlannedMap plan_device_map(const ModelConfig& config, const Checkpoint& checkpoint, const ModelOptions& options,
+                           DeviceSet& devices, int threads) {
+  const std::string fallback_dtype = config.torch_dtype.empty() ? "float32" : config.torch_dtype;
+  auto dtype_of = [&](const std::string& name) {
+    const TensorInfo* t = checkpoint.find(name);
+    return t && is_float(t->dtype) && t->dtype != DType::F64 ? torch_dtype_name(t->dtype) : fallback_dtype;
+  };
+  PlannedMap p;
+  p.tree = module_tree_for(config, dtype_of);
+  const auto no_split = no_split_classes_for(config);
+  plan::SizeOptions sizes;
+  if (options.dtype) sizes.dtype = torch_dtype_name(*options.dtype);
+  if (options.batch < 1) throw Error("the batch to plan for must be at least 1");
+  const int64_t ctx = options.ctx > 0 ? options.ctx : std::min<int64_t>(config.max_position_embeddings, 4096);
+  const plan::MemoryNeeds needs = memory_needs(config, dtype_of, sizes.dtype, ctx, options.batch, threads, options.all_logits);
+
+  p.max_memory = options.max_memory.empty() ? budgets_from_devices(devices) : plan::parse_max_memory(options.max_memory);
+  for (const auto& [device, budget] : p.max_memory)
+    if (device.is_gpu()) devices.resolve(device);  // an ordinal that does not exist is an error now
+
+  const std::string& strategy = options.device_map.empty() ? std::string("auto") : options.device_map;
+  p.source = strategy;
+  if (strategy == "auto") {
+    plan::AutoPlan a = plan::plan_auto(p.tree, p.max_memory, no_split, sizes, needs, devices.accelerator_kind());
+    p.device_map = std::move(a.device_map);
+    p.main_accelerator = a.main_accelerator;
+  } else if (strategy == "sequential" || strategy == "balanced" || strategy == "balanced_low_0") {
+    plan::MaxMemory budgets = p.max_memory;
+    if (strategy != "sequential")
+      budgets = plan::get_balanced_memory(p.tree, without_disk(budgets), no_split, sizes, strategy == "balanced_low_0");
+    plan::InferOptions infer;
+    infer.no_split_module_classes = no_split;
+    infer.sizes = sizes;
+    p.device_map = plan::infer_auto_device_map(p.tree, budgets, infer).device_map;
+    p.main_accelerator = first_accelerator_in(p.device_map);
+  } else {
+    p.device_map = parse_device_map(strategy);
+    p.main_accelerator = first_accelerator_in(p.device_map);
+    p.source = "user map";
+  }
+  if (!options.main_device.empty()) {
+    const plan::Device main = plan::parse_device(options.main_device);
+    if (!main.is_gpu() && !(main == plan::Device::cpu_()))
+      throw Error("--main-device must be an accelerator or cpu, not " + options.main_device);
+    if (main.is_gpu()) devices.resolve(main);
+    p.main_accelerator = main.is_gpu() ? std::optional(main) : std::nullopt;
+  }
+  p.usage = plan::map_usage(p.tree, p.device_map, p.max_memory, no_split, sizes, needs, p.main_accelerator);
+  check_capacities(p.usage, devices);
+  return p;
+}
+
+}  // namespace strata

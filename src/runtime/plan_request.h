@@ -1,0 +1,39 @@
+// Turning ModelOptions into a device map for one checkpoint: the budgets
+// (given, or read from the devices), the strategy or the user's map, and the
+// check that every device can hold its share — all before any weight is read.
+#pragma once
+
+#include <filesystem>
+#include <optional>
+#include <string>
+
+#include "format/safetensors.h"
+#include "models/causal_lm.h"
+#include "plan/device.h"
+#include "plan/map_usage.h"
+#include "runtime/devices.h"
+#include "strata/model.h"
+
+namespace strata {
+
+struct PlannedMap {
+  plan::DeviceMap device_map;
+  plan::MaxMemory max_memory;
+  std::optional<plan::Device> main_accelerator;
+  plan::MapUsage usage;
+  std::string source;  // "auto", "sequential", ..., "user map"
+  plan::ModuleTree tree;
+};
+
+// Throws strata::Error for a bad option, a map that names what the model does
+// not have, or a device that cannot hold its share (stating the minimum).
+PlannedMap plan_device_map(const ModelConfig& config, const Checkpoint& checkpoint, const ModelOptions& options,
+                           DeviceSet& devices, int threads);
+
+// Reads a device map given as JSON text or as a JSON file.
+plan::DeviceMap parse_device_map(const std::string& text_or_file);
+
+// $XDG_CACHE_HOME/strata/offload/NAME-HASH (or ~/.cache/...) for a model dir.
+std::filesystem::path default_offload_folder(const std::filesystem::path& model_dir);
+
+}  // namespace strata

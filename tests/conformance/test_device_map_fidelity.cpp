@@ -1,0 +1,159 @@
+// DESIGN.md's first invariant: logits do not depend on the device map. Each
+// fixture model runs under maps that keep everything on the CPU, split the
+// layers over two simulated accelerators and the CPU, keep half the layers
+// on disk, and keep everything on disk with one small sim:0 that only ever
+// holds the layer it runs; the logits must be bit-identical to the all-CPU
+// run, the greedy ids equal, and no device's peak allocation may exceed its
+// budget or the plan's bill for it.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <string>
+
+#include "strata/generate.h"
+#include "strata/model.h"
+#include "test_support.h"
+
+namespace strata {
+namespace {
+
+namespace fs = std::filesystem;
+
+fs::path model_dir(const std::string& name) { return test::fixtures_dir() / "models" / name; }
+
+std::string layer_key(int64_t i) { return "\"model.layers." + std::to_string(i) + "\""; }
+
+// A JSON map from per-layer devices plus the other modules' entries.
+std::string map_json(int64_t layers, const std::function<std::string(int64_t)>& layer_device,
+                     const std::string& others) {
+  std::string json = "{" + others;
+  for (int64_t i = 0; i < layers; ++i) json += ", " + layer_key(i) + ": " + layer_device(i);
+  return json + "}";
+}
+
+struct Outcome {
+  std::vector<float> logits;
+  std::vector<int32_t> greedy;
+  std::vector<DeviceReport> devices;
+};
+
+class DeviceMapFidelity : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    if (!fs::exists(test::fixtures_dir() / "README.md")) GTEST_SKIP() << "fixtures not found (set STRATA_FIXTURES)";
+    ref_ = test::read_reference(model_dir(GetParam()));
+    layers_ = ModelConfig::from_file(model_dir(GetParam()) / "config.json").num_layers;
+    tied_ = ModelConfig::from_file(model_dir(GetParam()) / "config.json").tie_word_embeddings;
+  }
+
+  ModelOptions options(const std::string& device_map, const std::string& sims = "") const {
+    ModelOptions o = test::with_threads(2);
+    o.device_map = device_map;
+    o.sim_devices = sims;
+    o.offload_folder = offload_.path();
+    o.ctx = ref_.tokens;
+    o.batch = ref_.rows;
+    o.all_logits = true;
+    return o;
+  }
+
+  Outcome run(const ModelOptions& o) const {
+    auto model = Model::load(model_dir(GetParam()), o);
+    Outcome r;
+    r.logits = model->logits(ref_.input_ids, ref_.rows, ref_.tokens);
+    GenerateOptions g;
+    g.max_new_tokens = 6;
+    const std::vector<int32_t> prompt(ref_.input_ids.begin(), ref_.input_ids.begin() + 2);
+    r.greedy = generate(*model, prompt, g).new_ids;
+    r.devices = model->devices();
+    return r;
+  }
+
+  // Bit-identical to the all-CPU run, and within every budget and bill.
+  void expect_same(const Outcome& got, const char* what) const {
+    const Outcome& cpu = reference_run();
+    ASSERT_EQ(got.logits.size(), cpu.logits.size()) << what;
+    EXPECT_EQ(0, std::memcmp(got.logits.data(), cpu.logits.data(), cpu.logits.size() * sizeof(float)))
+        << what << ": logits differ from the all-CPU run";
+    EXPECT_EQ(got.greedy, cpu.greedy) << what;
+    for (const DeviceReport& d : got.devices) {
+      if (d.name == "disk") continue;
+      if (!std::isinf(d.budget)) EXPECT_LE(static_cast<double>(d.peak), d.budget) << what << ": " << d.name;
+      EXPECT_LE(static_cast<double>(d.peak), d.planned_bytes) << what << ": " << d.name << " exceeds the plan";
+    }
+  }
+
+  const Outcome& reference_run() const {
+    if (cpu_run_.logits.empty()) cpu_run_ = run(options(R"({"": "cpu"})"));
+    return cpu_run_;
+  }
+
+  test::Reference ref_;
+  int64_t layers_ = 0;
+  bool tied_ = false;
+  test::TempDir offload_;
+  mutable Outcome cpu_run_;
+};
+
+TEST_P(DeviceMapFidelity, AllOnCpuMatchesTransformers) {
+  const Outcome& cpu = reference_run();
+  ASSERT_EQ(cpu.logits.size(), ref_.logits.size());
+  float worst = 0;
+  for (size_t i = 0; i < cpu.logits.size(); ++i) worst = std::max(worst, std::fabs(cpu.logits[i] - ref_.logits[i]));
+  EXPECT_LE(worst, 1e-4f);  // the fixtures README's float32 threshold
+}
+
+TEST_P(DeviceMapFidelity, LayersSplitOverTwoSimDevicesAndCpu) {
+  const int64_t third = std::max<int64_t>(1, layers_ / 3);
+  const std::string map = map_json(
+      layers_, [&](int64_t i) { return i < third ? "0" : i < 2 * third ? "1" : "\"cpu\""; },
+      std::string(R"("model.embed_tokens": 0, "model.norm": 1, "lm_head": )") +
+          (tied_ ? "0" : "\"cpu\""));
+  // cpu layers are offloaded: their weights stream to sim:0, which runs them.
+  expect_same(run(options(map, "2x8MiB")), "sim:0/sim:1/cpu, cpu layers run on sim:0");
+  ModelOptions on_cpu = options(map, "2x8MiB");
+  on_cpu.main_device = "cpu";
+  expect_same(run(on_cpu), "sim:0/sim:1/cpu, cpu layers run on the cpu");
+}
+
+TEST_P(DeviceMapFidelity, HalfTheLayersOnDisk) {
+  const std::string map = map_json(
+      layers_, [&](int64_t i) { return i < layers_ / 2 ? "\"cpu\"" : "\"disk\""; }, R"("": "cpu")");
+  expect_same(run(options(map)), "half the layers on disk");
+}
+
+TEST_P(DeviceMapFidelity, EverythingOnDiskWithOneSmallSimDevice) {
+  ModelOptions o = options(R"({"": "disk"})", "1x64MiB");
+  o.main_device = "sim:0";
+  const Outcome roomy = run(o);
+  expect_same(roomy, "all on disk, sim:0 of 64 MiB");
+  // Now a sim:0 exactly as large as the plan says it needs: it only holds
+  // the staging slot (the largest layer), the KV cache and activations.
+  const double need = roomy.devices[1].planned_bytes;
+  ASSERT_GT(need, 0);
+  o.sim_devices = "1x" + std::to_string(static_cast<uint64_t>(std::ceil(need)));
+  const Outcome tight = run(o);
+  expect_same(tight, "all on disk, sim:0 just large enough");
+  EXPECT_GT(tight.devices[1].peak, 0u);
+}
+
+TEST_P(DeviceMapFidelity, AutoPlanOverTwoSimDevicesCpuAndDisk) {
+  // Budgets that hold about a third of the weights each, so auto spreads the
+  // model over every tier.
+  uint64_t weights = 0;
+  for (const auto& e : fs::directory_iterator(model_dir(GetParam())))
+    if (e.path().extension() == ".safetensors" && e.path().filename() != "reference.safetensors")
+      weights += fs::file_size(e.path());
+  ModelOptions o = options("auto", "2x8MiB");
+  const uint64_t share = weights / 3;
+  o.max_memory = "0=" + std::to_string(share + (1 << 20)) + ",1=" + std::to_string(share) +
+                 ",cpu=" + std::to_string(share / 2) + ",disk";
+  expect_same(run(o), "auto over sim:0, sim:1, cpu and disk");
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, DeviceMapFidelity, ::testing::ValuesIn(test::fixture_model_names()),
+                         test::ParamName());
+
+}  // namespace
+}  // namespace strata

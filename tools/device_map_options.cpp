@@ -1,0 +1,92 @@
+#include "device_map_options.h"
+
+#include <cmath>
+#include <cstdio>
+
+#include "plan/byte_size.h"
+#include "process_memory.h"
+#include "strata/error.h"
+
+namespace strata::cli {
+
+void add_device_map_options(CLI::App* cmd, DeviceMapArgs& args) {
+  cmd->add_option("--device-map", args.device_map,
+                  "Where modules go: auto (strata's planner: fills accelerators, then RAM, then disk, budgeting KV "
+                  "cache, activations and staging), sequential | balanced | balanced_low_0 (Accelerate's), a JSON "
+                  "map such as '{\"model.layers.0\": 0, \"lm_head\": \"cpu\", \"\": \"disk\"}', or a file holding one")
+      ->capture_default_str();
+  cmd->add_option("--max-memory", args.max_memory,
+                  "Budgets per device, e.g. '0=8GiB,cpu=30GiB,disk' (keys: accelerator ordinal, sim:N, cuda:N, cpu, "
+                  "disk; GiB/MiB = powers of 2, GB/MB = powers of 10). Default: each accelerator's capacity, 90% of "
+                  "available RAM, and the disk");
+  cmd->add_option("--offload-folder", args.offload_folder,
+                  "Folder for disk-tier weights that must be converted (another dtype than stored); reused by later "
+                  "runs. Default: ~/.cache/strata/offload/<model>-<hash>");
+  cmd->add_option("--sim-devices", args.sim_devices,
+                  "Simulated accelerators sim:0, sim:1, ...: '2x64MiB' (two of 64 MiB), '64MiB,128MiB', or "
+                  "'2x64MiB@2GB' to limit copies to 2 GB/s. Default: $STRATA_SIM_DEVICES");
+  cmd->add_option("--main-device", args.main_device,
+                  "Device that runs offloaded (cpu/disk) modules, e.g. sim:0 or cpu. Default: the planner's main "
+                  "accelerator, else the first accelerator in the map, else the CPU");
+  cmd->add_option("--dtype", args.dtype, "Compute dtype of the weight matrices: f32, bf16 or f16 (default: as stored)");
+  cmd->add_option("--ctx", args.ctx,
+                  "Context tokens per row the plan budgets KV cache for (default: what this command feeds)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_flag("--quiet-map", args.quiet, "Do not print the device map and the memory peaks");
+}
+
+ModelOptions model_options(const DeviceMapArgs& args, int threads, int64_t ctx_needed, int64_t batch) {
+  ModelOptions o;
+  o.threads = threads;
+  o.device_map = args.device_map;
+  o.max_memory = args.max_memory;
+  o.offload_folder = args.offload_folder;
+  o.sim_devices = args.sim_devices;
+  o.main_device = args.main_device;
+  o.ctx = args.ctx > 0 ? args.ctx : ctx_needed;
+  o.batch = batch;
+  if (!args.dtype.empty()) {
+    if (args.dtype == "f32" || args.dtype == "float32")
+      o.dtype = DType::F32;
+    else if (args.dtype == "bf16" || args.dtype == "bfloat16")
+      o.dtype = DType::BF16;
+    else if (args.dtype == "f16" || args.dtype == "float16")
+      o.dtype = DType::F16;
+    else
+      throw Error("--dtype must be f32, bf16 or f16, not '" + args.dtype + "'");
+  }
+  return o;
+}
+
+void print_device_map(const Model& model, const DeviceMapArgs& args) {
+  if (args.quiet) return;
+  for (const DeviceReport& d : model.devices()) {
+    if (d.modules.empty() && !d.runs_offloaded) continue;
+    std::string modules;
+    for (const auto& m : d.modules) modules += (modules.empty() ? "" : ", ") + m;
+    if (d.runs_offloaded) modules += std::string(modules.empty() ? "" : "; ") + "runs the offloaded modules";
+    std::string budget = std::isinf(d.budget) ? "" : ", budget " + plan::format_bytes(d.budget);
+    std::fprintf(stderr, "strata: map (%s) %-6s %s | weights %s, planned %s%s\n", model.plan_source().c_str(),
+                 d.name.c_str(), modules.c_str(), plan::format_bytes(d.weight_bytes).c_str(),
+                 plan::format_bytes(d.planned_bytes).c_str(), budget.c_str());
+  }
+  if (!model.offload_folder().empty())
+    std::fprintf(stderr, "strata: offload folder %s\n", model.offload_folder().c_str());
+}
+
+void print_memory_peaks(const Model& model, const DeviceMapArgs& args, uint64_t peak_rss_anon) {
+  if (args.quiet) return;
+  std::string line;
+  for (const DeviceReport& d : model.devices()) {
+    if (d.name == "disk") continue;
+    line += (line.empty() ? "" : ", ") + d.name + " " + plan::format_bytes(static_cast<double>(d.peak));
+    if (!std::isinf(d.budget)) line += " (budget " + plan::format_bytes(d.budget) + ")";
+  }
+  const ProcessMemory now = read_process_memory();
+  std::fprintf(stderr, "strata: peak allocated %s | process: peak RssAnon %s (sampled), VmHWM %s, RssFile now %s\n",
+               line.c_str(), plan::format_bytes(static_cast<double>(peak_rss_anon)).c_str(),
+               plan::format_bytes(static_cast<double>(now.vm_hwm)).c_str(),
+               plan::format_bytes(static_cast<double>(now.rss_file)).c_str());
+}
+
+}  // namespace strata::cli

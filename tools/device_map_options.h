@@ -1,0 +1,37 @@
+// The device-map flags generate, logits and bench share, and the lines they
+// print about the map at start and the memory peaks at the end.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "strata/model.h"
+
+namespace strata::cli {
+
+struct DeviceMapArgs {
+  std::string device_map = "auto";
+  std::string max_memory;
+  std::string offload_folder;
+  std::string sim_devices;
+  std::string main_device;
+  std::string dtype;
+  int64_t ctx = 0;  // 0: what the command will use
+  bool quiet = false;
+};
+
+void add_device_map_options(CLI::App* cmd, DeviceMapArgs& args);
+
+// ModelOptions from the flags; ctx_needed is what the command will feed
+// (used when --ctx is not given), batch the rows it runs together.
+ModelOptions model_options(const DeviceMapArgs& args, int threads, int64_t ctx_needed, int64_t batch);
+
+// One line per device that holds modules, to stderr, and a closing line with
+// each device's peak allocation beside its budget and the process's peak
+// anonymous memory (sampled, see process_memory.h).
+void print_device_map(const Model& model, const DeviceMapArgs& args);
+void print_memory_peaks(const Model& model, const DeviceMapArgs& args, uint64_t peak_rss_anon);
+
+}  // namespace strata::cli
