@@ -4,7 +4,7 @@
 # and the process's anonymous memory stays under 1 GiB plus a fixed overhead.
 #
 # Measured two ways:
-#  1. strata's own figure: peak RssAnon, sampled every 5 ms from
+#  1. strata's own figure: peak RssAnon, sampled every 10 ms from
 #     /proc/self/status (anonymous memory only: the memory-mapped checkpoint
 #     is file-backed and not counted), printed on the "peak allocated" line;
 #  2. as root, where a memory cgroup can be made (v1 under

@@ -1,5 +1,6 @@
 #include "device_map_options.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 
@@ -30,7 +31,7 @@ void add_device_map_options(CLI::App* cmd, DeviceMapArgs& args) {
                   "accelerator, else the first accelerator in the map, else the CPU");
   cmd->add_option("--dtype", args.dtype, "Compute dtype of the weight matrices: f32, bf16 or f16 (default: as stored)");
   cmd->add_option("--ctx", args.ctx,
-                  "Context tokens per row the plan budgets KV cache for (default: what this command feeds)")
+                  "Context tokens per row the plan budgets the KV cache for (default and minimum: what this command feeds)")
       ->check(CLI::NonNegativeNumber);
   cmd->add_flag("--quiet-map", args.quiet, "Do not print the device map and the memory peaks");
 }
@@ -43,7 +44,7 @@ ModelOptions model_options(const DeviceMapArgs& args, int threads, int64_t ctx_n
   o.offload_folder = args.offload_folder;
   o.sim_devices = args.sim_devices;
   o.main_device = args.main_device;
-  o.ctx = args.ctx > 0 ? args.ctx : ctx_needed;
+  o.ctx = std::max(args.ctx, ctx_needed);
   o.batch = batch;
   if (!args.dtype.empty()) {
     if (args.dtype == "f32" || args.dtype == "float32")

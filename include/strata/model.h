@@ -35,7 +35,7 @@ struct ModelOptions {
   // Compute dtype of the weight matrices; nullopt: as stored.
   std::optional<DType> dtype;
   // What the plan budgets for: context tokens per row (0: the smaller of
-  // max_position_embeddings and 4096) and rows.
+  // max_position_embeddings and 2048, as strata map assumes) and rows.
   int64_t ctx = 0;
   int64_t batch = 1;
   // The sessions will ask for the logits of every position (strata logits),

@@ -1,5 +1,7 @@
 #include "backend/device.h"
 
+#include <cstdio>
+
 #include "strata/error.h"
 
 namespace strata {

@@ -45,6 +45,10 @@ class Device {
   virtual void copy_out(void* host_dst, const void* device_src, size_t bytes) = 0;
 
   uint64_t capacity() const { return capacity_; }
+  // Lowers the capacity to a budget, so that the budget is a hard limit too.
+  void limit_capacity(uint64_t budget) {
+    if (budget < capacity_) capacity_ = budget;
+  }
   uint64_t in_use() const { return in_use_; }
   uint64_t peak() const { return peak_; }
   uint64_t bytes_copied_in() const { return copied_in_; }

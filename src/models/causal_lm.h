@@ -50,10 +50,9 @@ struct BlockSpec {
   int64_t layer = -1;  // the decoder layer whose KV cache it uses, else -1
 };
 
-// The blocks of config.architecture in execution order. `has_tensor` says
-// whether the checkpoint holds a name (a tied head has no lm_head.weight).
-std::vector<BlockSpec> model_blocks(const ModelConfig& config,
-                                    const std::function<bool(const std::string&)>& has_tensor);
+// The blocks of config.architecture in execution order. A tied head reads
+// the embedding (as transformers ties them, whatever else the file holds).
+std::vector<BlockSpec> model_blocks(const ModelConfig& config);
 
 // One forward step: `rows` sequences each receive `tokens` new ids.
 struct ForwardStep {
@@ -71,6 +70,7 @@ struct StepLimits {
   int64_t logit_rows = 1;
   int64_t capacity = 1;    // KV positions per row
   int workers = 1;         // thread-pool size (attention keeps scores per worker)
+  bool all_logits = false;  // steps may return every position's logits
 };
 
 // Prompts are fed in chunks of at most this many tokens (all rows together),
@@ -78,8 +78,22 @@ struct StepLimits {
 // depend on the chunking: every op reduces each output in a fixed order.
 inline constexpr int64_t kMaxStepTokens = 256;
 
-// The limits of a session of `rows` x `capacity` tokens.
+// The most rows and context tokens a session may have: far beyond any model,
+// and small enough that no byte count derived from them can overflow.
+inline constexpr int64_t kMaxRows = int64_t{1} << 16;
+inline constexpr int64_t kMaxContext = int64_t{1} << 24;
+
+// The limits of a session of `rows` x `capacity` tokens. Throws strata::Error
+// for rows or capacity outside [1, kMaxRows] and [1, kMaxContext].
 StepLimits step_limits(int64_t rows, int64_t capacity, bool all_logits, int workers);
+
+// Elements of a session's host buffers: the logits it returns (every
+// position's with all_logits), the ids of one step, and the largest
+// activation that may stop on the host between two accelerators.
+struct SessionHostSizes {
+  size_t logits = 0, ids = 0, bounce = 0;
+};
+SessionHostSizes session_host_sizes(const ModelConfig& config, const StepLimits& limits);
 
 // Floats of scratch every executing device needs for steps within `limits`
 // (the planner budgets it from the config alone, before anything is loaded).

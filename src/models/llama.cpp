@@ -73,9 +73,11 @@ std::vector<LayerSlot> layer_slots(const ModelConfig& c, int64_t layer) {
   return slots;
 }
 
-// A tied head has no lm_head.weight of its own (HF drops it on save).
-std::string head_tensor(const ModelConfig& c, const std::function<bool(const std::string&)>& has_tensor) {
-  return (!c.tie_word_embeddings || has_tensor("lm_head.weight")) ? "lm_head.weight" : "model.embed_tokens.weight";
+// A tied head is the embedding: transformers' tie_weights() makes lm_head
+// share it, and HF drops lm_head.weight on save (a file that keeps one anyway
+// is overridden by the tie).
+std::string head_tensor(const ModelConfig& c) {
+  return c.tie_word_embeddings ? "model.embed_tokens.weight" : "lm_head.weight";
 }
 
 // Where each activation buffer lies in a workspace, in floats. The layout
@@ -297,8 +299,7 @@ void LlamaModel::mlp_block(const BlockRun& run, const Workspace& ws, const Layer
 
 }  // namespace
 
-std::vector<BlockSpec> llama_family_blocks(const ModelConfig& c,
-                                           const std::function<bool(const std::string&)>& has_tensor) {
+std::vector<BlockSpec> llama_family_blocks(const ModelConfig& c) {
   std::vector<BlockSpec> blocks;
   blocks.push_back({"model.embed_tokens", {{"model.embed_tokens.weight", {c.vocab_size, c.hidden_size}}}, -1});
   for (int64_t i = 0; i < c.num_layers; ++i) {
@@ -307,7 +308,7 @@ std::vector<BlockSpec> llama_family_blocks(const ModelConfig& c,
     blocks.push_back(std::move(layer));
   }
   blocks.push_back({"model.norm", {{"model.norm.weight", {c.hidden_size}}}, -1});
-  blocks.push_back({"lm_head", {{head_tensor(c, has_tensor), {c.vocab_size, c.hidden_size}}}, -1});
+  blocks.push_back({"lm_head", {{head_tensor(c), {c.vocab_size, c.hidden_size}}}, -1});
   return blocks;
 }
 

@@ -46,11 +46,9 @@ plan::MemoryNeeds memory_needs(const ModelConfig& config,
   std::optional<DType> compute;
   if (weights_dtype) compute = dtype_from_torch(*weights_dtype);
   plan::MemoryNeeds needs;
-  // A tied head has no tensor of its own in a checkpoint saved by transformers.
-  const auto blocks = model_blocks(config, [&](const std::string& name) {
-    return name != "lm_head.weight" || !config.tie_word_embeddings;
-  });
-  const double kv = static_cast<double>(KVCache::layer_bytes(batch, config.num_kv_heads, config.head_dim, ctx));
+  const StepLimits limits = step_limits(batch, ctx, all_logits, threads);  // validates batch and ctx
+  const auto blocks = model_blocks(config);
+  const double kv = static_cast<double>(align64(KVCache::layer_bytes(batch, config.num_kv_heads, config.head_dim, ctx)));
   std::unordered_set<std::string> seen;  // a tied tensor is held once
   for (const BlockSpec& block : blocks) {
     if (block.layer >= 0) needs.runtime_bytes[block.module] = kv;
@@ -65,8 +63,10 @@ plan::MemoryNeeds memory_needs(const ModelConfig& config,
     }
     if (extra != 0) needs.held_extra_bytes[block.module] = extra;
   }
-  const StepLimits limits = step_limits(batch, ctx, all_logits, threads);
-  needs.activation_bytes = static_cast<double>(workspace_floats(config, limits) * sizeof(float));
+  needs.activation_bytes = static_cast<double>(align64(workspace_floats(config, limits) * sizeof(float)));
+  const SessionHostSizes host = session_host_sizes(config, limits);
+  needs.host_bytes = static_cast<double>(align64(host.logits * sizeof(float)) + align64(host.ids * sizeof(int32_t)) +
+                                         align64(host.bounce * sizeof(float)));
   return needs;
 }
 

@@ -4,8 +4,7 @@
 
 namespace strata {
 
-std::vector<BlockSpec> llama_family_blocks(const ModelConfig& config,
-                                           const std::function<bool(const std::string&)>& has_tensor);
+std::vector<BlockSpec> llama_family_blocks(const ModelConfig& config);
 size_t llama_family_workspace_floats(const ModelConfig& config, const StepLimits& limits);
 std::unique_ptr<CausalLM> create_llama_family(const ModelConfig& config, std::vector<BlockSpec> blocks,
                                               WeightSource& weights);
@@ -19,9 +18,8 @@ bool is_llama_family(const ModelConfig& config) {
 
 }  // namespace
 
-std::vector<BlockSpec> model_blocks(const ModelConfig& config,
-                                    const std::function<bool(const std::string&)>& has_tensor) {
-  if (is_llama_family(config)) return llama_family_blocks(config, has_tensor);
+std::vector<BlockSpec> model_blocks(const ModelConfig& config) {
+  if (is_llama_family(config)) return llama_family_blocks(config);
   throw Error("unsupported architecture " + config.architecture);
 }
 

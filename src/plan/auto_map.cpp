@@ -107,12 +107,15 @@ class AutoPlanner {
     a.unit_devices.assign(units_.units.size(), std::nullopt);
     std::vector<double> used(devices_.size(), 0);
     std::vector<bool> executes(devices_.size(), false);
-    for (size_t k = 0; k < devices_.size(); ++k)
+    for (size_t k = 0; k < devices_.size(); ++k) {
       if (devices_[k] == main_) {
         // The main device always executes (at least what is offloaded).
         used[k] = needs_.activation_bytes + units_.unattributed_runtime + units_.unattributed_held_extra;
         executes[k] = true;
       }
+      // The session's host buffers live in RAM whatever executes.
+      if (devices_[k] == Device::cpu_()) used[k] += needs_.host_bytes;
+    }
     size_t k = 0;
     for (size_t i = 0; i < units_.units.size(); ++i) {
       if (a.unit_devices[i]) continue;  // placed with a tied partner

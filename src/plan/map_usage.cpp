@@ -171,6 +171,11 @@ MapUsage usage_of_units(const PlacementUnits& units, const std::vector<std::opti
     use(execution_device(Device::cpu_(), main_accelerator)).runtime +=
         units.unattributed_runtime + units.unattributed_held_extra;
   for (const Device& d : executing) use(d).activations = needs.activation_bytes;
+  // The session's host buffers count against a cpu budget when there is one;
+  // without a cpu key the host is not budgeted (Accelerate: nothing on cpu).
+  const bool cpu_budgeted = std::any_of(max_memory.begin(), max_memory.end(),
+                                        [](const auto& b) { return b.first == Device::cpu_(); });
+  if (!executing.empty() && cpu_budgeted) use(Device::cpu_()).runtime += needs.host_bytes;
   for (const auto& [d, bytes] : largest_staged) use(d).staging = needs.staging_slots * bytes;
   for (auto& [d, u] : bill) out.devices.push_back(u);
   return out;

@@ -23,6 +23,9 @@ struct MemoryNeeds {
   std::unordered_map<std::string, double> held_extra_bytes;
   // Activation scratch, charged once to every device that executes a module.
   double activation_bytes = 0;
+  // The session's buffers on the host (logits, ids, a stop for activations
+  // between accelerators), charged to cpu whatever executes.
+  double host_bytes = 0;
   // Offloaded modules executing on an accelerator are copied into staging
   // slots there, each the size of the largest such module: this many slots.
   int staging_slots = 1;

@@ -17,20 +17,26 @@ std::string trim(std::string_view text) {
   return std::string(text.substr(b, e - b + 1));
 }
 
-const char* kSimHint = "write e.g. 2x64MiB (two devices of 64 MiB), 64MiB,128MiB, or 2x64MiB@2GB to limit copies to 2 GB/s";
+const char* kSimHint = "--sim-devices or STRATA_SIM_DEVICES: write e.g. 2x64MiB (two devices of 64 MiB), 64MiB,128MiB, or 2x64MiB@2GB to limit copies to 2 GB/s";
 
 }  // namespace
 
 std::vector<SimDeviceSpec> parse_sim_devices(std::string_view text) {
   std::vector<SimDeviceSpec> out;
   if (trim(text).empty()) return out;
+  // getline would drop an empty last item; a trailing comma is a typo worth saying.
+  if (trim(text).back() == ',') throw Error("simulated devices: empty item in '" + std::string(text) + "'", "", "", kSimHint);
   std::stringstream items{std::string(text)};
   for (std::string item; std::getline(items, item, ',');) {
     item = trim(item);
-    if (item.empty()) throw Error("--sim-devices: empty item in '" + std::string(text) + "'", "", "", kSimHint);
+    if (item.empty()) throw Error("simulated devices: empty item in '" + std::string(text) + "'", "", "", kSimHint);
     SimDeviceSpec spec;
     if (const size_t at = item.find('@'); at != std::string::npos) {
-      spec.copy_bytes_per_second = static_cast<double>(plan::parse_byte_size(trim(item.substr(at + 1))));
+      try {
+        spec.copy_bytes_per_second = static_cast<double>(plan::parse_byte_size(trim(item.substr(at + 1))));
+      } catch (const Error& e) {
+        throw Error("simulated devices: copy rate: " + e.message(), "", "", kSimHint);
+      }
       item = trim(item.substr(0, at));
     }
     int count = 1;
@@ -39,11 +45,11 @@ std::vector<SimDeviceSpec> parse_sim_devices(std::string_view text) {
       count = std::stoi(item.substr(0, x));
       item = item.substr(x + 1);
     }
-    if (count < 1 || count > 64) throw Error("--sim-devices: between 1 and 64 devices per item", "", "", kSimHint);
+    if (count < 1 || count > 64) throw Error("simulated devices: between 1 and 64 per item", "", "", kSimHint);
     try {
       spec.capacity = plan::parse_byte_size(trim(item));
     } catch (const Error& e) {
-      throw Error("--sim-devices: " + e.message(), "", "", kSimHint);
+      throw Error("simulated devices: " + e.message(), "", "", kSimHint);
     }
     out.insert(out.end(), static_cast<size_t>(count), spec);
   }

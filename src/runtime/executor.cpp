@@ -17,8 +17,9 @@ std::unique_ptr<SessionState> Executor::new_session(int64_t rows, int64_t capaci
   std::vector<Device*> layer_devices(static_cast<size_t>(c.num_layers));
   for (size_t b = 0; b < blocks.size(); ++b)
     if (blocks[b].layer >= 0) layer_devices[static_cast<size_t>(blocks[b].layer)] = placement_[b].exec;
+  const StepLimits limits = step_limits(rows, capacity, all_logits, pool_.size());  // validates the sizes
   auto state = std::make_unique<SessionState>(KVCache(layer_devices, rows, c.num_kv_heads, c.head_dim, capacity),
-                                              step_limits(rows, capacity, all_logits, pool_.size()), all_logits);
+                                              limits);
 
   const size_t workspace_bytes = workspace_floats(c, state->limits) * sizeof(float);
   std::map<Device*, float*> workspace_of;
@@ -29,15 +30,16 @@ std::unique_ptr<SessionState> Executor::new_session(int64_t rows, int64_t capaci
   }
   for (const BlockPlacement& p : placement_) state->block_workspace.push_back(workspace_of.at(p.exec));
 
-  // The largest activation that may need a stop on the host between two accelerators.
-  ForwardStep widest{{}, rows, state->limits.max_tokens / rows, all_logits};
-  size_t largest = 0;
+  const SessionHostSizes host = session_host_sizes(c, limits);
+  state->chunk_ids = DeviceBuffer(host_, host.ids * sizeof(int32_t), "the ids of a step");
+  state->logits = DeviceBuffer(host_, host.logits * sizeof(float), "the logits");
+  bool between_accelerators = false;
   for (size_t b = 0; b + 1 < blocks.size(); ++b)
-    if (placement_[b].exec != placement_[b + 1].exec && placement_[b].exec->is_accelerator() &&
-        placement_[b + 1].exec->is_accelerator())
-      largest = std::max(largest, model_.block_output(b, state->limits, widest).count);
-  state->bounce.resize(largest);
-  state->chunk_ids.resize(static_cast<size_t>(state->limits.max_tokens));
+    between_accelerators = between_accelerators || (placement_[b].exec != placement_[b + 1].exec &&
+                                                    placement_[b].exec->is_accelerator() &&
+                                                    placement_[b + 1].exec->is_accelerator());
+  if (between_accelerators)
+    state->bounce = DeviceBuffer(host_, host.bounce * sizeof(float), "activations between two accelerators");
   return state;
 }
 
@@ -53,8 +55,8 @@ void Executor::move_activation(SessionState& state, size_t from_block, size_t to
   } else if (&to == &host_) {
     from.copy_out(dst, src, bytes);
   } else {
-    from.copy_out(state.bounce.data(), src, bytes);
-    to.copy_in(dst, state.bounce.data(), bytes);
+    from.copy_out(state.bounce.floats(), src, bytes);
+    to.copy_in(dst, state.bounce.floats(), bytes);
   }
 }
 
@@ -83,7 +85,7 @@ std::span<const float> Executor::forward(SessionState& state, std::span<const in
     throw Error("context full: " + std::to_string(cache.length() + tokens) + " tokens exceed the capacity of " +
                     std::to_string(cache.capacity()),
                 "", "", "raise the context size");
-  if (all_positions && !state.all_logits)
+  if (all_positions && !state.limits.all_logits)
     throw Error("internal: this session was not made for the logits of every position");
   for (const int32_t id : ids)
     if (id < 0 || id >= c.vocab_size)
@@ -91,29 +93,30 @@ std::span<const float> Executor::forward(SessionState& state, std::span<const in
                   std::to_string(c.vocab_size) + ")");
 
   const size_t vocab = static_cast<size_t>(c.vocab_size);
-  state.logits.resize((all_positions ? static_cast<size_t>(rows * tokens) : static_cast<size_t>(rows)) * vocab);
+  float* logits = state.logits.floats();
+  int32_t* chunk_ids = reinterpret_cast<int32_t*>(state.chunk_ids.data());
   const int64_t per_row = state.limits.max_tokens / rows;
   const size_t last = model_.blocks().size() - 1;
   Device& head_device = *placement_[last].exec;
   for (int64_t t0 = 0; t0 < tokens; t0 += per_row) {
     const int64_t n = std::min(per_row, tokens - t0);
     for (int64_t r = 0; r < rows; ++r)
-      std::copy_n(ids.begin() + r * tokens + t0, n, state.chunk_ids.begin() + r * n);
-    const ForwardStep step{std::span<const int32_t>(state.chunk_ids.data(), static_cast<size_t>(rows * n)), rows, n,
+      std::copy_n(ids.begin() + r * tokens + t0, n, chunk_ids + r * n);
+    const ForwardStep step{std::span<const int32_t>(chunk_ids, static_cast<size_t>(rows * n)), rows, n,
                            all_positions};
     run_chunk(state, step);
     // The logits leave the head's device for the host.
     const WorkspaceRange range = model_.block_output(last, state.limits, step);
     const float* src = state.block_workspace[last] + range.offset;
     if (!all_positions) {
-      if (t0 + n == tokens) head_device.copy_out(state.logits.data(), src, range.count * sizeof(float));
+      if (t0 + n == tokens) head_device.copy_out(logits, src, range.count * sizeof(float));
       continue;
     }
     for (int64_t r = 0; r < rows; ++r)
-      head_device.copy_out(state.logits.data() + static_cast<size_t>(r * tokens + t0) * vocab,
+      head_device.copy_out(logits + static_cast<size_t>(r * tokens + t0) * vocab,
                            src + static_cast<size_t>(r * n) * vocab, static_cast<size_t>(n) * vocab * sizeof(float));
   }
-  return state.logits;
+  return {logits, (all_positions ? static_cast<size_t>(rows * tokens) : static_cast<size_t>(rows)) * vocab};
 }
 
 }  // namespace strata

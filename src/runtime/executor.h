@@ -23,16 +23,14 @@ namespace strata {
 // What one session keeps between steps: the KV cache beside each layer's
 // device, a workspace on every executing device, the logits on the host.
 struct SessionState {
-  SessionState(KVCache kv, StepLimits step_limits, bool every_position)
-      : cache(std::move(kv)), limits(step_limits), all_logits(every_position) {}
+  SessionState(KVCache kv, StepLimits step_limits) : cache(std::move(kv)), limits(step_limits) {}
   KVCache cache;
   StepLimits limits;
-  bool all_logits;  // made to return the logits of every position
   std::vector<DeviceBuffer> workspaces;  // one per executing device
   std::vector<float*> block_workspace;   // per block: its device's workspace
-  std::vector<int32_t> chunk_ids;
-  std::vector<float> bounce;  // host stop for an activation between two accelerators
-  std::vector<float> logits;
+  // On the host (sizes: session_host_sizes): the ids of one step, a stop for
+  // an activation between two accelerators, the logits returned.
+  DeviceBuffer chunk_ids, bounce, logits;
 };
 
 class Executor {

@@ -67,7 +67,7 @@ std::unique_ptr<Model> Model::load(const std::filesystem::path& dir, const Model
   PlannedMap plan = plan_device_map(impl->config, checkpoint, options, *impl->devices, impl->pool->size());
   std::unordered_set<std::string> names;
   collect_names(plan.tree.root, "", names);
-  auto blocks = model_blocks(impl->config, [&](const std::string& name) { return checkpoint.find(name) != nullptr; });
+  auto blocks = model_blocks(impl->config);
   auto placement = place_blocks(blocks, plan.device_map, plan.main_accelerator, *impl->devices,
                                 [&](const std::string& key) { return names.count(key) != 0; });
 

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "format/mapped_file.h"
 #include "runtime/convert.h"
 #include "strata/error.h"
 
@@ -77,13 +78,20 @@ void OffloadFolder::build(const Checkpoint& checkpoint, const std::vector<Wanted
   const auto partial = dir_ / (std::string(kData) + ".partial");
   {
     SafetensorsWriter writer(partial, declared);
+    // One piece at a time, so the host never holds a whole converted tensor.
+    constexpr size_t kPiece = size_t{1} << 20;
     std::vector<uint8_t> converted;
     for (const auto& w : wanted) {
       const TensorInfo& info = checkpoint.get(w.name);
       const auto n = static_cast<size_t>(info.numel());
-      converted.resize(n * dtype_size(w.dtype));
-      convert_elements(info.dtype, checkpoint.data(info).data(), w.dtype, converted.data(), n, pool);
-      writer.append(converted);
+      const auto src = checkpoint.data(info);
+      for (size_t at = 0; at < n; at += kPiece) {
+        const size_t count = std::min(kPiece, n - at);
+        converted.resize(count * dtype_size(w.dtype));
+        convert_elements(info.dtype, src.data() + at * dtype_size(info.dtype), w.dtype, converted.data(), count, pool);
+        writer.append(converted);
+      }
+      release_mapped_pages(src);
     }
     writer.finish();
   }

@@ -46,16 +46,36 @@ std::string bill(const plan::DeviceUse& use) {
          plan::format_bytes(use.staging) + ")";
 }
 
-// Accelerators have a hard capacity: a share that exceeds it fails now, not
-// halfway through loading.
-void check_capacities(const plan::MapUsage& usage, DeviceSet& devices) {
+// Every device's share must fit both its budget and, for an accelerator, its
+// capacity: a map that does not fails now, not halfway through loading, and
+// the budgets become hard limits of the devices (DESIGN.md: peak bytes never
+// exceed max-memory).
+void check_and_limit(const plan::MapUsage& usage, const plan::MaxMemory& budgets, DeviceSet& devices,
+                     const std::string& strategy) {
+  // Without a cpu key the host holds no weights and is not budgeted.
+  auto budgeted = [&](const plan::Device& d) {
+    return d.is_gpu() || std::any_of(budgets.begin(), budgets.end(), [&](const auto& b) { return b.first == d; });
+  };
   for (const plan::DeviceUse& use : usage.devices) {
-    if (!use.device.is_gpu() || use.total() == 0) continue;
+    if (use.device == plan::Device::disk_() || !budgeted(use.device)) continue;
     Device& d = devices.resolve(use.device);
-    if (use.total() <= static_cast<double>(d.capacity())) continue;
-    throw Error(d.name() + " cannot hold its share of the device map: it needs at least " + bill(use) + ", has " +
-                    plan::format_bytes(static_cast<double>(d.capacity())),
-                "", "", "give it more memory (--sim-devices), or let --device-map auto place less there");
+    const double budget = plan::budget_of(budgets, use.device);
+    const double limit = std::min(budget, static_cast<double>(d.capacity()));
+    if (use.total() > limit) {
+      const bool weights_only = strategy == "sequential" || strategy == "balanced" || strategy == "balanced_low_0";
+      throw Error(d.name() + " cannot hold its share of the device map: it needs at least " + bill(use) + ", has " +
+                      plan::format_bytes(limit) + (budget < static_cast<double>(d.capacity()) ? " (its budget)" : ""),
+                  "", "",
+                  weights_only ? "Accelerate's strategies budget weights only; use --device-map auto, or raise "
+                                 "--max-memory"
+                               : "give it more memory (--max-memory, --sim-devices), or let --device-map auto "
+                                 "place less there");
+    }
+  }
+  for (Device* d : devices.all()) {
+    const plan::Device key = d->is_accelerator() ? plan::Device::gpu_(d->ordinal()) : plan::Device::cpu_();
+    const double budget = plan::budget_of(budgets, key);
+    if (budgeted(key) && budget < static_cast<double>(d->capacity())) d->limit_capacity(static_cast<uint64_t>(budget));
   }
 }
 
@@ -82,8 +102,14 @@ plan::DeviceMap parse_device_map(const std::string& text_or_file) {
   if (!j.is_object()) throw Error("the device map must be a JSON object {module: device}", text_or_file);
   plan::DeviceMap map;
   for (const auto& [key, value] : j.items()) {
-    if (value.is_number_integer())
-      map.emplace_back(key, plan::Device::gpu_(value.get<int>()));
+    if (value.is_number_integer()) {
+      const int64_t ordinal = value.get<int64_t>();
+      if (ordinal < 0 || ordinal > 1'000'000)
+        throw Error("device map entry '" + key + "' names accelerator " + std::to_string(ordinal) +
+                        ", which cannot exist",
+                    text_or_file);
+      map.emplace_back(key, plan::Device::gpu_(static_cast<int>(ordinal)));
+    }
     else if (value.is_string())
       map.emplace_back(key, plan::parse_device(value.get<std::string>()));
     else
@@ -102,10 +128,9 @@ std::filesystem::path default_offload_folder(const std::filesystem::path& model_
     base = std::filesystem::path(home) / ".cache";
   else
     base = std::filesystem::temp_directory_path();
-  const std::string absolute = std::filesystem::absolute(model_dir).lexically_normal().string();
+  const std::filesystem::path absolute = std::filesystem::absolute(model_dir).lexically_normal();
   std::ostringstream name;
-  name << std::filesystem::absolute(model_dir).lexically_normal().filename().string() << "-" << std::hex
-       << std::hash<std::string>{}(absolute);
+  name << absolute.filename().string() << "-" << std::hex << std::hash<std::string>{}(absolute.string());
   return base / "strata" / "offload" / name.str();
 }
 
@@ -121,8 +146,7 @@ PlannedMap plan_device_map(const ModelConfig& config, const Checkpoint& checkpoi
   const auto no_split = no_split_classes_for(config);
   plan::SizeOptions sizes;
   if (options.dtype) sizes.dtype = torch_dtype_name(*options.dtype);
-  if (options.batch < 1) throw Error("the batch to plan for must be at least 1");
-  const int64_t ctx = options.ctx > 0 ? options.ctx : std::min<int64_t>(config.max_position_embeddings, 4096);
+  const int64_t ctx = options.ctx > 0 ? options.ctx : std::min<int64_t>(config.max_position_embeddings, 2048);
   const plan::MemoryNeeds needs = memory_needs(config, dtype_of, sizes.dtype, ctx, options.batch, threads, options.all_logits);
 
   p.max_memory = options.max_memory.empty() ? budgets_from_devices(devices) : plan::parse_max_memory(options.max_memory);
@@ -157,7 +181,7 @@ PlannedMap plan_device_map(const ModelConfig& config, const Checkpoint& checkpoi
     p.main_accelerator = main.is_gpu() ? std::optional(main) : std::nullopt;
   }
   p.usage = plan::map_usage(p.tree, p.device_map, p.max_memory, no_split, sizes, needs, p.main_accelerator);
-  check_capacities(p.usage, devices);
+  check_and_limit(p.usage, p.max_memory, devices, strategy);
   return p;
 }
 

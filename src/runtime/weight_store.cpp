@@ -25,10 +25,17 @@ struct Item {
   bool in_checkpoint = false;  // disk tier read from the checkpoint itself (else the offload folder)
 };
 
-bool readable_in_place(const Item& item, const Checkpoint& checkpoint) {
+// Whether the checkpoint's own bytes can be used: the dtype computed with,
+// and, when the CPU computes on them in place, aligned for element reads
+// (copies to a device need no alignment).
+bool readable_in_place(const Item& item, const Checkpoint& checkpoint, bool copied) {
   const auto address = reinterpret_cast<uintptr_t>(checkpoint.data(*item.info).data());
-  return item.dtype == item.info->dtype && address % dtype_size(item.dtype) == 0;
+  return item.dtype == item.info->dtype && (copied || address % dtype_size(item.dtype) == 0);
 }
+
+// Elements converted per piece when a converted tensor goes to a device: the
+// host holds one piece at a time, never a whole tensor.
+constexpr size_t kConvertPiece = size_t{1} << 20;
 
 }  // namespace
 
@@ -64,7 +71,7 @@ WeightStore::WeightStore(Checkpoint checkpoint, const std::vector<BlockSpec>& bl
       item.bytes = static_cast<size_t>(item.info->numel()) * dtype_size(item.dtype);
       if (p.tier.kind == plan::Device::disk) {
         item.tier = Tier::disk;
-        item.in_checkpoint = readable_in_place(item, checkpoint_);
+        item.in_checkpoint = readable_in_place(item, checkpoint_, p.streamed());
         if (!item.in_checkpoint) to_convert.push_back({w.name, item.dtype});
       } else {
         item.tier = p.streamed() ? Tier::host : Tier::resident;
@@ -120,9 +127,14 @@ WeightStore::WeightStore(Checkpoint checkpoint, const std::vector<BlockSpec>& bl
     } else if (item.dtype == item.info->dtype) {
       item.home->copy_in(dst, src.data(), item.bytes);
     } else {
-      converted.resize(item.bytes);
-      convert_elements(item.info->dtype, src.data(), item.dtype, converted.data(), n, options.pool);
-      item.home->copy_in(dst, converted.data(), item.bytes);
+      const size_t from_size = dtype_size(item.info->dtype), to_size = dtype_size(item.dtype);
+      converted.resize(std::min(n, kConvertPiece) * to_size);
+      for (size_t at = 0; at < n; at += kConvertPiece) {
+        const size_t count = std::min(kConvertPiece, n - at);
+        convert_elements(item.info->dtype, src.data() + at * from_size, item.dtype, converted.data(), count,
+                         options.pool);
+        item.home->copy_in(dst + at * to_size, converted.data(), count * to_size);
+      }
     }
     // The file pages were read once; keep them out of this process's memory.
     release_mapped_pages(src);

@@ -49,6 +49,27 @@ TEST_P(CliFixture, LogitsCommandMatchesReference) {
   EXPECT_LE(max_diff, 1e-4);
 }
 
+// The same command through a device map that puts layers on two simulated
+// accelerators, RAM and disk: the logits file is bit-identical.
+TEST_P(CliFixture, LogitsCommandIsBitIdenticalUnderADeviceMap) {
+  STRATA_REQUIRE_FIXTURES();
+  test::TempDir tmp;
+  const std::string common = "logits -m " + dir().string() + " --input " + (dir() / "reference.safetensors").string();
+  const auto cpu = test::run_cli(common + " -o " + (tmp.path() / "cpu.safetensors").string());
+  ASSERT_EQ(cpu.exit_code, 0) << cpu.err;
+  const std::string map = R"('{"": "disk", "model.embed_tokens": 0, "lm_head": 0, "model.layers.0": 1, "model.layers.1": "cpu"}')";
+  const auto mapped = test::run_cli(common + " -o " + (tmp.path() / "mapped.safetensors").string() +
+                                    " --sim-devices 2x4MiB --offload-folder " + (tmp.path() / "offload").string() +
+                                    " --device-map " + map);
+  ASSERT_EQ(mapped.exit_code, 0) << mapped.err;
+  EXPECT_NE(mapped.err.find("strata: map (user map) sim:0"), std::string::npos) << mapped.err;
+  EXPECT_NE(mapped.err.find("peak allocated"), std::string::npos) << mapped.err;
+  const auto a = read_logits(tmp.path() / "cpu.safetensors");
+  const auto b = read_logits(tmp.path() / "mapped.safetensors");
+  ASSERT_EQ(a.size(), b.size());
+  EXPECT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * sizeof(float)));
+}
+
 TEST_P(CliFixture, GreedyJsonMatchesReference) {
   STRATA_REQUIRE_FIXTURES();
   const json greedy = read_json(dir() / "reference.json").at("greedy");

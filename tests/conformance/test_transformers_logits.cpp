@@ -3,6 +3,7 @@
 // (exact), computed through the public API.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <fstream>
@@ -123,6 +124,35 @@ TEST(Stories260k, GreedyFromBosMatchesLlama2c) {
   EXPECT_EQ(produced, all_ids);
   const Tokenizer tokenizer = Tokenizer::from_dir(dir);
   EXPECT_EQ(tokenizer.decode(produced, true), ref.at("text").get<std::string>());
+}
+
+}  // namespace
+}  // namespace strata
+
+namespace strata {
+namespace {
+
+// A tied model whose file also holds an lm_head.weight (zeros here): the head
+// is the embedding, as transformers' tie_weights() makes it, so the logits
+// are those of the fixture without it.
+TEST(TiedHead, AStrayLmHeadWeightIsIgnored) {
+  STRATA_REQUIRE_FIXTURES();
+  const fs::path source = test::fixtures_dir() / "models" / "qwen2-tiny-random";
+  test::TempDir tmp;
+  SafetensorsFile file(source / "model.safetensors");
+  std::vector<TensorToWrite> tensors;
+  for (const auto& t : file.tensors()) tensors.push_back({t.name, t.dtype, t.shape, file.data(t)});
+  const auto& embed = *std::find_if(file.tensors().begin(), file.tensors().end(),
+                                    [](const TensorInfo& t) { return t.name == "model.embed_tokens.weight"; });
+  const std::vector<uint8_t> zeros(embed.nbytes, 0);
+  tensors.push_back({"lm_head.weight", embed.dtype, embed.shape, zeros});
+  write_safetensors(tmp.path() / "model.safetensors", tensors);
+  fs::copy_file(source / "config.json", tmp.path() / "config.json");
+
+  const Reference ref = read_reference(source);
+  const auto want = Model::load(source, test::with_threads(1))->logits(ref.input_ids, ref.rows, ref.tokens);
+  const auto got = Model::load(tmp.path(), test::with_threads(1))->logits(ref.input_ids, ref.rows, ref.tokens);
+  EXPECT_EQ(got, want);
 }
 
 }  // namespace

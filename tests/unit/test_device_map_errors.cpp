@@ -66,6 +66,18 @@ TEST_F(DeviceMapErrors, ShareBeyondASimDeviceCapacityFailsBeforeLoading) {
   expect_error(R"(--device-map '{"": 0}' --sim-devices 1x2KiB)", "sim:0 cannot hold its share");
 }
 
+TEST_F(DeviceMapErrors, BudgetsAreHardLimitsForEveryStrategy) {
+  expect_error(R"(--device-map '{"": 0}' --sim-devices 1x4MiB --max-memory 0=1KiB,cpu=1GiB)", "(its budget)");
+  expect_error(R"(--device-map sequential --max-memory cpu=200)", "Accelerate's strategies budget weights only");
+}
+
+TEST_F(DeviceMapErrors, AbsurdSizesAreErrorsNotCrashes) {
+  expect_error("--ctx 4611686018427387904", "out of range");
+  expect_error(R"(--device-map '{"": 4294967296}')", "cannot exist");
+  expect_error("--sim-devices 64MiB,", "empty item");
+  expect_error("--sim-devices 2x64MiB@fast", "copy rate");
+}
+
 TEST_F(DeviceMapErrors, MainDeviceMustExist) {
   expect_error(R"(--device-map '{"": "disk"}' --main-device sim:1 --sim-devices 1x1MiB)", "only sim:0..0 exist");
 }
