@@ -14,12 +14,14 @@ namespace {
 
 // Below this, a mapping's page rounding and system call cost more than they save.
 constexpr size_t kMapThreshold = size_t{1} << 20;
+constexpr size_t kPage = 4096;
 
 }  // namespace
 
 void* host_allocate(size_t bytes) {
   if (bytes < kMapThreshold) {
-    void* data = std::aligned_alloc(64, (bytes + 63) / 64 * 64 + 64);
+    // Page-aligned, like the mappings: direct I/O reads into any host buffer.
+    void* data = std::aligned_alloc(kPage, (bytes + kPage - 1) / kPage * kPage);
     if (!data) throw Error("cannot allocate " + std::to_string(bytes) + " bytes of host memory");
     std::memset(data, 0, bytes);
     return data;

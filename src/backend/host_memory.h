@@ -7,7 +7,7 @@
 
 namespace strata {
 
-// 64-byte aligned, zero-filled memory. Throws strata::Error when the system
+// Page-aligned (4 KiB), zero-filled memory. Throws strata::Error when the system
 // is out of memory.
 void* host_allocate(size_t bytes);
 void host_release(void* data, size_t bytes);

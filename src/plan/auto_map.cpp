@@ -39,13 +39,13 @@ std::vector<std::vector<size_t>> colocated_groups(const std::vector<PlacementUni
   return out;
 }
 
-// One sequential fill with `reserve` bytes held back on the main device.
+// One sequential fill with reserve[k] bytes held back on device k.
 struct Attempt {
   std::vector<std::optional<Device>> unit_devices;
   std::vector<size_t> order;          // units in the order they were placed
   std::optional<size_t> stuck;        // the first unit no device could take
-  double main_own = 0;                // what the fill charged the main device itself
-  size_t main_units = 0;              // units placed on the main device
+  std::vector<double> own;            // per device: what the fill charged it itself
+  std::vector<size_t> units_on;       // per device: units placed there
 };
 
 class AutoPlanner {
@@ -64,25 +64,30 @@ class AutoPlanner {
   }
 
   AutoPlan run() {
-    double reserve = 0;
-    // Each round that does not fit shrinks the main device's share by at
-    // least one unit (see auto_map.h), so units + 2 rounds always suffice.
-    for (size_t round = 0; round < units_.units.size() + 2; ++round) {
+    // What offloading costs a device beyond its own share (on the main
+    // device: KV cache of offloaded layers and staging; on cpu: disk read
+    // slots) depends on what is offloaded: reserve it and place again. Each
+    // round that does not fit grows a reserve and moves at least one unit off
+    // that device, so a bounded number of rounds suffices.
+    std::vector<double> reserve(devices_.size(), 0);
+    for (size_t round = 0; round < 2 * units_.units.size() + 4; ++round) {
       const Attempt attempt = place(reserve);
       if (attempt.stuck) throw_short_of_room(attempt);
       MapUsage usage = usage_of_units(units_, attempt.unit_devices, max_memory_, needs_, main_accelerator_);
-      const DeviceUse* main = usage.find(main_);
-      if (main == nullptr || main->total() <= main->budget) {
-        // The fill charges every other device exactly what map_usage does; a
-        // difference would be a bug, and a plan over budget must never leave here.
-        for (const DeviceUse& u : usage.devices)
-          if (u.total() > u.budget)
-            throw Error("auto placement overfilled " + label(u.device), {}, {}, "this is a bug in strata's planner");
-        return finish(attempt, std::move(usage));
+      bool fits = true;
+      for (size_t k = 0; k < devices_.size(); ++k) {
+        const DeviceUse* u = usage.find(devices_[k]);
+        if (u == nullptr || u->total() <= u->budget) continue;
+        fits = false;
+        if (attempt.units_on[k] == 0) throw_too_small(*u);
+        reserve[k] = std::max(u->total() - attempt.own[k], reserve[k] + 1);
       }
-      if (attempt.main_units == 0) throw_main_too_small(*main);
-      // What offloading costs the main device beyond its own share: reserve it.
-      reserve = std::max(main->total() - attempt.main_own, reserve + 1);
+      if (!fits) continue;
+      // A plan over budget must never leave here.
+      for (const DeviceUse& u : usage.devices)
+        if (u.total() > u.budget)
+          throw Error("auto placement overfilled " + label(u.device), {}, {}, "this is a bug in strata's planner");
+      return finish(attempt, std::move(usage));
     }
     throw Error("auto placement did not settle", {}, {}, "this is a bug in strata's planner; please report it");
   }
@@ -102,8 +107,10 @@ class AutoPlanner {
     return d_executes ? cost : cost + needs_.activation_bytes;
   }
 
-  Attempt place(double reserve) const {
+  Attempt place(const std::vector<double>& reserve) const {
     Attempt a;
+    a.own.assign(devices_.size(), 0);
+    a.units_on.assign(devices_.size(), 0);
     a.unit_devices.assign(units_.units.size(), std::nullopt);
     std::vector<double> used(devices_.size(), 0);
     std::vector<bool> executes(devices_.size(), false);
@@ -129,7 +136,7 @@ class AutoPlanner {
         }
         const Device& d = devices_[k];
         const double cost = cost_on(d, members, executes[k]);
-        const double room = budget_of(max_memory_, d) - (d == main_ ? reserve : 0);
+        const double room = budget_of(max_memory_, d) - reserve[k];
         if (d.kind == Device::disk || used[k] + cost <= room) {
           used[k] += cost;
           executes[k] = executes[k] || executes_own(d);
@@ -137,13 +144,12 @@ class AutoPlanner {
             a.unit_devices[m] = d;
             a.order.push_back(m);
           }
-          if (d == main_) a.main_units += members.size();
+          a.units_on[k] += members.size();
           break;
         }
       }
     }
-    for (size_t j = 0; j < devices_.size(); ++j)
-      if (devices_[j] == main_) a.main_own = used[j];
+    a.own = used;
     return a;
   }
 
@@ -162,22 +168,22 @@ class AutoPlanner {
     return d.is_gpu() && kind_.empty() ? "accelerator " + d.to_string() : device_label(d, kind_);
   }
 
-  [[noreturn]] void throw_main_too_small(const DeviceUse& main) const {
+  // A device over budget with nothing of its own placed there: what it must
+  // hold anyway (the main device runs every offloaded layer; cpu stages disk reads).
+  [[noreturn]] void throw_too_small(const DeviceUse& use) const {
     double largest = 0;
     for (const auto& u : units_.units) largest = std::max(largest, u.full_bytes);
     std::string parts;
     const auto part = [&](const std::string& text) { parts += (parts.empty() ? "" : " + ") + text; };
-    if (main.weights > 0) part("weights " + format_bytes(main.weights));
-    if (main.staging > 0)
-      part("staging " + std::to_string(needs_.staging_slots) + " x largest offloaded layer " +
-           format_bytes(main.staging / needs_.staging_slots));
-    if (main.runtime > 0) part("KV cache and runtime " + format_bytes(main.runtime));
-    if (main.activations > 0) part("activations " + format_bytes(main.activations));
-    throw Error("the model does not fit the memory budgets: " + label(main_) + " needs at least " +
-                    format_bytes(main.total()) + " (" + parts + "), has " + format_bytes(main.budget),
-                {}, {},
-                "it executes every offloaded layer (largest " + format_bytes(largest) +
-                    "); give it more memory, or lower the context or batch");
+    if (use.weights > 0) part("weights " + format_bytes(use.weights));
+    if (use.staging > 0) part("staging for offloaded layers " + format_bytes(use.staging));
+    if (use.runtime > 0) part("KV cache and runtime " + format_bytes(use.runtime));
+    if (use.activations > 0) part("activations " + format_bytes(use.activations));
+    const std::string why = use.device == main_ ? "it executes every offloaded layer (largest " + format_bytes(largest) + ")"
+                                                : "it stages the layers read from disk";
+    throw Error("the model does not fit the memory budgets: " + label(use.device) + " needs at least " +
+                    format_bytes(use.total()) + " (" + parts + "), has " + format_bytes(use.budget),
+                {}, {}, why + "; give it more memory, or lower the context or batch");
   }
 
   [[noreturn]] void throw_short_of_room(const Attempt& a) const {

@@ -37,7 +37,7 @@ class UnitCollector {
  private:
   void visit(const ModuleNode& node, const std::string& path) {
     if (node.children.empty() || is_no_split(node, no_split_)) {
-      PlacementUnit unit{path, sizes_.at(path), 0, 0, 0, {}};
+      PlacementUnit unit{path, sizes_.at(path), 0, 0, 0, static_cast<double>(count_tensors(node)), {}};
       std::set<int> groups;
       gather_groups(node, path, groups);
       unit.full_bytes = unit.held_bytes;
@@ -56,12 +56,18 @@ class UnitCollector {
   }
 
   void tensor_unit(const std::string& name) {
-    PlacementUnit unit{name, sizes_.at(name), sizes_.at(name), 0, 0, {}};
+    PlacementUnit unit{name, sizes_.at(name), sizes_.at(name), 0, 0, 1, {}};
     if (auto it = tied_.find(name); it != tied_.end()) {
       unit.tied_groups.push_back(it->second);
       unit.full_bytes = group_size_[static_cast<size_t>(it->second)];
     }
     units_.push_back(std::move(unit));
+  }
+
+  static size_t count_tensors(const ModuleNode& node) {
+    size_t n = node.params.size() + node.buffers.size();
+    for (const auto& c : node.children) n += count_tensors(c);
+    return n;
   }
 
   void gather_groups(const ModuleNode& node, const std::string& path, std::set<int>& groups) const {
@@ -149,6 +155,7 @@ MapUsage usage_of_units(const PlacementUnits& units, const std::vector<std::opti
   out.main_accelerator = main_accelerator;
   std::set<Device> executing;
   std::map<Device, double> largest_staged;
+  double largest_read = 0;  // the largest disk unit as read into a host slot
   for (size_t i = 0; i < units.units.size(); ++i) {
     const PlacementUnit& unit = units.units[i];
     if (!unit_devices[i]) {
@@ -166,6 +173,8 @@ MapUsage usage_of_units(const PlacementUnits& units, const std::vector<std::opti
     // up to 63 bytes of alignment of its own.
     const double staged = unit.full_bytes + unit.held_extra + 64.0 * static_cast<double>(unit.tied_groups.size());
     if (!mapped.is_gpu() && exec.is_gpu()) largest_staged[exec] = std::max(largest_staged[exec], staged);
+    if (mapped == Device::disk_())
+      largest_read = std::max(largest_read, staged + needs.disk_read_slack * unit.tensors);
   }
   if (!executing.empty())
     use(execution_device(Device::cpu_(), main_accelerator)).runtime +=
@@ -176,6 +185,7 @@ MapUsage usage_of_units(const PlacementUnits& units, const std::vector<std::opti
   const bool cpu_budgeted = std::any_of(max_memory.begin(), max_memory.end(),
                                         [](const auto& b) { return b.first == Device::cpu_(); });
   if (!executing.empty() && cpu_budgeted) use(Device::cpu_()).runtime += needs.host_bytes;
+  if (largest_read > 0 && cpu_budgeted) use(Device::cpu_()).staging += needs.disk_read_slots * largest_read;
   for (const auto& [d, bytes] : largest_staged) use(d).staging = needs.staging_slots * bytes;
   for (auto& [d, u] : bill) out.devices.push_back(u);
   return out;

@@ -29,7 +29,7 @@ struct DeviceUse {
   double weights = 0;      // stored size of the tensors mapped here, tied tensors once
   double runtime = 0;      // runtime_bytes of the modules executing here (KV cache), held_extra_bytes of those held here
   double activations = 0;  // MemoryNeeds::activation_bytes if anything executes here
-  double staging = 0;      // staging_slots x the largest offloaded unit executing here
+  double staging = 0;      // staging slots for offloaded units executing here; on cpu, disk read slots
   double total() const { return weights + runtime + activations + staging; }
 };
 
@@ -53,6 +53,7 @@ struct PlacementUnit {
   double full_bytes = 0;     // every tensor it uses, tied ones included: what staging it copies
   double runtime_bytes = 0;  // the MemoryNeeds::runtime_bytes attributed to it
   double held_extra = 0;     // the MemoryNeeds::held_extra_bytes attributed to it
+  double tensors = 0;        // parameters and buffers it registers
   std::vector<int> tied_groups;  // indices into tree.tied of the groups it registers
 };
 

@@ -29,6 +29,11 @@ struct MemoryNeeds {
   // Offloaded modules executing on an accelerator are copied into staging
   // slots there, each the size of the largest such module: this many slots.
   int staging_slots = 1;
+  // Modules on disk are read ahead into host staging slots (in RAM, on cpu),
+  // each the size of the largest disk module plus disk_read_slack bytes per
+  // tensor (reads are aligned to disk blocks): this many slots.
+  int disk_read_slots = 2;
+  double disk_read_slack = 0;
 };
 
 }  // namespace strata::plan

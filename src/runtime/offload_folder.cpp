@@ -54,7 +54,7 @@ OffloadFolder::OffloadFolder(const std::filesystem::path& dir, const Checkpoint&
       if (Json::parse(read_text(dir / kIndex)) == want) {
         file_ = std::make_unique<SafetensorsFile>(dir / kData);
         reused_ = true;
-        for (const auto& w : wanted) data(w.name);  // every tensor there, or rebuild
+        for (const auto& w : wanted) info(w.name);  // every tensor there, or rebuild
         return;
       }
     } catch (const std::exception&) {
@@ -100,10 +100,10 @@ void OffloadFolder::build(const Checkpoint& checkpoint, const std::vector<Wanted
   file_ = std::make_unique<SafetensorsFile>(dir_ / kData);
 }
 
-std::span<const uint8_t> OffloadFolder::data(const std::string& name) const {
+const TensorInfo& OffloadFolder::info(const std::string& name) const {
   if (file_)
     for (const auto& t : file_->tensors())
-      if (t.name == name) return file_->data(t);
+      if (t.name == name) return t;
   throw Error("the offload folder does not hold this tensor", dir_.string(), name, "delete the folder to rebuild it");
 }
 

@@ -35,8 +35,9 @@ class OffloadFolder {
   OffloadFolder(const std::filesystem::path& dir, const Checkpoint& checkpoint, std::vector<Wanted> wanted,
                 ThreadPool* pool);
 
-  // The converted bytes of a wanted tensor.
-  std::span<const uint8_t> data(const std::string& name) const;
+  // Where a wanted tensor's converted bytes lie in the folder's file.
+  const TensorInfo& info(const std::string& name) const;
+  const std::filesystem::path& file() const { return file_->path(); }
   // Whether this run reused the folder's previous contents.
   bool reused() const { return reused_; }
   const std::filesystem::path& dir() const { return dir_; }

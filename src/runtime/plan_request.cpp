@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "format/direct_reader.h"
 #include "models/memory_needs.h"
 #include "models/module_tree.h"
 #include "plan/auto_map.h"
@@ -147,7 +148,11 @@ PlannedMap plan_device_map(const ModelConfig& config, const Checkpoint& checkpoi
   plan::SizeOptions sizes;
   if (options.dtype) sizes.dtype = torch_dtype_name(*options.dtype);
   const int64_t ctx = options.ctx > 0 ? options.ctx : std::min<int64_t>(config.max_position_embeddings, 2048);
-  const plan::MemoryNeeds needs = memory_needs(config, dtype_of, sizes.dtype, ctx, options.batch, threads, options.all_logits);
+  plan::MemoryNeeds needs = memory_needs(config, dtype_of, sizes.dtype, ctx, options.batch, threads, options.all_logits);
+  // The weight store reads disk tensors into page-aligned spans: up to one
+  // block of alignment before and after each.
+  needs.disk_read_slots = static_cast<int>(kDiskReadSlots);
+  needs.disk_read_slack = 2.0 * DirectReader::kAlign;
 
   p.max_memory = options.max_memory.empty() ? budgets_from_devices(devices) : plan::parse_max_memory(options.max_memory);
   for (const auto& [device, budget] : p.max_memory)

@@ -16,6 +16,9 @@
 
 namespace strata {
 
+// Host staging slots for blocks read from disk: one read ahead while one computes.
+inline constexpr size_t kDiskReadSlots = 2;
+
 struct PlannedMap {
   plan::DeviceMap device_map;
   plan::MaxMemory max_memory;

@@ -1,5 +1,6 @@
 #include "runtime/weight_store.h"
 
+#include <algorithm>
 #include <map>
 #include <unordered_set>
 
@@ -54,7 +55,7 @@ const TensorInfo& WeightStore::expect(const WeightSpec& weight) const {
 WeightStore::WeightStore(Checkpoint checkpoint, const std::vector<BlockSpec>& blocks,
                          const std::vector<BlockPlacement>& placement, Device& host,
                          const WeightStoreOptions& options)
-    : checkpoint_(std::move(checkpoint)), onload_(blocks.size()), release_(blocks.size()) {
+    : checkpoint_(std::move(checkpoint)), onload_(blocks.size()), stream_index_(blocks.size(), kNotStreamed) {
   // 1. Decide each tensor's tier and its place in its device's region.
   std::vector<Item> items;
   std::unordered_map<std::string, size_t> item_of;
@@ -92,8 +93,10 @@ WeightStore::WeightStore(Checkpoint checkpoint, const std::vector<BlockSpec>& bl
                   checkpoint_.dir().string(), "", "pass --offload-folder DIR to hold the converted copies");
     offload_ = OffloadFolder(options.offload_folder, checkpoint_, to_convert, options.pool);
   }
-  auto disk_bytes = [&](const Item& item) {
-    return item.in_checkpoint ? checkpoint_.data(*item.info) : offload_.data(item.spec->name);
+  // Where each disk tensor's bytes are read from: the checkpoint itself, or the folder.
+  auto disk_source = [&](const Item& item) -> std::pair<std::filesystem::path, uint64_t> {
+    if (item.in_checkpoint) return {checkpoint_.files()[item.info->file_index]->path(), item.info->file_offset};
+    return {offload_.file(), offload_.info(item.spec->name).file_offset};
   };
 
   // 3. Take the memory: one region per device, then the staging slots.
@@ -113,6 +116,40 @@ WeightStore::WeightStore(Checkpoint checkpoint, const std::vector<BlockSpec>& bl
   for (const auto& [device, bytes] : slot_bytes) {
     buffers_.emplace_back(*device, bytes, "the staging slot for offloaded weights");
     slot[device] = buffers_.back().data();
+  }
+
+  // Disk-tier blocks, in execution order, read into host staging slots: block
+  // s of the stream into slot s % slots, except that a block sharing a tensor
+  // with an earlier one (a tied head) takes that block's slot, so the tensor
+  // has one address. Each tensor lands page-aligned at its own position.
+  std::vector<size_t> disk_blocks, slot_of;
+  std::unordered_map<std::string, std::pair<size_t, size_t>> disk_position;  // tensor -> (slot, position)
+  std::vector<std::vector<size_t>> positions(blocks.size());
+  size_t host_slot_bytes = 0;
+  for (size_t b = 0; b < blocks.size(); ++b) {
+    if (placement[b].tier.kind != plan::Device::disk) continue;
+    stream_index_[b] = disk_blocks.size();
+    size_t slot_index = disk_blocks.size() % std::max<size_t>(options.disk_read_slots, 1);
+    for (const WeightSpec& w : blocks[b].weights)
+      if (auto it = disk_position.find(w.name); it != disk_position.end()) slot_index = it->second.first;
+    size_t at = 0;
+    for (const WeightSpec& w : blocks[b].weights) {
+      const Item& item = items[item_of.at(w.name)];
+      const auto [it, fresh] = disk_position.emplace(w.name, std::make_pair(slot_index, at));
+      if (!fresh && (it->second.first != slot_index || it->second.second != at))
+        throw Error("internal: tied tensor " + w.name + " would be read to two places");
+      positions[b].push_back(at);
+      at += DirectReader::span_bytes(disk_source(item).second, item.bytes);
+    }
+    host_slot_bytes = std::max(host_slot_bytes, at);
+    disk_blocks.push_back(b);
+    slot_of.push_back(slot_index);
+  }
+  const size_t host_slots = disk_blocks.empty() ? 0 : *std::max_element(slot_of.begin(), slot_of.end()) + 1;
+  uint8_t* host_staging = nullptr;
+  if (host_slots > 0) {
+    buffers_.emplace_back(host, host_slots * host_slot_bytes, "staging for weights read from disk");
+    host_staging = buffers_.back().data();
   }
 
   // 4. Fill the regions, converting on the way.
@@ -142,28 +179,40 @@ WeightStore::WeightStore(Checkpoint checkpoint, const std::vector<BlockSpec>& bl
       resident_host_ranges_.emplace_back(dst, item.bytes);
   }
 
-  // 5. Views, and the copies and releases each block's hooks perform.
+  // 5. Views, the disk reads, and the copies each block's hooks perform.
+  std::vector<std::vector<Prefetcher::Read>> reads(disk_blocks.size());
   for (size_t b = 0; b < blocks.size(); ++b) {
     const BlockPlacement& p = placement[b];
     size_t slot_offset = 0;
-    for (const WeightSpec& w : blocks[b].weights) {
+    for (size_t t = 0; t < blocks[b].weights.size(); ++t) {
+      const WeightSpec& w = blocks[b].weights[t];
       const Item& item = items[item_of.at(w.name)];
-      const uint8_t* source = item.tier == Tier::disk ? disk_bytes(item).data() : region.at(item.home) + item.offset;
+      const uint8_t* source = nullptr;
+      if (item.tier == Tier::disk) {
+        const size_t s = stream_index_[b];
+        const auto [path, offset] = disk_source(item);
+        auto& reader = readers_[path];
+        if (!reader) reader = std::make_unique<DirectReader>(path);
+        uint8_t* dst = host_staging + slot_of[s] * host_slot_bytes + positions[b][t];
+        reads[s].push_back({reader.get(), offset, item.bytes, dst});
+        source = dst + DirectReader::lead(offset);
+        streamed_bytes_ += item.bytes;
+      } else {
+        source = region.at(item.home) + item.offset;
+      }
       void* view = const_cast<uint8_t*>(source);
       if (p.streamed()) {
         view = slot.at(p.exec) + slot_offset;
         onload_[b].push_back({p.exec, view, source, item.bytes});
         slot_offset += align64(item.bytes);
         streamed_bytes_ += item.bytes;
-      } else if (item.tier == Tier::disk) {
-        streamed_bytes_ += item.bytes;
       }
-      if (item.tier == Tier::disk) release_[b].push_back(disk_bytes(item));
       const auto [it, fresh] = held_.emplace(w.name, Held{view, item.dtype, w.shape});
       if (!fresh && it->second.data != view)
         throw Error("internal: tied tensor " + w.name + " would be streamed to two places");
     }
   }
+  if (!disk_blocks.empty()) prefetcher_ = std::make_unique<Prefetcher>(std::move(reads), slot_of, host_slots);
 }
 
 uint64_t WeightStore::total_bytes() const {
@@ -189,11 +238,16 @@ const float* WeightStore::vector_f32(const std::string& name, int64_t size) {
 }
 
 void WeightStore::onload(size_t block) {
+  const size_t s = stream_index_[block];
+  if (s != kNotStreamed) prefetcher_->wait(s);
   for (const Copy& c : onload_[block]) c.device->copy_in(c.dst, c.src, c.bytes);
+  // Copied on to a device, the host slot is free for the next read already.
+  if (s != kNotStreamed && !onload_[block].empty()) prefetcher_->release(s);
 }
 
 void WeightStore::release(size_t block) {
-  for (const auto& range : release_[block]) release_mapped_pages(range);
+  const size_t s = stream_index_[block];
+  if (s != kNotStreamed && onload_[block].empty()) prefetcher_->release(s);
 }
 
 }  // namespace strata

@@ -6,9 +6,10 @@
 // - host: in host RAM, copied to the executing accelerator's staging slot
 //   just before its block runs (onload) — Accelerate's CPU offload;
 // - disk: read straight from the checkpoint's safetensors files when they
-//   hold it in the dtype computed with, else from the offload folder; the CPU
-//   computes on the mapped bytes in place and drops their pages afterwards
-//   (release), an accelerator gets them copied into its staging slot.
+//   hold it in the dtype computed with, else from the offload folder, by the
+//   prefetcher into host staging slots ahead of use (direct I/O, no page
+//   cache); the CPU computes there, an accelerator gets them copied into its
+//   staging slot.
 // Matrices are held in the compute dtype (the override, else as stored);
 // 1-D parameters (norm weights, biases) as f32.
 // Thread-safety: built before running; onload/release are called by the one
@@ -17,6 +18,8 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <map>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -25,9 +28,11 @@
 
 #include "backend/cpu/thread_pool.h"
 #include "backend/device.h"
+#include "format/direct_reader.h"
 #include "format/safetensors.h"
 #include "models/causal_lm.h"
 #include "runtime/offload_folder.h"
+#include "runtime/prefetcher.h"
 #include "runtime/placement.h"
 
 namespace strata {
@@ -36,6 +41,7 @@ struct WeightStoreOptions {
   std::optional<DType> compute_dtype;  // matrices' dtype; nullopt: as stored
   std::filesystem::path offload_folder;
   ThreadPool* pool = nullptr;  // spreads copies and conversions at load
+  size_t disk_read_slots = 2;  // host staging slots for disk reads: blocks read ahead + the one in use
 };
 
 class WeightStore : public WeightSource {
@@ -49,8 +55,8 @@ class WeightStore : public WeightSource {
   MatrixView matrix(const std::string& name, int64_t rows, int64_t cols) override;
   const float* vector_f32(const std::string& name, int64_t size) override;
 
-  // The hooks around block b: bring its streamed weights to its device; drop
-  // what it read in place from the disk tier.
+  // The hooks around block b: wait for its disk reads and bring its streamed
+  // weights to its device; then free its host staging slot for the next read.
   void onload(size_t block);
   void release(size_t block);
 
@@ -79,12 +85,16 @@ class WeightStore : public WeightSource {
   const TensorInfo& expect(const WeightSpec& weight) const;
   const Held& held(const std::string& name, const std::vector<int64_t>& shape) const;
 
+  static constexpr size_t kNotStreamed = static_cast<size_t>(-1);
+
   Checkpoint checkpoint_;
   OffloadFolder offload_;
   std::vector<DeviceBuffer> buffers_;  // resident regions, the host tier, staging slots
   std::unordered_map<std::string, Held> held_;
-  std::vector<std::vector<Copy>> onload_;                            // per block
-  std::vector<std::vector<std::span<const uint8_t>>> release_;      // per block: mapped file ranges
+  std::vector<std::vector<Copy>> onload_;  // per block
+  std::vector<size_t> stream_index_;       // per block: its place in the disk stream, or kNotStreamed
+  std::map<std::filesystem::path, std::unique_ptr<DirectReader>> readers_;
+  std::unique_ptr<Prefetcher> prefetcher_;  // declared last: its thread stops before the buffers go
   std::vector<std::span<const uint8_t>> resident_host_ranges_;
   uint64_t streamed_bytes_ = 0;
 };

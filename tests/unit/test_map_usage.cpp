@@ -83,14 +83,15 @@ TEST(MapUsage, OffloadedModulesExecuteOnTheMainAccelerator) {
 
   const DeviceUse& cpu = at(u, Device::cpu_());
   EXPECT_EQ(cpu.weights, kLayer);
-  EXPECT_EQ(cpu.runtime + cpu.activations + cpu.staging, 0) << "cpu holds layer 1 but does not execute it";
+  EXPECT_EQ(cpu.runtime + cpu.activations, 0) << "cpu holds layer 1 but does not execute it";
+  EXPECT_EQ(cpu.staging, 2 * std::max(kNorm, kRotary)) << "reads from disk are staged in RAM, two slots";
 
   const DeviceUse& disk = at(u, Device::disk_());
   EXPECT_EQ(disk.weights, kNorm + kRotary);
   EXPECT_TRUE(std::isinf(disk.budget));
 }
 
-TEST(MapUsage, WithoutAcceleratorTheCpuExecutesAndNeedsNoStaging) {
+TEST(MapUsage, WithoutAcceleratorTheCpuExecutesAndStagesDiskReads) {
   const ModuleTree tree = tiny_llama(false);
   const DeviceMap map = {{"", Device::cpu_()}, {"model.layers.1", Device::disk_()}};  // longest prefix wins
   const MapUsage u = map_usage(tree, map, {{Device::cpu_(), 1e6}}, kNoSplit, {}, needs(), std::nullopt);
@@ -99,7 +100,7 @@ TEST(MapUsage, WithoutAcceleratorTheCpuExecutesAndNeedsNoStaging) {
   EXPECT_EQ(cpu.weights, 2 * kEmbed + kLayer + kNorm + kRotary);
   EXPECT_EQ(cpu.runtime, 350);
   EXPECT_EQ(cpu.activations, 1000);
-  EXPECT_EQ(cpu.staging, 0) << "the cpu reads the disk tier in place";
+  EXPECT_EQ(cpu.staging, 2 * kLayer) << "the disk layer is read ahead into two host slots";
   EXPECT_EQ(at(u, Device::disk_()).weights, kLayer);
   EXPECT_FALSE(u.main_accelerator.has_value());
 }
