@@ -13,6 +13,7 @@
 #include "cli_util.h"
 #include "commands.h"
 #include "device_map_options.h"
+#include "io_bandwidth.h"
 #include "process_memory.h"
 #include "runtime/model_impl.h"
 #include "strata/error.h"
@@ -31,6 +32,7 @@ struct BenchArgs {
   int64_t bandwidth_mib = 1024;
   bool json = false;
   bool mmap = false;
+  int64_t disk_bandwidth_mib = 2048;
   DeviceMapArgs map;
 };
 
@@ -52,6 +54,40 @@ Stats stats_of(const std::vector<double>& values) {
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// Each device's peak allocation beside its budget, for --json.
+nlohmann::json device_peaks(const std::vector<DeviceReport>& devices) {
+  nlohmann::json out = nlohmann::json::object();
+  for (const DeviceReport& d : devices)
+    if (d.name != "disk") out[d.name] = {{"peak", d.peak}, {"budget", std::isinf(d.budget) ? -1.0 : d.budget}};
+  return out;
+}
+
+// What streaming part of the model costs per token, at bandwidths measured now.
+struct Streaming {
+  double disk_bandwidth = 0, copy_bandwidth = 0;
+  double disk_ms = 0, copy_ms = 0;
+  std::string copy_device;
+};
+
+Streaming measure_streaming(Model& model, int64_t disk_mib) {
+  Streaming s;
+  const auto& impl = model.impl();
+  if (model.disk_bytes_per_pass() > 0) {
+    s.disk_bandwidth = measure_direct_read(impl.weights->disk_files(), static_cast<uint64_t>(disk_mib) << 20);
+    if (s.disk_bandwidth > 0) s.disk_ms = 1000.0 * static_cast<double>(model.disk_bytes_per_pass()) / s.disk_bandwidth;
+  }
+  if (model.copied_bytes_per_pass() > 0) {
+    for (const BlockPlacement& p : impl.executor->placement())
+      if (p.streamed()) {
+        s.copy_device = p.exec->name();
+        s.copy_bandwidth = measure_copy_in(*p.exec, uint64_t{256} << 20, 5);
+        break;
+      }
+    if (s.copy_bandwidth > 0) s.copy_ms = 1000.0 * static_cast<double>(model.copied_bytes_per_pass()) / s.copy_bandwidth;
+  }
+  return s;
 }
 
 void run_bench(const BenchArgs& args) {
@@ -93,6 +129,9 @@ void run_bench(const BenchArgs& args) {
     std::fprintf(stderr, "  rep %d: prompt %.1f tok/s, generation %.1f ms/tok\n", rep + 1, prompt_tps.back(), gen_ms.back());
   }
 
+  // The run's own peak, before the measurements below allocate their buffers.
+  const uint64_t run_peak_anon = memory_sampler.peak();
+  const std::vector<DeviceReport> run_devices = model->devices();
   // The bound uses the read rate of the weights' own memory (see
   // memory_bandwidth.h); a fresh buffer's rate is shown beside it.
   const auto& resident = model->impl().weights->resident_host_ranges();
@@ -103,7 +142,11 @@ void run_bench(const BenchArgs& args) {
   const auto bandwidth =
       resident.empty() ? buffer_bandwidth : cpu::measure_read_bandwidth(*model->impl().pool, resident, 5);
   const double bytes_per_token = static_cast<double>(model->weight_bytes_per_token());
-  const double bound_ms = 1000.0 * bytes_per_token / bandwidth.best_bytes_per_second;
+  const double memory_ms = 1000.0 * bytes_per_token / bandwidth.best_bytes_per_second;
+  const Streaming streaming = measure_streaming(*model, args.disk_bandwidth_mib);
+  // Reading from RAM, from disk and copying to devices overlap: a token can
+  // go no faster than the slowest of the three.
+  const double bound_ms = std::max({memory_ms, streaming.disk_ms, streaming.copy_ms});
   const Stats p = stats_of(prompt_tps);
   const Stats g = stats_of(gen_ms);
   const double ratio = bound_ms / g.mean;
@@ -119,8 +162,16 @@ void run_bench(const BenchArgs& args) {
                        {"gen_tokens", args.gen_tokens},
                        {"gen_ms_per_tok", {{"mean", g.mean}, {"stddev", g.stddev}, {"min", g.min}, {"max", g.max}}},
                        {"weight_bytes_per_token", bytes_per_token},
-                       {"streamed_bytes_per_token", model->streamed_bytes_per_pass()},
+                       {"disk_bytes_per_token", model->disk_bytes_per_pass()},
+                       {"copied_bytes_per_token", model->copied_bytes_per_pass()},
+                       {"disk_read_bandwidth_bytes_per_s", streaming.disk_bandwidth},
+                       {"copy_bandwidth_bytes_per_s", streaming.copy_bandwidth},
+                       {"memory_bound_ms_per_tok", memory_ms},
+                       {"disk_bound_ms_per_tok", streaming.disk_ms},
+                       {"copy_bound_ms_per_tok", streaming.copy_ms},
                        {"device_map", nlohmann::json::parse(model->device_map_json())},
+                       {"peak_rss_anon_bytes", run_peak_anon},
+                       {"device_peaks", device_peaks(run_devices)},
                        {"weights_read_bandwidth_bytes_per_s", bandwidth.best_bytes_per_second},
                        {"buffer_read_bandwidth_bytes_per_s", buffer_bandwidth.best_bytes_per_second},
                        {"bound_ms_per_tok", bound_ms},
@@ -133,17 +184,24 @@ void run_bench(const BenchArgs& args) {
               static_cast<long long>(args.prompt_tokens), p.mean, p.stddev, p.min, p.max, args.reps);
   std::printf("generation (%lld tok) %.2f ms/tok = %.2f tok/s  (sd %.2f ms, min %.2f, max %.2f, %d reps)\n",
               static_cast<long long>(args.gen_tokens), g.mean, 1000.0 / g.mean, g.stddev, g.min, g.max, args.reps);
-  std::printf("weights per token    %s (%s of them streamed from the disk tier or copied to a device)\n",
+  std::printf("weights per token    %s; %s read from the disk tier, %s copied to devices\n",
               human_bytes(static_cast<uint64_t>(bytes_per_token)).c_str(),
-              human_bytes(model->streamed_bytes_per_pass()).c_str());
+              human_bytes(model->disk_bytes_per_pass()).c_str(), human_bytes(model->copied_bytes_per_pass()).c_str());
   std::printf("read bandwidth       %.2f GB/s best, %.2f GB/s mean, reading the weights (%d threads, %s)\n",
               bandwidth.best_bytes_per_second / 1e9, bandwidth.mean_bytes_per_second / 1e9, model->threads(),
               human_bytes(bandwidth.buffer_bytes).c_str());
   std::printf("                     %.2f GB/s best reading a fresh %s buffer (for reference)\n",
               buffer_bandwidth.best_bytes_per_second / 1e9, human_bytes(buffer_bandwidth.buffer_bytes).c_str());
-  std::printf("bandwidth bound      %.2f ms/tok\n", bound_ms);
-  std::printf("bound / measured     %.2f  (1.00 = at the memory-bandwidth limit)\n", ratio);
-  print_memory_peaks(*model, map, memory_sampler.peak());
+  if (streaming.disk_bandwidth > 0)
+    std::printf("disk read bandwidth  %.2f GB/s (O_DIRECT, sequential 64 MiB reads of the disk tier's files)\n",
+                streaming.disk_bandwidth / 1e9);
+  if (streaming.copy_bandwidth > 0)
+    std::printf("copy bandwidth       %.2f GB/s (host -> %s)\n", streaming.copy_bandwidth / 1e9,
+                streaming.copy_device.c_str());
+  std::printf("bound                %.2f ms/tok = max(memory %.2f, disk %.2f, copies %.2f)\n", bound_ms, memory_ms,
+              streaming.disk_ms, streaming.copy_ms);
+  std::printf("bound / measured     %.2f  (1.00 = at the limit of the slowest of memory, disk and copies)\n", ratio);
+  print_memory_peaks(run_devices, map, run_peak_anon);
 }
 
 }  // namespace
@@ -159,9 +217,13 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("--bandwidth-buffer-mib", args->bandwidth_mib, "Size of the fresh buffer whose read rate is shown for reference")
       ->capture_default_str()
       ->check(CLI::Range(64, 65536));
+  cmd->add_option("--disk-bandwidth-mib", args->disk_bandwidth_mib,
+                  "How much of the disk tier's files to read when measuring the disk's direct-read bandwidth")
+      ->capture_default_str()
+      ->check(CLI::Range(64, 1 << 20));
   cmd->add_flag("--json", args->json, "Print the figures as one JSON object");
   cmd->add_flag("--mmap", args->mmap,
-                "Keep every weight on the disk tier and compute from the memory-mapped files (same as "
+                "Keep every weight on the disk tier, read ahead from the files with direct I/O (same as "
                 "--device-map '{\"\": \"disk\"}')");
   add_device_map_options(cmd, args->map);
   cmd->callback([args] { run_bench(*args); });

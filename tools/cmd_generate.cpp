@@ -127,7 +127,7 @@ void run_generate(const GenerateArgs& args) {
                result.new_ids.size(), result.generate_seconds > 0 ? decode_steps / result.generate_seconds : 0.0,
                decode_steps > 0 ? 1000.0 * result.generate_seconds / decode_steps : 0.0, model->threads(),
                static_cast<unsigned long long>(options.sampling.seed), result.stopped_on_eos ? " | stopped at EOS" : "");
-  print_memory_peaks(*model, args.map, memory_sampler.peak());
+  print_memory_peaks(model->devices(), args.map, memory_sampler.peak());
 }
 
 }  // namespace

@@ -78,7 +78,7 @@ void run_logits(const LogitsArgs& args) {
   write_safetensors(args.output, {{"logits", DType::F32, {rows, tokens, vocab}, bytes}});
   std::fprintf(stderr, "strata: wrote logits [%lld, %lld, %lld] to %s\n", static_cast<long long>(rows),
                static_cast<long long>(tokens), static_cast<long long>(vocab), args.output.c_str());
-  print_memory_peaks(*model, args.map, memory_sampler.peak());
+  print_memory_peaks(model->devices(), args.map, memory_sampler.peak());
 }
 
 }  // namespace

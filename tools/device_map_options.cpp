@@ -75,10 +75,10 @@ void print_device_map(const Model& model, const DeviceMapArgs& args) {
     std::fprintf(stderr, "strata: offload folder %s\n", model.offload_folder().c_str());
 }
 
-void print_memory_peaks(const Model& model, const DeviceMapArgs& args, uint64_t peak_rss_anon) {
+void print_memory_peaks(const std::vector<DeviceReport>& devices, const DeviceMapArgs& args, uint64_t peak_rss_anon) {
   if (args.quiet) return;
   std::string line;
-  for (const DeviceReport& d : model.devices()) {
+  for (const DeviceReport& d : devices) {
     if (d.name == "disk") continue;
     line += (line.empty() ? "" : ", ") + d.name + " " + plan::format_bytes(static_cast<double>(d.peak));
     if (!std::isinf(d.budget)) line += " (budget " + plan::format_bytes(d.budget) + ")";

@@ -32,6 +32,6 @@ ModelOptions model_options(const DeviceMapArgs& args, int threads, int64_t ctx_n
 // each device's peak allocation beside its budget and the process's peak
 // anonymous memory (sampled, see process_memory.h).
 void print_device_map(const Model& model, const DeviceMapArgs& args);
-void print_memory_peaks(const Model& model, const DeviceMapArgs& args, uint64_t peak_rss_anon);
+void print_memory_peaks(const std::vector<DeviceReport>& devices, const DeviceMapArgs& args, uint64_t peak_rss_anon);
 
 }  // namespace strata::cli

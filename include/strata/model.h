@@ -77,8 +77,10 @@ class Model {
   // Bytes of weights one decode step reads.
   uint64_t weight_bytes_per_token() const;
   uint64_t checkpoint_bytes() const;
-  // Bytes one forward pass copies to devices or reads from the disk tier.
-  uint64_t streamed_bytes_per_pass() const;
+  // Bytes one forward pass reads from the disk tier, and copies to
+  // accelerators: what streaming costs per decode step.
+  uint64_t disk_bytes_per_pass() const;
+  uint64_t copied_bytes_per_pass() const;
   // The device map in Accelerate's JSON form, and each device's share and counters.
   std::string device_map_json() const;
   std::vector<DeviceReport> devices() const;

@@ -95,7 +95,8 @@ int Model::threads() const { return impl_->pool->size(); }
 double Model::load_seconds() const { return impl_->load_seconds; }
 uint64_t Model::weight_bytes_per_token() const { return impl_->model->weight_bytes_per_token(); }
 uint64_t Model::checkpoint_bytes() const { return impl_->weights->total_bytes(); }
-uint64_t Model::streamed_bytes_per_pass() const { return impl_->weights->streamed_bytes_per_pass(); }
+uint64_t Model::disk_bytes_per_pass() const { return impl_->weights->disk_bytes_per_pass(); }
+uint64_t Model::copied_bytes_per_pass() const { return impl_->weights->copied_bytes_per_pass(); }
 const std::string& Model::plan_source() const { return impl_->plan_source; }
 
 std::filesystem::path Model::offload_folder() const { return impl_->weights->offload_folder().dir(); }

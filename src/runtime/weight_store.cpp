@@ -196,7 +196,7 @@ WeightStore::WeightStore(Checkpoint checkpoint, const std::vector<BlockSpec>& bl
         uint8_t* dst = host_staging + slot_of[s] * host_slot_bytes + positions[b][t];
         reads[s].push_back({reader.get(), offset, item.bytes, dst});
         source = dst + DirectReader::lead(offset);
-        streamed_bytes_ += item.bytes;
+        disk_bytes_ += item.bytes;
       } else {
         source = region.at(item.home) + item.offset;
       }
@@ -205,7 +205,7 @@ WeightStore::WeightStore(Checkpoint checkpoint, const std::vector<BlockSpec>& bl
         view = slot.at(p.exec) + slot_offset;
         onload_[b].push_back({p.exec, view, source, item.bytes});
         slot_offset += align64(item.bytes);
-        streamed_bytes_ += item.bytes;
+        copied_bytes_ += item.bytes;
       }
       const auto [it, fresh] = held_.emplace(w.name, Held{view, item.dtype, w.shape});
       if (!fresh && it->second.data != view)
@@ -213,6 +213,12 @@ WeightStore::WeightStore(Checkpoint checkpoint, const std::vector<BlockSpec>& bl
     }
   }
   if (!disk_blocks.empty()) prefetcher_ = std::make_unique<Prefetcher>(std::move(reads), slot_of, host_slots);
+}
+
+std::vector<std::filesystem::path> WeightStore::disk_files() const {
+  std::vector<std::filesystem::path> out;
+  for (const auto& [path, reader] : readers_) out.push_back(path);
+  return out;
 }
 
 uint64_t WeightStore::total_bytes() const {

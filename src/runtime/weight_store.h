@@ -63,8 +63,12 @@ class WeightStore : public WeightSource {
   const Checkpoint& checkpoint() const { return checkpoint_; }
   // Bytes of all tensors in the checkpoint.
   uint64_t total_bytes() const;
-  // Bytes one pass over all blocks copies to devices or reads from the disk tier.
-  uint64_t streamed_bytes_per_pass() const { return streamed_bytes_; }
+  // Bytes one pass over all blocks reads from the disk tier, and copies to
+  // accelerators (offloaded weights brought to the device that runs them).
+  uint64_t disk_bytes_per_pass() const { return disk_bytes_; }
+  uint64_t copied_bytes_per_pass() const { return copied_bytes_; }
+  // The files the disk tier reads, for bandwidth measurements.
+  std::vector<std::filesystem::path> disk_files() const;
   // Host memory of resident CPU matrices, for bandwidth measurements.
   const std::vector<std::span<const uint8_t>>& resident_host_ranges() const { return resident_host_ranges_; }
   // Whether an offload folder was used, and whether it was reused from an earlier run.
@@ -96,7 +100,8 @@ class WeightStore : public WeightSource {
   std::map<std::filesystem::path, std::unique_ptr<DirectReader>> readers_;
   std::unique_ptr<Prefetcher> prefetcher_;  // declared last: its thread stops before the buffers go
   std::vector<std::span<const uint8_t>> resident_host_ranges_;
-  uint64_t streamed_bytes_ = 0;
+  uint64_t disk_bytes_ = 0;
+  uint64_t copied_bytes_ = 0;
 };
 
 }  // namespace strata

@@ -1,0 +1,53 @@
+#include "io_bandwidth.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "backend/host_memory.h"
+#include "format/direct_reader.h"
+
+namespace strata::cli {
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+}  // namespace
+
+double measure_direct_read(const std::vector<std::filesystem::path>& files, uint64_t limit) {
+  constexpr uint64_t kRequest = uint64_t{64} << 20;
+  auto* buffer = static_cast<uint8_t*>(host_allocate(kRequest + DirectReader::kAlign));
+  uint64_t done = 0;
+  const auto start = std::chrono::steady_clock::now();
+  for (const auto& path : files) {
+    const DirectReader reader(path);
+    const uint64_t size = std::filesystem::file_size(path);
+    for (uint64_t at = 0; at < size && done < limit; at += kRequest) {
+      const uint64_t n = std::min(kRequest, size - at);
+      reader.read(at, n, buffer);
+      done += n;
+    }
+  }
+  const double seconds = seconds_since(start);
+  host_release(buffer, kRequest + DirectReader::kAlign);
+  return done > 0 && seconds > 0 ? static_cast<double>(done) / seconds : 0.0;
+}
+
+double measure_copy_in(Device& device, uint64_t bytes, int repetitions) {
+  const uint64_t room = device.capacity() == Device::kUnlimited ? bytes : device.capacity() - device.in_use();
+  const size_t size = static_cast<size_t>(std::min(bytes, room) / 4096 * 4096);
+  if (size == 0) return 0;
+  DeviceBuffer target(device, size, "the copy-bandwidth measurement");
+  auto* source = static_cast<uint8_t*>(host_allocate(size));
+  double best = 0;
+  for (int r = 0; r < repetitions; ++r) {
+    const auto start = std::chrono::steady_clock::now();
+    device.copy_in(target.data(), source, size);
+    best = std::max(best, static_cast<double>(size) / seconds_since(start));
+  }
+  host_release(source, size);
+  return best;
+}
+
+}  // namespace strata::cli
