@@ -33,6 +33,7 @@ struct BenchArgs {
   bool json = false;
   bool mmap = false;
   int64_t disk_bandwidth_mib = 2048;
+  int64_t batch = 1;
   DeviceMapArgs map;
 };
 
@@ -94,39 +95,46 @@ void run_bench(const BenchArgs& args) {
   const PeakAnonSampler memory_sampler;
   DeviceMapArgs map = args.map;
   if (args.mmap) map.device_map = R"({"": "disk"})";
-  auto model = Model::load(args.model_dir, model_options(map, args.threads, args.prompt_tokens + args.gen_tokens, 1));
+  auto model = Model::load(args.model_dir,
+                           model_options(map, args.threads, args.prompt_tokens + args.gen_tokens, args.batch));
   print_device_map(*model, map);
   const ModelConfig& c = model->config();
   std::fprintf(stderr, "strata bench: %s, %lld layers, %s weights, %d threads, kernels %s\n", c.architecture.c_str(),
                static_cast<long long>(c.num_layers), human_bytes(model->checkpoint_bytes()).c_str(), model->threads(),
                cpu::best_kernels().name);
 
-  // Prompt ids: fixed pseudo-random ids, so runs are comparable.
-  std::vector<int32_t> prompt(static_cast<size_t>(args.prompt_tokens));
-  for (size_t i = 0; i < prompt.size(); ++i)
-    prompt[i] = static_cast<int32_t>((i * 7919 + 13) % static_cast<size_t>(c.vocab_size));
+  // Prompt ids: fixed pseudo-random ids, different in every row, so runs are comparable.
+  const auto rows = static_cast<size_t>(args.batch);
+  std::vector<std::vector<int32_t>> prompts(rows, std::vector<int32_t>(static_cast<size_t>(args.prompt_tokens)));
+  for (size_t r = 0; r < rows; ++r)
+    for (size_t i = 0; i < prompts[r].size(); ++i)
+      prompts[r][i] = static_cast<int32_t>((i * 7919 + r * 104729 + 13) % static_cast<size_t>(c.vocab_size));
 
-  Session session(*model, 1, args.prompt_tokens + args.gen_tokens);
+  Session session(*model, args.batch, args.prompt_tokens + args.gen_tokens);
   Sampler greedy(SamplingOptions{});
-  // Warm-up: the first pass pages the memory-mapped weights in.
+  const size_t vocab = static_cast<size_t>(c.vocab_size);
+  // Warm-up: one step over every weight.
   auto start = std::chrono::steady_clock::now();
-  session.feed(std::span<const int32_t>(prompt.data(), 1), 1);
+  std::vector<int32_t> next(rows);
+  for (size_t r = 0; r < rows; ++r) next[r] = prompts[r][0];
+  session.feed(next, 1);
   const double first_token_seconds = seconds_since(start);
 
   std::vector<double> prompt_tps, gen_ms;
   for (int rep = 0; rep < args.reps; ++rep) {
     session.reset();
     start = std::chrono::steady_clock::now();
-    auto logits = session.feed(prompt, args.prompt_tokens);
-    prompt_tps.push_back(static_cast<double>(args.prompt_tokens) / seconds_since(start));
-    int32_t next = greedy.pick(logits);
+    auto logits = session.feed_prompts(prompts);
+    prompt_tps.push_back(static_cast<double>(args.prompt_tokens * args.batch) / seconds_since(start));
+    for (size_t r = 0; r < rows; ++r) next[r] = greedy.pick(logits.subspan(r * vocab, vocab));
     start = std::chrono::steady_clock::now();
     for (int64_t t = 0; t < args.gen_tokens; ++t) {
-      logits = session.feed(std::span<const int32_t>(&next, 1), 1);
-      next = greedy.pick(logits);
+      logits = session.feed(next, 1);
+      for (size_t r = 0; r < rows; ++r) next[r] = greedy.pick(logits.subspan(r * vocab, vocab));
     }
     gen_ms.push_back(1000.0 * seconds_since(start) / static_cast<double>(args.gen_tokens));
-    std::fprintf(stderr, "  rep %d: prompt %.1f tok/s, generation %.1f ms/tok\n", rep + 1, prompt_tps.back(), gen_ms.back());
+    std::fprintf(stderr, "  rep %d: prompt %.1f tok/s, generation %.1f ms per step of %lld rows\n", rep + 1,
+                 prompt_tps.back(), gen_ms.back(), static_cast<long long>(args.batch));
   }
 
   // The run's own peak, before the measurements below allocate their buffers.
@@ -160,7 +168,9 @@ void run_bench(const BenchArgs& args) {
                        {"prompt_tokens", args.prompt_tokens},
                        {"prompt_tok_per_s", {{"mean", p.mean}, {"stddev", p.stddev}, {"min", p.min}, {"max", p.max}}},
                        {"gen_tokens", args.gen_tokens},
+                       {"batch", args.batch},
                        {"gen_ms_per_tok", {{"mean", g.mean}, {"stddev", g.stddev}, {"min", g.min}, {"max", g.max}}},
+                       {"gen_tok_per_s_batch", 1000.0 * static_cast<double>(args.batch) / g.mean},
                        {"weight_bytes_per_token", bytes_per_token},
                        {"disk_bytes_per_token", model->disk_bytes_per_pass()},
                        {"copied_bytes_per_token", model->copied_bytes_per_pass()},
@@ -182,8 +192,11 @@ void run_bench(const BenchArgs& args) {
   std::printf("load                 %.3f s (first token, cold: %.3f s)\n", model->load_seconds(), first_token_seconds);
   std::printf("prompt (%lld tok)     %.1f tok/s  (sd %.1f, min %.1f, max %.1f, %d reps)\n",
               static_cast<long long>(args.prompt_tokens), p.mean, p.stddev, p.min, p.max, args.reps);
-  std::printf("generation (%lld tok) %.2f ms/tok = %.2f tok/s  (sd %.2f ms, min %.2f, max %.2f, %d reps)\n",
-              static_cast<long long>(args.gen_tokens), g.mean, 1000.0 / g.mean, g.stddev, g.min, g.max, args.reps);
+  std::printf("generation (%lld tok) %.2f ms per step = %.2f tok/s for the batch of %lld, %.2f ms per generated token"
+              "  (sd %.2f ms, min %.2f, max %.2f, %d reps)\n",
+              static_cast<long long>(args.gen_tokens), g.mean, 1000.0 * static_cast<double>(args.batch) / g.mean,
+              static_cast<long long>(args.batch), g.mean / static_cast<double>(args.batch), g.stddev, g.min, g.max,
+              args.reps);
   std::printf("weights per token    %s; %s read from the disk tier, %s copied to devices\n",
               human_bytes(static_cast<uint64_t>(bytes_per_token)).c_str(),
               human_bytes(model->disk_bytes_per_pass()).c_str(), human_bytes(model->copied_bytes_per_pass()).c_str());
@@ -221,6 +234,10 @@ void add_bench_command(CLI::App& app) {
                   "How much of the disk tier's files to read when measuring the disk's direct-read bandwidth")
       ->capture_default_str()
       ->check(CLI::Range(64, 1 << 20));
+  cmd->add_option("--batch", args->batch,
+                  "Sequences decoded together: each step is one pass over the weights for all of them")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 4096));
   cmd->add_flag("--json", args->json, "Print the figures as one JSON object");
   cmd->add_flag("--mmap", args->mmap,
                 "Keep every weight on the disk tier, read ahead from the files with direct I/O (same as "

@@ -9,6 +9,7 @@
 #include "cli_util.h"
 #include "commands.h"
 #include "device_map_options.h"
+#include "generate_batch.h"
 #include "process_memory.h"
 #include "strata/error.h"
 #include "strata/generate.h"
@@ -30,6 +31,8 @@ struct GenerateArgs {
   int threads = 0;
   bool json = false;
   bool no_special = false;
+  std::string prompts_file;
+  int64_t batch = 1;
   DeviceMapArgs map;
 };
 
@@ -55,6 +58,26 @@ void run_generate(const GenerateArgs& args) {
   std::unique_ptr<Tokenizer> tokenizer;
   if (std::filesystem::exists(std::filesystem::path(args.model_dir) / "tokenizer.json"))
     tokenizer = std::make_unique<Tokenizer>(Tokenizer::from_dir(args.model_dir));
+
+  if (!args.prompts_file.empty()) {
+    if (args.prompt || !args.prompt_ids.empty()) throw Error("give either --prompts or -p/--prompt-ids, not both");
+    if (!tokenizer)
+      throw Error("--prompts needs the model's tokenizer.json", args.model_dir, "", "this model has none");
+    const auto prompts = read_prompt_lines(args.prompts_file);
+    const int64_t batch = std::min<int64_t>(args.batch, static_cast<int64_t>(prompts.size()));
+    size_t longest = 0;
+    for (const auto& p : prompts) longest = std::max(longest, tokenizer->encode(p, !args.no_special).size());
+    const int64_t needed = static_cast<int64_t>(longest) + std::max<int64_t>(args.max_new - 1, 0);
+    auto model = Model::load(args.model_dir, model_options(args.map, args.threads, needed, batch));
+    print_device_map(*model, args.map);
+    GenerateOptions options;
+    options.max_new_tokens = args.max_new;
+    options.sampling = sampling_from(args, model->generation_config());
+    options.eos_ids = eos_ids_of(*model, tokenizer.get());
+    run_prompt_batches(*model, *tokenizer, prompts, !args.no_special, batch, options, args.json);
+    print_memory_peaks(model->devices(), args.map, memory_sampler.peak());
+    return;
+  }
 
   std::vector<int32_t> prompt;
   if (!args.prompt_ids.empty()) {
@@ -151,6 +174,14 @@ void add_generate_command(CLI::App& app) {
   cmd->add_option("-t,--threads", args->threads, "Worker threads (0 = all cores)")->capture_default_str()->check(CLI::NonNegativeNumber);
   cmd->add_flag("--json", args->json, "Print one JSON object {prompt_ids, new_ids, text} at the end instead of streaming text");
   cmd->add_flag("--no-special", args->no_special, "Do not add BOS/EOS when encoding the prompt text");
+  cmd->add_option("--prompts", args->prompts_file,
+                  "File with one prompt per line, generated --batch at a time (needs tokenizer.json); prints each "
+                  "result (one JSON object per line with --json) and the throughput of the whole batch")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--batch", args->batch,
+                  "With --prompts: prompts decoded together; each step is one pass over the weights for all of them")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 4096));
   add_device_map_options(cmd, args->map);
   cmd->callback([args] { run_generate(*args); });
 }

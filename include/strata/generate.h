@@ -38,6 +38,21 @@ struct GenerateResult {
 GenerateResult generate(Model& model, std::span<const int32_t> prompt, const GenerateOptions& options,
                         const std::function<void(int32_t)>& on_token = {});
 
+struct BatchGenerateResult {
+  std::vector<GenerateResult> rows;  // one per prompt, in order
+  double prompt_seconds = 0;         // all prompts, fed together
+  double generate_seconds = 0;       // the decode steps after that
+  int64_t decode_tokens = 0;         // new tokens produced by those steps, all rows together
+};
+
+// Generates for several prompts at once: each decode step is one pass over
+// the weights for every row, so streamed weights are read once per step for
+// the whole batch (FlexGen's insight). Each row stops at its own EOS or at
+// max_new_tokens; row r samples with seed options.sampling.seed + r, and with
+// greedy decoding gives exactly what generate() gives for its prompt alone.
+BatchGenerateResult generate_batch(Model& model, const std::vector<std::vector<int32_t>>& prompts,
+                                   const GenerateOptions& options);
+
 // Picks the next token from one row of logits.
 class Sampler {
  public:

@@ -117,6 +117,14 @@ class Session {
   // [rows, tokens, vocab] with all_positions. Valid until the next call.
   std::span<const float> feed(std::span<const int32_t> ids, int64_t tokens, bool all_positions = false);
 
+  // Starts every row with its own prompt (rows() prompts, any lengths): they
+  // are left-padded to the longest, and each row's positions and attention
+  // begin at its first real token, so every row computes exactly what it
+  // would alone. Returns each row's last-position logits, [rows, vocab].
+  // The session must be empty (new or reset).
+  std::span<const float> feed_prompts(const std::vector<std::vector<int32_t>>& prompts);
+
+  // Slots filled per row (prompts shorter than the longest count their padding).
   int64_t length() const;
   int64_t capacity() const;
   int64_t rows() const;

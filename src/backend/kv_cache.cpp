@@ -10,7 +10,8 @@ uint64_t KVCache::layer_bytes(int64_t rows, int64_t kv_heads, int64_t head_dim, 
 
 KVCache::KVCache(std::span<Device* const> layer_devices, int64_t rows, int64_t kv_heads, int64_t head_dim,
                  int64_t capacity)
-    : rows_(rows), kv_heads_(kv_heads), head_dim_(head_dim), capacity_(capacity) {
+    : rows_(rows), kv_heads_(kv_heads), head_dim_(head_dim), capacity_(capacity),
+      row_start_(static_cast<size_t>(rows), 0) {
   const size_t bytes = layer_bytes(rows, kv_heads, head_dim, capacity);
   layers_.reserve(layer_devices.size());
   for (size_t i = 0; i < layer_devices.size(); ++i)

@@ -23,9 +23,13 @@ class KVCache {
   float* values(int64_t layer, int64_t row) { return slab(layer, row, 1); }
   int64_t rows() const { return rows_; }
   int64_t capacity() const { return capacity_; }
-  // Tokens already cached; the same for every row.
+  // Slots already filled; the same for every row.
   int64_t length() const { return length_; }
   void set_length(int64_t length) { length_ = length; }
+  // The first slot of row r that holds a real token: rows of a batch are
+  // left-padded to one length, and a row's positions count from here.
+  int64_t row_start(int64_t row) const { return row_start_[static_cast<size_t>(row)]; }
+  void set_row_start(int64_t row, int64_t start) { row_start_[static_cast<size_t>(row)] = start; }
 
   // Bytes one layer's cache takes for these dimensions.
   static uint64_t layer_bytes(int64_t rows, int64_t kv_heads, int64_t head_dim, int64_t capacity);
@@ -35,6 +39,7 @@ class KVCache {
 
   int64_t rows_, kv_heads_, head_dim_, capacity_;
   int64_t length_ = 0;
+  std::vector<int64_t> row_start_;
   std::vector<DeviceBuffer> layers_;
 };
 

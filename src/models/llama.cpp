@@ -258,15 +258,19 @@ void LlamaModel::attention_block(const BlockRun& run, const Workspace& ws, const
   for (int64_t r = 0; r < step.rows; ++r) {
     float* keys = cache.keys(layer, r);
     float* values = cache.values(layer, r);
+    // A left-padded row's positions count from its first real token; the
+    // padding's own (negative) positions are clamped: nothing attends to it.
+    const int64_t start = cache.row_start(r);
     for (int64_t t = 0; t < step.tokens; ++t) {
       const size_t token = static_cast<size_t>(r * step.tokens + t);
-      const int64_t pos = static_cast<int64_t>(past) + t;
+      const int64_t slot = static_cast<int64_t>(past) + t;
+      const int64_t pos = std::max<int64_t>(slot - start, 0);
       rope_.apply(ws.q + token * q_dim, static_cast<int>(c.num_heads), pos);
       rope_.apply(ws.k + token * kv_dim, static_cast<int>(c.num_kv_heads), pos);
-      // Scatter this token's heads into the cache's [kv_head][position] layout.
+      // Scatter this token's heads into the cache's [kv_head][slot] layout.
       for (int64_t h = 0; h < c.num_kv_heads; ++h) {
         const size_t src = token * kv_dim + static_cast<size_t>(h) * head_dim;
-        const size_t dst = (static_cast<size_t>(h) * capacity + static_cast<size_t>(pos)) * head_dim;
+        const size_t dst = (static_cast<size_t>(h) * capacity + static_cast<size_t>(slot)) * head_dim;
         std::copy_n(ws.k + src, head_dim, keys + dst);
         std::copy_n(ws.v + src, head_dim, values + dst);
       }
@@ -274,8 +278,9 @@ void LlamaModel::attention_block(const BlockRun& run, const Workspace& ws, const
     const cpu::AttentionShape shape{static_cast<int>(c.num_heads), static_cast<int>(c.num_kv_heads),
                                     static_cast<int>(c.head_dim), static_cast<int>(c.sliding_window)};
     const size_t first = static_cast<size_t>(r * step.tokens);
-    cpu::attention(run.pool, shape, ws.q + first * q_dim, static_cast<size_t>(step.tokens), past, keys, values,
-                   capacity, ws.attn + first * q_dim, std::span<float>(ws.scores, ws.scores_floats));
+    cpu::attention(run.pool, shape, ws.q + first * q_dim, static_cast<size_t>(step.tokens), past,
+                   static_cast<size_t>(start), keys, values, capacity, ws.attn + first * q_dim,
+                   std::span<float>(ws.scores, ws.scores_floats));
   }
 
   const cpu::MatmulOutput out[] = {{l.o, l.o_bias, ws.proj}};

@@ -1,5 +1,6 @@
 #include "strata/model.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
@@ -165,9 +166,36 @@ std::span<const float> Session::feed(std::span<const int32_t> ids, int64_t token
   return model_.impl().executor->forward(*state_->state, ids, tokens, all_positions);
 }
 
+std::span<const float> Session::feed_prompts(const std::vector<std::vector<int32_t>>& prompts) {
+  KVCache& cache = state_->state->cache;
+  if (static_cast<int64_t>(prompts.size()) != cache.rows())
+    throw Error("feed_prompts: " + std::to_string(prompts.size()) + " prompts for a session of " +
+                std::to_string(cache.rows()) + " rows");
+  if (cache.length() != 0) throw Error("feed_prompts: the session already holds tokens", "", "", "reset() it first");
+  size_t longest = 0;
+  for (const auto& p : prompts) {
+    if (p.empty()) throw Error("a prompt is empty", "", "", "give at least one token, e.g. BOS");
+    longest = std::max(longest, p.size());
+  }
+  // Padding takes the prompt's first id: any valid id would do, nothing attends to it.
+  std::vector<int32_t> ids;
+  ids.reserve(prompts.size() * longest);
+  for (size_t r = 0; r < prompts.size(); ++r) {
+    const size_t pad = longest - prompts[r].size();
+    ids.insert(ids.end(), pad, prompts[r].front());
+    ids.insert(ids.end(), prompts[r].begin(), prompts[r].end());
+    cache.set_row_start(static_cast<int64_t>(r), static_cast<int64_t>(pad));
+  }
+  return feed(ids, static_cast<int64_t>(longest));
+}
+
 int64_t Session::length() const { return state_->state->cache.length(); }
 int64_t Session::capacity() const { return state_->state->cache.capacity(); }
 int64_t Session::rows() const { return state_->state->cache.rows(); }
-void Session::reset() { state_->state->cache.set_length(0); }
+void Session::reset() {
+  KVCache& cache = state_->state->cache;
+  cache.set_length(0);
+  for (int64_t r = 0; r < cache.rows(); ++r) cache.set_row_start(r, 0);
+}
 
 }  // namespace strata

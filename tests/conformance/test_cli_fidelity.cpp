@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 #include <fstream>
+#include <sstream>
 #include <nlohmann/json.hpp>
 
 #include "format/safetensors.h"
@@ -134,6 +135,39 @@ TEST(CliStories260k, PromptFromStandardInput) {
   // Empty stdin still gives BOS, so generation runs from BOS.
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(json::parse(r.out).at("prompt_ids"), json::array({1}));
+}
+
+}  // namespace
+}  // namespace strata
+
+namespace strata {
+namespace {
+
+// --prompts with --batch: prompts of different lengths decoded together give
+// each the ids it gets alone, one JSON line per prompt in order.
+TEST(CliBatch, PromptsFileGivesWhatEachPromptGivesAlone) {
+  STRATA_REQUIRE_FIXTURES();
+  const std::string model = (test::fixtures_dir() / "models" / "stories260k").string();
+  const std::vector<std::string> prompts{"Once upon a time", "The little dog", "Lily and Tom went to the park"};
+  test::TempDir tmp;
+  {
+    std::ofstream file(tmp.path() / "prompts.txt");
+    for (const auto& p : prompts) file << p << "\n\n";  // blank lines are skipped
+  }
+  const auto batch = test::run_cli("generate -m " + model + " --prompts " + (tmp.path() / "prompts.txt").string() +
+                                   " --batch 2 -n 10 --temp 0 --json");
+  ASSERT_EQ(batch.exit_code, 0) << batch.err;
+  EXPECT_NE(batch.err.find("tok/s for the whole batch"), std::string::npos) << batch.err;
+  std::istringstream lines(batch.out);
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    std::string line;
+    ASSERT_TRUE(std::getline(lines, line)) << batch.out;
+    const auto row = nlohmann::json::parse(line);
+    EXPECT_EQ(row["index"], i);
+    const auto alone = test::run_cli("generate -m " + model + " -p '" + prompts[i] + "' -n 10 --temp 0 --json");
+    ASSERT_EQ(alone.exit_code, 0) << alone.err;
+    EXPECT_EQ(row["new_ids"], nlohmann::json::parse(alone.out)["new_ids"]) << prompts[i];
+  }
 }
 
 }  // namespace

@@ -142,7 +142,7 @@ void Rope::apply(float* heads, int count, int64_t pos) const {
 }
 
 void attention(ThreadPool& pool, const AttentionShape& shape, const float* q, size_t tokens,
-               size_t past, const float* keys, const float* values, size_t capacity, float* out,
+               size_t past, size_t start, const float* keys, const float* values, size_t capacity, float* out,
                std::span<float> scratch) {
   const size_t d = static_cast<size_t>(shape.head_dim);
   const size_t heads = static_cast<size_t>(shape.heads);
@@ -163,7 +163,7 @@ void attention(ThreadPool& pool, const AttentionShape& shape, const float* q, si
       const size_t visible = past + t + 1;
       // Mistral's window hides positions <= p - window (modeling_mistral.py).
       const size_t window = static_cast<size_t>(shape.window);
-      const size_t first = (window > 0 && visible > window) ? visible - window : 0;
+      const size_t first = std::max(start, (window > 0 && visible > start + window) ? visible - window : 0);
       float max_score = -INFINITY;
       for (size_t s = first; s < visible; ++s) {
         float dot = 0.0f;

@@ -68,11 +68,12 @@ struct AttentionShape {
   int window = 0;  // sliding window (Mistral): a query sees this many positions; 0 = all
 };
 // q: [T, heads, head_dim]; keys/values: [kv_heads, capacity, head_dim] holding
-// positions 0..past+T-1; out: [T, heads, head_dim]. Query t sits at position
-// past + t and sees positions 0..past+t. scratch holds pool.size() x capacity
-// floats, so no memory is allocated per call.
+// slots 0..past+T-1; out: [T, heads, head_dim]. Query t sits in slot past + t
+// and sees slots start..past+t: slots before `start` hold a left-padded row's
+// padding (the sliding window counts positions, which start there). scratch
+// holds pool.size() x capacity floats, so no memory is allocated per call.
 void attention(ThreadPool& pool, const AttentionShape& shape, const float* q, size_t tokens,
-               size_t past, const float* keys, const float* values, size_t capacity, float* out,
+               size_t past, size_t start, const float* keys, const float* values, size_t capacity, float* out,
                std::span<float> scratch);
 
 }  // namespace strata::cpu

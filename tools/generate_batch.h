@@ -1,0 +1,22 @@
+// strata generate --prompts FILE: many prompts, decoded --batch at a time.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "strata/generate.h"
+#include "strata/model.h"
+#include "strata/tokenizer.h"
+
+namespace strata::cli {
+
+// Reads one prompt per line (blank lines skipped); throws strata::Error for
+// an unreadable or empty file.
+std::vector<std::string> read_prompt_lines(const std::string& path);
+
+// Generates for every prompt, `batch` rows at a time, printing each result
+// (text, or one JSON object per line with json) and a throughput line.
+void run_prompt_batches(Model& model, const Tokenizer& tokenizer, const std::vector<std::string>& prompts,
+                        bool add_special, int64_t batch, const GenerateOptions& options, bool json);
+
+}  // namespace strata::cli
