@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <map>
-#include <unordered_set>
 
 #include "format/mapped_file.h"
 #include "models/memory_needs.h"
