@@ -7,7 +7,7 @@
 #include "strata/error.h"
 
 int main(int argc, char** argv) {
-  CLI::App app{"strata: load Hugging Face Llama-family checkpoints and run them fast on the CPU"};
+  CLI::App app{"strata: run Hugging Face Llama-family checkpoints bigger than your hardware, over accelerators, RAM and disk"};
   app.require_subcommand(1);
   app.set_help_all_flag("--help-all", "Show help for every subcommand");
   strata::cli::add_generate_command(app);
