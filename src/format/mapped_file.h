@@ -31,7 +31,8 @@ class MappedFile {
 
 // Unmaps the whole pages inside `range` (part of a MappedFile) from this
 // process: they leave its resident set but stay in the page cache, and the
-// next read faults them back in. For ranges read once per pass.
+// next read faults them back in. For ranges read once, such as weights
+// copied into RAM at load.
 void release_mapped_pages(std::span<const uint8_t> range);
 
 }  // namespace strata

@@ -99,7 +99,7 @@ class AutoPlanner {
   double cost_on(const Device& d, const std::vector<size_t>& members, bool d_executes) const {
     double cost = 0;
     for (size_t m : members) cost += units_.units[m].held_bytes;
-    // Held in memory, weights take their held size; the disk tier is read in place.
+    // Held in memory, weights take their held size; the disk tier holds no memory.
     if (!(d == Device::disk_()))
       for (size_t m : members) cost += units_.units[m].held_extra;
     if (!executes_own(d)) return cost;

@@ -166,7 +166,7 @@ MapUsage usage_of_units(const PlacementUnits& units, const std::vector<std::opti
     const Device exec = execution_device(mapped, main_accelerator);
     use(mapped).weights += unit.held_bytes;
     use(exec).runtime += unit.runtime_bytes;
-    // Weights held in memory take their held size there; the disk tier is read in place.
+    // Weights held in memory take their held size there; the disk tier holds no memory.
     if (!(mapped == Device::disk_())) use(mapped).runtime += unit.held_extra;
     executing.insert(exec);
     // A staged copy is held like the weights; a tied tensor it borrows may add

@@ -7,8 +7,8 @@
 // Execution rule (the runtime's): a module mapped to an accelerator executes
 // there; a module mapped to "cpu" or "disk" executes on the main device, which
 // is the main accelerator when there is one and the cpu otherwise. Offloaded
-// weights executing on an accelerator pass through staging slots there; the
-// cpu reads the disk tier in place and needs none.
+// weights executing on an accelerator pass through staging slots there, and
+// weights on disk are read ahead into host staging slots on the cpu.
 #pragma once
 
 #include <optional>

@@ -68,7 +68,7 @@ void Executor::run_chunk(SessionState& state, const ForwardStep& step) {
     if (b > 0 && placement_[b].exec != placement_[b - 1].exec) move_activation(state, b - 1, b, step);
     weights_.onload(b);
     model_.run_block(b, BlockRun{pool_, state.cache, step, state.limits, state.block_workspace[b]});
-    // post_forward: what was read in place from the disk tier leaves memory.
+    // post_forward: a disk block's host staging slot is free for the next read.
     weights_.release(b);
   }
   state.cache.set_length(state.cache.length() + step.tokens);

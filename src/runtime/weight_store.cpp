@@ -26,8 +26,9 @@ struct Item {
 };
 
 // Whether the checkpoint's own bytes can be used: the dtype computed with,
-// and, when the CPU computes on them in place, aligned for element reads
-// (copies to a device need no alignment).
+// and, when the CPU computes on them, aligned for element reads (a read lands
+// in its staging slot with the alignment of its file offset; copies on to a
+// device need none).
 bool readable_in_place(const Item& item, const Checkpoint& checkpoint, bool copied) {
   const auto address = reinterpret_cast<uintptr_t>(checkpoint.data(*item.info).data());
   return item.dtype == item.info->dtype && (copied || address % dtype_size(item.dtype) == 0);
@@ -84,7 +85,7 @@ WeightStore::WeightStore(Checkpoint checkpoint, const std::vector<BlockSpec>& bl
     }
   }
 
-  // 2. Convert what the disk tier cannot read in place.
+  // 2. Convert what the disk tier cannot read as stored.
   if (!to_convert.empty()) {
     if (options.offload_folder.empty())
       throw Error(std::to_string(to_convert.size()) + " tensors on the disk tier need converting (e.g. " +
