@@ -14,6 +14,7 @@
 #include "commands.h"
 #include "device_map_options.h"
 #include "io_bandwidth.h"
+#include "plan/byte_size.h"
 #include "process_memory.h"
 #include "runtime/model_impl.h"
 #include "strata/error.h"
@@ -32,7 +33,7 @@ struct BenchArgs {
   int64_t bandwidth_mib = 1024;
   bool json = false;
   bool mmap = false;
-  int64_t disk_bandwidth_mib = 2048;
+  int64_t disk_bandwidth_mib = 4096;
   int64_t batch = 1;
   DeviceMapArgs map;
 };
@@ -65,30 +66,31 @@ nlohmann::json device_peaks(const std::vector<DeviceReport>& devices) {
   return out;
 }
 
-// What streaming part of the model costs per token, at bandwidths measured now.
+// What streaming part of the model costs per token. The disk is sampled
+// between repetitions (its bandwidth on a VM swings with what the host has
+// cached), the copy link once after the run.
 struct Streaming {
-  double disk_bandwidth = 0, copy_bandwidth = 0;
-  double disk_ms = 0, copy_ms = 0;
+  std::vector<double> disk_samples;  // bytes/s, one before each repetition and one after the last
+  double copy_bandwidth = 0;
+  double copy_ms = 0;
   std::string copy_device;
 };
 
-Streaming measure_streaming(Model& model, int64_t disk_mib) {
-  Streaming s;
-  const auto& impl = model.impl();
-  if (model.disk_bytes_per_pass() > 0) {
-    s.disk_bandwidth = measure_direct_read(impl.weights->disk_files(), static_cast<uint64_t>(disk_mib) << 20);
-    if (s.disk_bandwidth > 0) s.disk_ms = 1000.0 * static_cast<double>(model.disk_bytes_per_pass()) / s.disk_bandwidth;
-  }
-  if (model.copied_bytes_per_pass() > 0) {
-    for (const BlockPlacement& p : impl.executor->placement())
-      if (p.streamed()) {
-        s.copy_device = p.exec->name();
-        s.copy_bandwidth = measure_copy_in(*p.exec, uint64_t{256} << 20, 5);
-        break;
-      }
-    if (s.copy_bandwidth > 0) s.copy_ms = 1000.0 * static_cast<double>(model.copied_bytes_per_pass()) / s.copy_bandwidth;
-  }
-  return s;
+void measure_copies(Model& model, Streaming& s) {
+  if (model.copied_bytes_per_pass() == 0) return;
+  for (const BlockPlacement& p : model.impl().executor->placement())
+    if (p.streamed()) {
+      s.copy_device = p.exec->name();
+      s.copy_bandwidth = measure_copy_in(*p.exec, uint64_t{256} << 20, 5);
+      break;
+    }
+  if (s.copy_bandwidth > 0)
+    s.copy_ms = 1000.0 * static_cast<double>(model.copied_bytes_per_pass()) / s.copy_bandwidth;
+}
+
+// Milliseconds reading one pass's disk bytes alone takes at a bandwidth.
+double disk_ms_at(const Model& model, double bytes_per_second) {
+  return bytes_per_second > 0 ? 1000.0 * static_cast<double>(model.disk_bytes_per_pass()) / bytes_per_second : 0.0;
 }
 
 void run_bench(const BenchArgs& args) {
@@ -120,21 +122,42 @@ void run_bench(const BenchArgs& args) {
   session.feed(next, 1);
   const double first_token_seconds = seconds_since(start);
 
-  std::vector<double> prompt_tps, gen_ms;
+  Streaming streaming;
+  const auto& disk_ranges = model->impl().weights->disk_ranges();
+  const uint64_t disk_sample_limit = static_cast<uint64_t>(args.disk_bandwidth_mib) << 20;
+  auto sample_disk = [&] {
+    if (!disk_ranges.empty()) streaming.disk_samples.push_back(measure_direct_read(disk_ranges, disk_sample_limit));
+  };
+  std::vector<double> prompt_tps, gen_ms, disk_bound_ms;
+  double reader_busy_seconds = 0, gen_seconds = 0;
   for (int rep = 0; rep < args.reps; ++rep) {
     session.reset();
+    sample_disk();
     start = std::chrono::steady_clock::now();
     auto logits = session.feed_prompts(prompts);
     prompt_tps.push_back(static_cast<double>(args.prompt_tokens * args.batch) / seconds_since(start));
     for (size_t r = 0; r < rows; ++r) next[r] = greedy.pick(logits.subspan(r * vocab, vocab));
+    const Prefetcher::Totals reads_before = model->impl().weights->stream_totals();
     start = std::chrono::steady_clock::now();
     for (int64_t t = 0; t < args.gen_tokens; ++t) {
       logits = session.feed(next, 1);
       for (size_t r = 0; r < rows; ++r) next[r] = greedy.pick(logits.subspan(r * vocab, vocab));
     }
-    gen_ms.push_back(1000.0 * seconds_since(start) / static_cast<double>(args.gen_tokens));
+    const double seconds = seconds_since(start);
+    gen_seconds += seconds;
+    reader_busy_seconds += model->impl().weights->stream_totals().read_seconds - reads_before.read_seconds;
+    gen_ms.push_back(1000.0 * seconds / static_cast<double>(args.gen_tokens));
     std::fprintf(stderr, "  rep %d: prompt %.1f tok/s, generation %.1f ms per step of %lld rows\n", rep + 1,
                  prompt_tps.back(), gen_ms.back(), static_cast<long long>(args.batch));
+  }
+  sample_disk();
+  // Each repetition's disk bound: a pass's bytes at the mean of the
+  // bandwidths sampled just before and just after it.
+  for (size_t rep = 0; rep + 1 < streaming.disk_samples.size(); ++rep) {
+    disk_bound_ms.push_back(
+        (disk_ms_at(*model, streaming.disk_samples[rep]) + disk_ms_at(*model, streaming.disk_samples[rep + 1])) / 2);
+    std::fprintf(stderr, "  rep %zu: disk alone %.2f then %.2f GB/s -> disk bound %.1f ms per step\n", rep + 1,
+                 streaming.disk_samples[rep] / 1e9, streaming.disk_samples[rep + 1] / 1e9, disk_bound_ms.back());
   }
 
   // The run's own peak, before the measurements below allocate their buffers.
@@ -151,10 +174,14 @@ void run_bench(const BenchArgs& args) {
       resident.empty() ? buffer_bandwidth : cpu::measure_read_bandwidth(*model->impl().pool, resident, 5);
   const double bytes_per_token = static_cast<double>(model->weight_bytes_per_token());
   const double memory_ms = 1000.0 * bytes_per_token / bandwidth.best_bytes_per_second;
-  const Streaming streaming = measure_streaming(*model, args.disk_bandwidth_mib);
+  measure_copies(*model, streaming);
+  const uint64_t staging_bytes = model->impl().weights->host_staging_bytes();
+  const Stats disk = stats_of(disk_bound_ms);
+  const Stats disk_bandwidth = stats_of(streaming.disk_samples);
+  const double reader_busy = gen_seconds > 0 ? reader_busy_seconds / gen_seconds : 0.0;
   // Reading from RAM, from disk and copying to devices overlap: a token can
   // go no faster than the slowest of the three.
-  const double bound_ms = std::max({memory_ms, streaming.disk_ms, streaming.copy_ms});
+  const double bound_ms = std::max({memory_ms, disk.mean, streaming.copy_ms});
   const Stats p = stats_of(prompt_tps);
   const Stats g = stats_of(gen_ms);
   const double ratio = bound_ms / g.mean;
@@ -174,14 +201,16 @@ void run_bench(const BenchArgs& args) {
                        {"weight_bytes_per_token", bytes_per_token},
                        {"disk_bytes_per_token", model->disk_bytes_per_pass()},
                        {"copied_bytes_per_token", model->copied_bytes_per_pass()},
-                       {"disk_read_bandwidth_bytes_per_s", streaming.disk_bandwidth},
+                       {"disk_read_bandwidth_bytes_per_s", streaming.disk_samples},
+                       {"disk_reader_busy_fraction", reader_busy},
                        {"copy_bandwidth_bytes_per_s", streaming.copy_bandwidth},
                        {"memory_bound_ms_per_tok", memory_ms},
-                       {"disk_bound_ms_per_tok", streaming.disk_ms},
+                       {"disk_bound_ms_per_tok", disk.mean},
                        {"copy_bound_ms_per_tok", streaming.copy_ms},
                        {"device_map", nlohmann::json::parse(model->device_map_json())},
                        {"peak_rss_anon_bytes", run_peak_anon},
                        {"device_peaks", device_peaks(run_devices)},
+                       {"disk_read_slot_bytes", staging_bytes},
                        {"weights_read_bandwidth_bytes_per_s", bandwidth.best_bytes_per_second},
                        {"buffer_read_bandwidth_bytes_per_s", buffer_bandwidth.best_bytes_per_second},
                        {"bound_ms_per_tok", bound_ms},
@@ -205,15 +234,31 @@ void run_bench(const BenchArgs& args) {
               human_bytes(bandwidth.buffer_bytes).c_str());
   std::printf("                     %.2f GB/s best reading a fresh %s buffer (for reference)\n",
               buffer_bandwidth.best_bytes_per_second / 1e9, human_bytes(buffer_bandwidth.buffer_bytes).c_str());
-  if (streaming.disk_bandwidth > 0)
-    std::printf("disk read bandwidth  %.2f GB/s (O_DIRECT, sequential 64 MiB reads of the disk tier's files)\n",
-                streaming.disk_bandwidth / 1e9);
+  if (!streaming.disk_samples.empty()) {
+    std::printf("disk read bandwidth  %.2f GB/s mean (%.2f-%.2f over %zu samples between the repetitions: O_DIRECT,\n"
+                "                     requests of up to 64 MiB over the bytes one step streams)\n",
+                disk_bandwidth.mean / 1e9, disk_bandwidth.min / 1e9, disk_bandwidth.max / 1e9,
+                streaming.disk_samples.size());
+    std::printf("disk reader          busy %.0f%% of the generation time\n", 100.0 * reader_busy);
+  }
   if (streaming.copy_bandwidth > 0)
     std::printf("copy bandwidth       %.2f GB/s (host -> %s)\n", streaming.copy_bandwidth / 1e9,
                 streaming.copy_device.c_str());
   std::printf("bound                %.2f ms/tok = max(memory %.2f, disk %.2f, copies %.2f)\n", bound_ms, memory_ms,
-              streaming.disk_ms, streaming.copy_ms);
+              disk.mean, streaming.copy_ms);
   std::printf("bound / measured     %.2f  (1.00 = at the limit of the slowest of memory, disk and copies)\n", ratio);
+  for (const DeviceReport& d : run_devices)
+    if (d.name != "disk" && !std::isinf(d.budget))
+      std::printf("memory %-13s peak %s of a budget of %s (%s)%s\n", d.name.c_str(),
+                  plan::format_bytes(static_cast<double>(d.peak)).c_str(), plan::format_bytes(d.budget).c_str(),
+                  d.peak <= d.budget ? "within" : "OVER",
+                  d.name == "cpu" && staging_bytes > 0
+                      ? (", which includes " + plan::format_bytes(static_cast<double>(staging_bytes)) +
+                         " of disk read slots")
+                            .c_str()
+                      : "");
+  std::printf("memory process       peak anonymous memory %s (sampled every 10 ms)\n",
+              plan::format_bytes(static_cast<double>(run_peak_anon)).c_str());
   print_memory_peaks(run_devices, map, run_peak_anon);
 }
 
@@ -231,7 +276,8 @@ void add_bench_command(CLI::App& app) {
       ->capture_default_str()
       ->check(CLI::Range(64, 65536));
   cmd->add_option("--disk-bandwidth-mib", args->disk_bandwidth_mib,
-                  "How much of the disk tier's files to read when measuring the disk's direct-read bandwidth")
+                  "At most this much of one step's disk reads is read alone, before each repetition and after the last, "
+                  "to measure the disk's direct-read bandwidth")
       ->capture_default_str()
       ->check(CLI::Range(64, 1 << 20));
   cmd->add_option("--batch", args->batch,

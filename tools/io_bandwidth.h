@@ -4,16 +4,19 @@
 #pragma once
 
 #include <cstdint>
-#include <filesystem>
 #include <vector>
 
 #include "backend/device.h"
+#include "runtime/weight_store.h"
 
 namespace strata::cli {
 
-// Reads up to `limit` bytes of the files (in turn, from their start) with
-// O_DIRECT in 64 MiB requests; bytes per second.
-double measure_direct_read(const std::vector<std::filesystem::path>& files, uint64_t limit);
+// Reads the byte ranges in order, up to `limit` bytes, with O_DIRECT in
+// requests of up to 64 MiB (ranges that follow each other in a file are read
+// as one); bytes per second. Given the ranges one pass of the disk tier
+// reads, this is what the disk can do for exactly those bytes, right now:
+// the data the host has cached recently is cached for both.
+double measure_direct_read(const std::vector<WeightStore::DiskRange>& ranges, uint64_t limit);
 
 // Copies a host buffer to `device` repeatedly through its copy_in; bytes per
 // second of the best of `repetitions`. Uses at most `bytes` of its free room.

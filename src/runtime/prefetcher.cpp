@@ -38,8 +38,13 @@ void Prefetcher::reader_loop() {
       sequence = next_read_;
       slot_busy_[slot_of_[sequence % n]] = true;
     }
+    const auto started = std::chrono::steady_clock::now();
+    uint64_t bytes = 0;
     try {
-      for (const Read& r : reads_[sequence % n]) r.file->read(r.offset, r.size, r.dst);
+      for (const Read& r : reads_[sequence % n]) {
+        r.file->read(r.offset, r.size, r.dst);
+        bytes += r.size;
+      }
     } catch (...) {
       std::lock_guard lock(mutex_);
       error_ = std::current_exception();
@@ -49,6 +54,8 @@ void Prefetcher::reader_loop() {
     {
       std::lock_guard lock(mutex_);
       filled_ = ++next_read_;
+      totals_.bytes += bytes;
+      totals_.read_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     }
     changed_.notify_all();
   }
@@ -85,6 +92,11 @@ void Prefetcher::release(size_t block) {
     ++next_use_;
   }
   changed_.notify_all();
+}
+
+Prefetcher::Totals Prefetcher::totals() const {
+  std::lock_guard lock(mutex_);
+  return totals_;
 }
 
 }  // namespace strata

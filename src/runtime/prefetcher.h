@@ -9,6 +9,7 @@
 // reader thread is internal.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <exception>
@@ -41,6 +42,14 @@ class Prefetcher {
   // Block i is done with its slot: the reader may refill it.
   void release(size_t block);
 
+  // Bytes read so far, and the seconds the reader spent in reads (its busy
+  // time: the rest it waited for a free slot).
+  struct Totals {
+    uint64_t bytes = 0;
+    double read_seconds = 0;
+  };
+  Totals totals() const;
+
  private:
   void reader_loop();
   void stop_reader();
@@ -49,7 +58,7 @@ class Prefetcher {
   std::vector<std::vector<Read>> reads_;
   std::vector<size_t> slot_of_;
   size_t slots_;
-  std::mutex mutex_;
+  mutable std::mutex mutex_;
   std::condition_variable changed_;
   // Sequence numbers count blocks over all passes: block = sequence % n.
   uint64_t next_read_ = 0;      // the next sequence the reader will fill
@@ -57,6 +66,7 @@ class Prefetcher {
   uint64_t next_use_ = 0;       // the sequence the model runs next
   std::vector<bool> slot_busy_; // filled and not yet released
   std::exception_ptr error_;
+  Totals totals_;
   bool stop_ = false;
   std::thread reader_;
 };

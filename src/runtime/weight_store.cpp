@@ -121,8 +121,16 @@ WeightStore::WeightStore(Checkpoint checkpoint, const std::vector<BlockSpec>& bl
   // Disk-tier blocks, in execution order, read into host staging slots: block
   // s of the stream into slot s % slots, except that a block sharing a tensor
   // with an earlier one (a tied head) takes that block's slot, so the tensor
-  // has one address. Each tensor lands page-aligned at its own position.
+  // has one address. A block's tensors that lie back to back in one file are
+  // read with one request (a layer is usually one run), so the disk sees few,
+  // large reads; each tensor keeps the alignment of its file offset.
+  struct Run {
+    std::filesystem::path path;
+    uint64_t offset = 0, end = 0;
+    size_t position = 0;  // page-aligned, in the slot
+  };
   std::vector<size_t> disk_blocks, slot_of;
+  std::vector<std::vector<Run>> runs;  // per disk block
   std::unordered_map<std::string, std::pair<size_t, size_t>> disk_position;  // tensor -> (slot, position)
   std::vector<std::vector<size_t>> positions(blocks.size());
   size_t host_slot_bytes = 0;
@@ -130,26 +138,50 @@ WeightStore::WeightStore(Checkpoint checkpoint, const std::vector<BlockSpec>& bl
     if (placement[b].tier.kind != plan::Device::disk) continue;
     stream_index_[b] = disk_blocks.size();
     size_t slot_index = disk_blocks.size() % std::max<size_t>(options.disk_read_slots, 1);
-    for (const WeightSpec& w : blocks[b].weights)
+    const auto& weights = blocks[b].weights;
+    for (const WeightSpec& w : weights)
       if (auto it = disk_position.find(w.name); it != disk_position.end()) slot_index = it->second.first;
+    std::vector<std::pair<std::filesystem::path, uint64_t>> source(weights.size());
+    std::vector<size_t> order(weights.size());
+    for (size_t t = 0; t < weights.size(); ++t) {
+      source[t] = disk_source(items[item_of.at(weights[t].name)]);
+      order[t] = t;
+    }
+    std::sort(order.begin(), order.end(), [&](size_t x, size_t y) { return source[x] < source[y]; });
+    positions[b].resize(weights.size());
+    std::vector<Run> block_runs;
     size_t at = 0;
-    for (const WeightSpec& w : blocks[b].weights) {
-      const Item& item = items[item_of.at(w.name)];
-      const auto [it, fresh] = disk_position.emplace(w.name, std::make_pair(slot_index, at));
-      if (!fresh && (it->second.first != slot_index || it->second.second != at))
-        throw Error("internal: tied tensor " + w.name + " would be read to two places");
-      positions[b].push_back(at);
-      at += DirectReader::span_bytes(disk_source(item).second, item.bytes);
+    for (const size_t t : order) {
+      const auto& [path, offset] = source[t];
+      const uint64_t end = offset + items[item_of.at(weights[t].name)].bytes;
+      if (!block_runs.empty() && block_runs.back().path == path && block_runs.back().end == offset) {
+        Run& run = block_runs.back();
+        run.end = end;
+        at = run.position + DirectReader::span_bytes(run.offset, run.end - run.offset);
+      } else {
+        block_runs.push_back({path, offset, end, at});
+        at += DirectReader::span_bytes(offset, end - offset);
+      }
+      const Run& run = block_runs.back();
+      // Where the page holding this tensor's first byte lands.
+      const size_t position = run.position + static_cast<size_t>((offset - DirectReader::lead(offset)) -
+                                                                 (run.offset - DirectReader::lead(run.offset)));
+      const auto [it, fresh] = disk_position.emplace(weights[t].name, std::make_pair(slot_index, position));
+      if (!fresh && (it->second.first != slot_index || it->second.second != position))
+        throw Error("internal: tied tensor " + weights[t].name + " would be read to two places");
+      positions[b][t] = position;
     }
     host_slot_bytes = std::max(host_slot_bytes, at);
     disk_blocks.push_back(b);
     slot_of.push_back(slot_index);
+    runs.push_back(std::move(block_runs));
   }
   const size_t host_slots = disk_blocks.empty() ? 0 : *std::max_element(slot_of.begin(), slot_of.end()) + 1;
   uint8_t* host_staging = nullptr;
   if (host_slots > 0) {
     buffers_.emplace_back(host, host_slots * host_slot_bytes, "staging for weights read from disk");
     host_staging = buffers_.back().data();
+    host_staging_bytes_ = host_slots * host_slot_bytes;
   }
 
   // 4. Fill the regions, converting on the way.
@@ -181,6 +213,14 @@ WeightStore::WeightStore(Checkpoint checkpoint, const std::vector<BlockSpec>& bl
 
   // 5. Views, the disk reads, and the copies each block's hooks perform.
   std::vector<std::vector<Prefetcher::Read>> reads(disk_blocks.size());
+  for (size_t s = 0; s < disk_blocks.size(); ++s)
+    for (const Run& run : runs[s]) {
+      auto& reader = readers_[run.path];
+      if (!reader) reader = std::make_unique<DirectReader>(run.path);
+      reads[s].push_back({reader.get(), run.offset, run.end - run.offset,
+                          host_staging + slot_of[s] * host_slot_bytes + run.position});
+      disk_ranges_.push_back({run.path, run.offset, run.end - run.offset});
+    }
   for (size_t b = 0; b < blocks.size(); ++b) {
     const BlockPlacement& p = placement[b];
     size_t slot_offset = 0;
@@ -190,12 +230,8 @@ WeightStore::WeightStore(Checkpoint checkpoint, const std::vector<BlockSpec>& bl
       const uint8_t* source = nullptr;
       if (item.tier == Tier::disk) {
         const size_t s = stream_index_[b];
-        const auto [path, offset] = disk_source(item);
-        auto& reader = readers_[path];
-        if (!reader) reader = std::make_unique<DirectReader>(path);
-        uint8_t* dst = host_staging + slot_of[s] * host_slot_bytes + positions[b][t];
-        reads[s].push_back({reader.get(), offset, item.bytes, dst});
-        source = dst + DirectReader::lead(offset);
+        const uint8_t* page = host_staging + slot_of[s] * host_slot_bytes + positions[b][t];
+        source = page + DirectReader::lead(disk_source(item).second);
         disk_bytes_ += item.bytes;
       } else {
         source = region.at(item.home) + item.offset;

@@ -67,8 +67,20 @@ class WeightStore : public WeightSource {
   // accelerators (offloaded weights brought to the device that runs them).
   uint64_t disk_bytes_per_pass() const { return disk_bytes_; }
   uint64_t copied_bytes_per_pass() const { return copied_bytes_; }
-  // The files the disk tier reads, for bandwidth measurements.
+  // The files the disk tier reads, and the byte ranges one pass reads from
+  // them in order (a block's adjacent tensors merged), for bandwidth
+  // measurements.
+  struct DiskRange {
+    std::filesystem::path path;
+    uint64_t offset;
+    uint64_t size;
+  };
   std::vector<std::filesystem::path> disk_files() const;
+  const std::vector<DiskRange>& disk_ranges() const { return disk_ranges_; }
+  // Host memory of the disk tier's read slots (inside the cpu budget).
+  uint64_t host_staging_bytes() const { return host_staging_bytes_; }
+  // What the prefetcher's reads have cost so far (zero when nothing streams).
+  Prefetcher::Totals stream_totals() const { return prefetcher_ ? prefetcher_->totals() : Prefetcher::Totals{}; }
   // Host memory of resident CPU matrices, for bandwidth measurements.
   const std::vector<std::span<const uint8_t>>& resident_host_ranges() const { return resident_host_ranges_; }
   // Whether an offload folder was used, and whether it was reused from an earlier run.
@@ -100,6 +112,8 @@ class WeightStore : public WeightSource {
   std::map<std::filesystem::path, std::unique_ptr<DirectReader>> readers_;
   std::unique_ptr<Prefetcher> prefetcher_;  // declared last: its thread stops before the buffers go
   std::vector<std::span<const uint8_t>> resident_host_ranges_;
+  std::vector<DiskRange> disk_ranges_;
+  uint64_t host_staging_bytes_ = 0;
   uint64_t disk_bytes_ = 0;
   uint64_t copied_bytes_ = 0;
 };

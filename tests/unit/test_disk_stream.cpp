@@ -6,6 +6,7 @@
 
 #include <filesystem>
 
+#include "runtime/model_impl.h"
 #include "strata/error.h"
 #include "strata/model.h"
 #include "test_support.h"
@@ -41,6 +42,25 @@ TEST(DiskStream, ATruncatedCheckpointEndsTheRunWithAnError) {
   }
   // The model stays usable for another try, which fails the same way.
   EXPECT_THROW(model->logits(ref.input_ids, ref.rows, ref.tokens), Error);
+}
+
+// A block's tensors that lie back to back in a file are read with one
+// request: the disk sees a few large reads per layer, not one per tensor.
+TEST(DiskStream, AdjacentTensorsOfABlockAreReadInOneRequest) {
+  STRATA_REQUIRE_FIXTURES();
+  test::TempDir tmp;
+  ModelOptions o = test::with_threads(1);
+  o.device_map = R"({"": "disk"})";
+  o.offload_folder = tmp.path() / "offload";
+  auto model = Model::load(test::fixtures_dir() / "models" / "llama-tiny-random", o);
+  const auto& ranges = model->impl().weights->disk_ranges();
+  const int64_t layers = model->config().num_layers;
+  // A layer holds 9 tensors; stored together, they are read as one range.
+  EXPECT_GE(ranges.size(), static_cast<size_t>(layers) + 3);  // + embedding, norm, head at least
+  EXPECT_LT(ranges.size(), static_cast<size_t>(layers) * 9);
+  uint64_t ranged = 0;
+  for (const auto& r : ranges) ranged += r.size;
+  EXPECT_EQ(ranged, model->disk_bytes_per_pass());
 }
 
 }  // namespace
