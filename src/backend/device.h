@@ -18,6 +18,8 @@
 
 namespace strata {
 
+class Ops;
+
 class Device {
  public:
   static constexpr uint64_t kUnlimited = std::numeric_limits<uint64_t>::max();
@@ -33,6 +35,9 @@ class Device {
   bool is_accelerator() const { return ordinal_ >= 0; }
   // True when CPU code may read and write this device's memory in place.
   virtual bool host_addressable() const = 0;
+  // The ops that run on this device's memory; null for host-addressable
+  // devices, which run the CPU's (backend/cpu/cpu_ops.h).
+  virtual Ops* native_ops() { return nullptr; }
 
   // 64-byte aligned memory of `bytes`. Throws strata::Error naming the device,
   // `what` it was for and the figures when the capacity would be exceeded.

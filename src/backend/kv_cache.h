@@ -30,6 +30,7 @@ class KVCache {
   // left-padded to one length, and a row's positions count from here.
   int64_t row_start(int64_t row) const { return row_start_[static_cast<size_t>(row)]; }
   void set_row_start(int64_t row, int64_t start) { row_start_[static_cast<size_t>(row)] = start; }
+  std::span<const int64_t> row_starts() const { return row_start_; }
 
   // Bytes one layer's cache takes for these dimensions.
   static uint64_t layer_bytes(int64_t rows, int64_t kv_heads, int64_t head_dim, int64_t capacity);

@@ -14,8 +14,8 @@
 #include <string>
 #include <vector>
 
-#include "backend/cpu/thread_pool.h"
 #include "backend/kv_cache.h"
+#include "backend/ops.h"
 #include "backend/tensor_view.h"
 #include "strata/model_config.h"
 
@@ -100,7 +100,7 @@ size_t workspace_floats(const ModelConfig& config, const StepLimits& limits);
 
 // What one block runs with: its device's workspace and the step.
 struct BlockRun {
-  ThreadPool& pool;
+  Ops& ops;  // the executing device's op set
   KVCache& cache;
   const ForwardStep& step;
   const StepLimits& limits;

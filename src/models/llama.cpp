@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "backend/cpu/ops.h"
+#include "backend/ops.h"
 #include "models/causal_lm.h"
 #include "strata/error.h"
 
@@ -128,13 +128,13 @@ struct Workspace {
         scores_floats(w.scores_floats) {}
 };
 
-cpu::Rope make_rope(const ModelConfig& c) {
-  if (!c.rope_llama3) return cpu::Rope(static_cast<int>(c.head_dim), c.rope_theta, nullptr);
-  const cpu::Rope::Llama3Scaling scaling{static_cast<float>(c.rope_llama3->factor),
+Rope make_rope(const ModelConfig& c) {
+  if (!c.rope_llama3) return Rope(static_cast<int>(c.head_dim), c.rope_theta, nullptr);
+  const Rope::Llama3Scaling scaling{static_cast<float>(c.rope_llama3->factor),
                                          static_cast<float>(c.rope_llama3->low_freq_factor),
                                          static_cast<float>(c.rope_llama3->high_freq_factor),
                                          static_cast<float>(c.rope_llama3->original_max_position_embeddings)};
-  return cpu::Rope(static_cast<int>(c.head_dim), c.rope_theta, &scaling);
+  return Rope(static_cast<int>(c.head_dim), c.rope_theta, &scaling);
 }
 
 class LlamaModel final : public CausalLM {
@@ -167,7 +167,7 @@ class LlamaModel final : public CausalLM {
   void final_norm(const BlockRun& run, const Workspace& ws);
 
   ModelConfig config_;
-  cpu::Rope rope_;
+  Rope rope_;
   std::vector<BlockSpec> blocks_;
   MatrixView embed_;
   MatrixView lm_head_;
@@ -198,7 +198,7 @@ void LlamaModel::run_block(size_t block, const BlockRun& run) {
   const Workspace ws(run.workspace, WorkspaceLayout(config_, run.limits));
   const int64_t layer = static_cast<int64_t>(block) - 1;
   if (block == 0) {
-    cpu::embedding(embed_, run.step.ids, ws.x);
+    run.ops.embedding(embed_, run.step.ids, ws.x);
   } else if (layer < config_.num_layers) {
     const LayerWeights& l = layers_[static_cast<size_t>(layer)];
     attention_block(run, ws, l, layer);
@@ -207,8 +207,8 @@ void LlamaModel::run_block(size_t block, const BlockRun& run) {
     final_norm(run, ws);
   } else {
     const size_t logit_rows = block_output(block, run.limits, run.step).count / static_cast<size_t>(config_.vocab_size);
-    const cpu::MatmulOutput head[] = {{lm_head_, nullptr, ws.logits}};
-    cpu::matmul(run.pool, ws.normed, logit_rows, head);
+    const MatmulOutput head[] = {{lm_head_, nullptr, ws.logits}};
+    run.ops.matmul(ws.normed, logit_rows, head);
   }
 }
 
@@ -231,12 +231,12 @@ void LlamaModel::final_norm(const BlockRun& run, const Workspace& ws) {
   if (!step.all_logits) {
     for (int64_t r = 0; r < step.rows; ++r) {
       const float* last = ws.x + (static_cast<size_t>((r + 1) * step.tokens) - 1) * hidden;
-      std::copy(last, last + hidden, ws.proj + static_cast<size_t>(r) * hidden);
+      run.ops.copy(ws.proj + static_cast<size_t>(r) * hidden, last, hidden);
     }
     input = ws.proj;
     rows = static_cast<size_t>(step.rows);
   }
-  cpu::rms_norm(input, final_norm_, rows, hidden, static_cast<float>(config_.rms_norm_eps), ws.normed);
+  run.ops.rms_norm(input, final_norm_, rows, hidden, static_cast<float>(config_.rms_norm_eps), ws.normed);
 }
 
 void LlamaModel::attention_block(const BlockRun& run, const Workspace& ws, const LayerWeights& l, int64_t layer) {
@@ -251,41 +251,33 @@ void LlamaModel::attention_block(const BlockRun& run, const Workspace& ws, const
   const size_t capacity = static_cast<size_t>(cache.capacity());
   const size_t past = static_cast<size_t>(cache.length());
 
-  cpu::rms_norm(ws.x, l.input_norm, tokens, hidden, static_cast<float>(c.rms_norm_eps), ws.normed);
-  const cpu::MatmulOutput qkv[] = {{l.q, l.q_bias, ws.q}, {l.k, l.k_bias, ws.k}, {l.v, l.v_bias, ws.v}};
-  cpu::matmul(run.pool, ws.normed, tokens, qkv);
+  Ops& ops = run.ops;
+  ops.rms_norm(ws.x, l.input_norm, tokens, hidden, static_cast<float>(c.rms_norm_eps), ws.normed);
+  const MatmulOutput qkv[] = {{l.q, l.q_bias, ws.q}, {l.k, l.k_bias, ws.k}, {l.v, l.v_bias, ws.v}};
+  ops.matmul(ws.normed, tokens, qkv);
 
+  // A left-padded row's positions count from its first real token; the
+  // padding's own (negative) positions are clamped: nothing attends to it.
+  ops.rope(rope_, ws.q, static_cast<int>(c.num_heads), step.rows, step.tokens, static_cast<int64_t>(past),
+           cache.row_starts());
+  ops.rope(rope_, ws.k, static_cast<int>(c.num_kv_heads), step.rows, step.tokens, static_cast<int64_t>(past),
+           cache.row_starts());
+  const AttentionShape shape{static_cast<int>(c.num_heads), static_cast<int>(c.num_kv_heads),
+                             static_cast<int>(c.head_dim), static_cast<int>(c.sliding_window)};
   for (int64_t r = 0; r < step.rows; ++r) {
     float* keys = cache.keys(layer, r);
     float* values = cache.values(layer, r);
-    // A left-padded row's positions count from its first real token; the
-    // padding's own (negative) positions are clamped: nothing attends to it.
-    const int64_t start = cache.row_start(r);
-    for (int64_t t = 0; t < step.tokens; ++t) {
-      const size_t token = static_cast<size_t>(r * step.tokens + t);
-      const int64_t slot = static_cast<int64_t>(past) + t;
-      const int64_t pos = std::max<int64_t>(slot - start, 0);
-      rope_.apply(ws.q + token * q_dim, static_cast<int>(c.num_heads), pos);
-      rope_.apply(ws.k + token * kv_dim, static_cast<int>(c.num_kv_heads), pos);
-      // Scatter this token's heads into the cache's [kv_head][slot] layout.
-      for (int64_t h = 0; h < c.num_kv_heads; ++h) {
-        const size_t src = token * kv_dim + static_cast<size_t>(h) * head_dim;
-        const size_t dst = (static_cast<size_t>(h) * capacity + static_cast<size_t>(slot)) * head_dim;
-        std::copy_n(ws.k + src, head_dim, keys + dst);
-        std::copy_n(ws.v + src, head_dim, values + dst);
-      }
-    }
-    const cpu::AttentionShape shape{static_cast<int>(c.num_heads), static_cast<int>(c.num_kv_heads),
-                                    static_cast<int>(c.head_dim), static_cast<int>(c.sliding_window)};
     const size_t first = static_cast<size_t>(r * step.tokens);
-    cpu::attention(run.pool, shape, ws.q + first * q_dim, static_cast<size_t>(step.tokens), past,
-                   static_cast<size_t>(start), keys, values, capacity, ws.attn + first * q_dim,
-                   std::span<float>(ws.scores, ws.scores_floats));
+    ops.store_kv(ws.k + first * kv_dim, ws.v + first * kv_dim, static_cast<size_t>(step.tokens),
+                 static_cast<int>(c.num_kv_heads), static_cast<int>(c.head_dim), capacity, past, keys, values);
+    ops.attention(shape, ws.q + first * q_dim, static_cast<size_t>(step.tokens), past,
+                  static_cast<size_t>(cache.row_start(r)), keys, values, capacity, ws.attn + first * q_dim,
+                  std::span<float>(ws.scores, ws.scores_floats));
   }
 
-  const cpu::MatmulOutput out[] = {{l.o, l.o_bias, ws.proj}};
-  cpu::matmul(run.pool, ws.attn, tokens, out);
-  cpu::add_inplace(ws.x, ws.proj, tokens * hidden);
+  const MatmulOutput out[] = {{l.o, l.o_bias, ws.proj}};
+  ops.matmul(ws.attn, tokens, out);
+  ops.add_inplace(ws.x, ws.proj, tokens * hidden);
 }
 
 void LlamaModel::mlp_block(const BlockRun& run, const Workspace& ws, const LayerWeights& l) {
@@ -293,13 +285,14 @@ void LlamaModel::mlp_block(const BlockRun& run, const Workspace& ws, const Layer
   const size_t tokens = static_cast<size_t>(run.step.rows * run.step.tokens);
   const size_t hidden = static_cast<size_t>(c.hidden_size);
   const size_t inter = static_cast<size_t>(c.intermediate_size);
-  cpu::rms_norm(ws.x, l.post_attention_norm, tokens, hidden, static_cast<float>(c.rms_norm_eps), ws.normed);
-  const cpu::MatmulOutput gate_up[] = {{l.gate, l.gate_bias, ws.gate}, {l.up, l.up_bias, ws.up}};
-  cpu::matmul(run.pool, ws.normed, tokens, gate_up);
-  cpu::silu_mul(ws.gate, ws.up, tokens * inter);
-  const cpu::MatmulOutput down[] = {{l.down, l.down_bias, ws.proj}};
-  cpu::matmul(run.pool, ws.gate, tokens, down);
-  cpu::add_inplace(ws.x, ws.proj, tokens * hidden);
+  Ops& ops = run.ops;
+  ops.rms_norm(ws.x, l.post_attention_norm, tokens, hidden, static_cast<float>(c.rms_norm_eps), ws.normed);
+  const MatmulOutput gate_up[] = {{l.gate, l.gate_bias, ws.gate}, {l.up, l.up_bias, ws.up}};
+  ops.matmul(ws.normed, tokens, gate_up);
+  ops.silu_mul(ws.gate, ws.up, tokens * inter);
+  const MatmulOutput down[] = {{l.down, l.down_bias, ws.proj}};
+  ops.matmul(ws.gate, tokens, down);
+  ops.add_inplace(ws.x, ws.proj, tokens * hidden);
 }
 
 }  // namespace

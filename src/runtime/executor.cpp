@@ -9,7 +9,14 @@ namespace strata {
 
 Executor::Executor(CausalLM& model, WeightStore& weights, std::vector<BlockPlacement> placement, Device& host,
                    ThreadPool& pool)
-    : model_(model), weights_(weights), placement_(std::move(placement)), host_(host), pool_(pool) {}
+    : model_(model), weights_(weights), placement_(std::move(placement)), host_(host), pool_(pool), cpu_ops_(pool) {
+  for (const BlockPlacement& p : placement_) {
+    Ops* ops = p.exec->native_ops();
+    if (!ops && !p.exec->host_addressable())
+      throw Error("internal: " + p.exec->name() + " has no op set and its memory is not the host's");
+    block_ops_.push_back(ops ? ops : &cpu_ops_);
+  }
+}
 
 std::unique_ptr<SessionState> Executor::new_session(int64_t rows, int64_t capacity, bool all_logits) {
   const ModelConfig& c = model_.config();
@@ -67,7 +74,7 @@ void Executor::run_chunk(SessionState& state, const ForwardStep& step) {
     // offloaded weights with it.
     if (b > 0 && placement_[b].exec != placement_[b - 1].exec) move_activation(state, b - 1, b, step);
     weights_.onload(b);
-    model_.run_block(b, BlockRun{pool_, state.cache, step, state.limits, state.block_workspace[b]});
+    model_.run_block(b, BlockRun{*block_ops_[b], state.cache, step, state.limits, state.block_workspace[b]});
     // post_forward: a disk block's host staging slot is free for the next read.
     weights_.release(b);
   }

@@ -11,6 +11,7 @@
 #include <span>
 #include <vector>
 
+#include "backend/cpu/cpu_ops.h"
 #include "backend/cpu/thread_pool.h"
 #include "backend/device.h"
 #include "backend/kv_cache.h"
@@ -59,6 +60,8 @@ class Executor {
   std::vector<BlockPlacement> placement_;
   Device& host_;
   ThreadPool& pool_;
+  CpuOps cpu_ops_;               // for every host-addressable device
+  std::vector<Ops*> block_ops_;  // per block: its executing device's ops
 };
 
 }  // namespace strata

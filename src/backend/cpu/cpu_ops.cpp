@@ -1,0 +1,56 @@
+#include "backend/cpu/cpu_ops.h"
+
+#include <algorithm>
+
+#include "backend/cpu/ops.h"
+
+namespace strata {
+
+void CpuOps::matmul(const float* x, size_t n, std::span<const MatmulOutput> outputs) {
+  cpu::matmul(pool_, x, n, outputs);
+}
+
+void CpuOps::rms_norm(const float* x, const float* weight, size_t rows, size_t dim, float eps, float* y) {
+  cpu::rms_norm(x, weight, rows, dim, eps, y);
+}
+
+void CpuOps::embedding(const MatrixView& table, std::span<const int32_t> ids, float* out) {
+  cpu::embedding(table, ids, out);
+}
+
+void CpuOps::add_inplace(float* x, const float* y, size_t n) { cpu::add_inplace(x, y, n); }
+
+void CpuOps::silu_mul(float* gate, const float* up, size_t n) { cpu::silu_mul(gate, up, n); }
+
+void CpuOps::rope(const Rope& rope, float* x, int heads, int64_t rows, int64_t tokens, int64_t past,
+                  std::span<const int64_t> row_starts) {
+  const size_t stride = static_cast<size_t>(heads) * static_cast<size_t>(rope.head_dim());
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t t = 0; t < tokens; ++t) {
+      const int64_t pos = std::max<int64_t>(past + t - row_starts[static_cast<size_t>(r)], 0);
+      rope.apply(x + static_cast<size_t>(r * tokens + t) * stride, heads, pos);
+    }
+}
+
+void CpuOps::store_kv(const float* k, const float* v, size_t tokens, int kv_heads, int head_dim, size_t capacity,
+                      size_t first_slot, float* keys, float* values) {
+  const size_t d = static_cast<size_t>(head_dim);
+  const size_t kv_dim = static_cast<size_t>(kv_heads) * d;
+  for (size_t t = 0; t < tokens; ++t)
+    for (size_t h = 0; h < static_cast<size_t>(kv_heads); ++h) {
+      const size_t src = t * kv_dim + h * d;
+      const size_t dst = (h * capacity + first_slot + t) * d;
+      std::copy_n(k + src, d, keys + dst);
+      std::copy_n(v + src, d, values + dst);
+    }
+}
+
+void CpuOps::attention(const AttentionShape& shape, const float* q, size_t tokens, size_t past, size_t start,
+                       const float* keys, const float* values, size_t capacity, float* out,
+                       std::span<float> scratch) {
+  cpu::attention(pool_, shape, q, tokens, past, start, keys, values, capacity, out, scratch);
+}
+
+void CpuOps::copy(float* dst, const float* src, size_t n) { std::copy_n(src, n, dst); }
+
+}  // namespace strata

@@ -1,0 +1,35 @@
+// The CPU's op set behind the Ops interface: the functions of cpu/ops.h with
+// the model's thread pool. It runs on any host-addressable memory, so the
+// sim:N devices use it too.
+#pragma once
+
+#include "backend/cpu/thread_pool.h"
+#include "backend/ops.h"
+
+namespace strata {
+
+class CpuOps final : public Ops {
+ public:
+  explicit CpuOps(ThreadPool& pool) : pool_(pool) {}
+
+  std::string_view name() const override { return "cpu"; }
+  bool supports(OpKind, DType) const override { return true; }
+  void matmul(const float* x, size_t n, std::span<const MatmulOutput> outputs) override;
+  void rms_norm(const float* x, const float* weight, size_t rows, size_t dim, float eps, float* y) override;
+  void embedding(const MatrixView& table, std::span<const int32_t> ids, float* out) override;
+  void add_inplace(float* x, const float* y, size_t n) override;
+  void silu_mul(float* gate, const float* up, size_t n) override;
+  void rope(const Rope& rope, float* x, int heads, int64_t rows, int64_t tokens, int64_t past,
+            std::span<const int64_t> row_starts) override;
+  void store_kv(const float* k, const float* v, size_t tokens, int kv_heads, int head_dim, size_t capacity,
+                size_t first_slot, float* keys, float* values) override;
+  void attention(const AttentionShape& shape, const float* q, size_t tokens, size_t past, size_t start,
+                 const float* keys, const float* values, size_t capacity, float* out,
+                 std::span<float> scratch) override;
+  void copy(float* dst, const float* src, size_t n) override;
+
+ private:
+  ThreadPool& pool_;
+};
+
+}  // namespace strata

@@ -1,0 +1,82 @@
+// The op set a model runs, per device (DESIGN.md, "Devices and tiers"). Every
+// executing device has one: the CPU's (which sim:N devices share, their
+// memory being host memory) and the CUDA backend's. A model calls the ops of
+// the device its block runs on (BlockRun::ops) with pointers into that
+// device's memory, so the model never knows where it runs.
+//
+// Activations are f32 throughout; weight matrices are f32, bf16 or f16 and
+// are widened exactly, so every backend computes the same math and differs
+// only in summation order. Math follows transformers' modeling_llama.py.
+// Thread-safety: an Ops object is used by the one thread running the model.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string_view>
+
+#include "backend/rope.h"
+#include "backend/tensor_view.h"
+
+namespace strata {
+
+// One product of a matmul batch: out[n, w.rows] = x[n, w.cols] @ w^T (+ bias).
+struct MatmulOutput {
+  MatrixView weight;
+  const float* bias = nullptr;  // f32 [w.rows] or null
+  float* out = nullptr;         // [n, w.rows], row-major
+};
+
+// Causal attention of T new query tokens of one sequence against its cache.
+struct AttentionShape {
+  int heads = 0;
+  int kv_heads = 0;
+  int head_dim = 0;
+  int window = 0;  // sliding window (Mistral): a query sees this many positions; 0 = all
+};
+
+// The ops, for the conformance test's "not supported" answers.
+enum class OpKind { matmul, rms_norm, embedding, add, silu_mul, rope, store_kv, attention, copy };
+
+class Ops {
+ public:
+  virtual ~Ops() = default;
+  // "cpu", "cuda".
+  virtual std::string_view name() const = 0;
+  // Whether the op runs here with weights of this dtype (matmul, embedding;
+  // the others take f32 only and ignore it).
+  virtual bool supports(OpKind op, DType weights) const = 0;
+
+  // Several products that share the input x ([n, cols], row stride cols), e.g. q/k/v.
+  virtual void matmul(const float* x, size_t n, std::span<const MatmulOutput> outputs) = 0;
+  // y = weight * (x * rsqrt(mean(x^2) + eps)) per row of length dim.
+  virtual void rms_norm(const float* x, const float* weight, size_t rows, size_t dim, float eps, float* y) = 0;
+  // out[i] = table row ids[i] widened to f32. ids are in host memory and valid.
+  virtual void embedding(const MatrixView& table, std::span<const int32_t> ids, float* out) = 0;
+  // x += y
+  virtual void add_inplace(float* x, const float* y, size_t n) = 0;
+  // gate = silu(gate) * up, silu(v) = v / (1 + exp(-v)).
+  virtual void silu_mul(float* gate, const float* up, size_t n) = 0;
+  // Rotates x [rows * tokens, heads, head_dim] in place: token t of row r sits
+  // in cache slot past + t and is at position max(past + t - row_starts[r], 0)
+  // (a left-padded row counts positions from its first real token).
+  // row_starts is in host memory.
+  virtual void rope(const Rope& rope, float* x, int heads, int64_t rows, int64_t tokens, int64_t past,
+                    std::span<const int64_t> row_starts) = 0;
+  // Writes `tokens` tokens' keys and values ([tokens, kv_heads, head_dim])
+  // into cache slots first_slot.. of one row's [kv_heads][capacity][head_dim].
+  virtual void store_kv(const float* k, const float* v, size_t tokens, int kv_heads, int head_dim,
+                        size_t capacity, size_t first_slot, float* keys, float* values) = 0;
+  // q: [T, heads, head_dim]; keys/values: [kv_heads, capacity, head_dim]
+  // holding slots 0..past+T-1; out: [T, heads, head_dim]. Query t sits in
+  // slot past + t and sees slots start..past+t (before `start`: a
+  // left-padded row's padding). scratch: StepLimits::workers x capacity
+  // floats of this device's workspace, for backends that want it.
+  virtual void attention(const AttentionShape& shape, const float* q, size_t tokens, size_t past, size_t start,
+                         const float* keys, const float* values, size_t capacity, float* out,
+                         std::span<float> scratch) = 0;
+  // n floats within this device's memory.
+  virtual void copy(float* dst, const float* src, size_t n) = 0;
+};
+
+}  // namespace strata
