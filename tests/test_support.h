@@ -74,6 +74,16 @@ struct Reference {
 };
 Reference read_reference(const std::filesystem::path& model_dir);
 
+// The tests run with GPUs hidden (STRATA_NO_GPU=1); a GPU test makes them
+// visible to the models it loads for its own scope.
+class ScopedGpus {
+ public:
+  ScopedGpus();
+  ~ScopedGpus();
+  ScopedGpus(const ScopedGpus&) = delete;
+  ScopedGpus& operator=(const ScopedGpus&) = delete;
+};
+
 // A fresh, empty directory under the system temp dir, removed on destruction.
 class TempDir {
  public:

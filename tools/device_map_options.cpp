@@ -25,10 +25,18 @@ void add_device_map_options(CLI::App* cmd, DeviceMapArgs& args) {
                   "runs. Default: ~/.cache/strata/offload/<model>-<hash>");
   cmd->add_option("--sim-devices", args.sim_devices,
                   "Simulated accelerators sim:0, sim:1, ...: '2x64MiB' (two of 64 MiB), '64MiB,128MiB', or "
-                  "'2x64MiB@2GB' to limit copies to 2 GB/s. Default: $STRATA_SIM_DEVICES");
+                  "'2x64MiB@2GB' to limit copies to 2 GB/s; they replace the GPUs. Default: $STRATA_SIM_DEVICES. "
+                  "Without them the accelerators are the GPUs the CUDA backend finds (cuda:0, ...; none with "
+                  "STRATA_NO_GPU=1)");
   cmd->add_option("--main-device", args.main_device,
                   "Device that runs offloaded (cpu/disk) modules, e.g. sim:0 or cpu. Default: the planner's main "
                   "accelerator, else the first accelerator in the map, else the CPU");
+  cmd->add_option("--offload-compute", args.offload_compute,
+                  "With a GPU: where modules offloaded to RAM or disk run. stream: on the GPU, their weights copied "
+                  "over PCIe before each use; local: on the CPU, where they lie; auto: whichever is faster for this "
+                  "batch, measured at start-up (copy rate against the CPU's product rate)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "stream", "local"}));
   cmd->add_option("--dtype", args.dtype, "Compute dtype of the weight matrices: f32, bf16 or f16 (default: as stored)");
   cmd->add_option("--ctx", args.ctx,
                   "Context tokens per row the plan budgets the KV cache for (default and minimum: what this command feeds)")
@@ -44,6 +52,7 @@ ModelOptions model_options(const DeviceMapArgs& args, int threads, int64_t ctx_n
   o.offload_folder = args.offload_folder;
   o.sim_devices = args.sim_devices;
   o.main_device = args.main_device;
+  o.offload_compute = args.offload_compute;
   o.ctx = std::max(args.ctx, ctx_needed);
   o.batch = batch;
   if (!args.dtype.empty()) {
@@ -71,6 +80,8 @@ void print_device_map(const Model& model, const DeviceMapArgs& args) {
                  d.name.c_str(), modules.c_str(), plan::format_bytes(d.weight_bytes).c_str(),
                  plan::format_bytes(d.planned_bytes).c_str(), budget.c_str());
   }
+  if (!model.offload_choice().empty())
+    std::fprintf(stderr, "strata: offloaded modules %s\n", model.offload_choice().c_str());
   if (!model.offload_folder().empty())
     std::fprintf(stderr, "strata: offload folder %s\n", model.offload_folder().c_str());
 }

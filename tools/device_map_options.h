@@ -17,6 +17,7 @@ struct DeviceMapArgs {
   std::string offload_folder;
   std::string sim_devices;
   std::string main_device;
+  std::string offload_compute = "auto";
   std::string dtype;
   int64_t ctx = 0;  // 0: what the command will use
   bool quiet = false;

@@ -18,8 +18,10 @@ namespace strata::cli {
 // the data the host has cached recently is cached for both.
 double measure_direct_read(const std::vector<WeightStore::DiskRange>& ranges, uint64_t limit);
 
-// Copies a host buffer to `device` repeatedly through its copy_in; bytes per
-// second of the best of `repetitions`. Uses at most `bytes` of its free room.
+// Copies a host buffer to `device` repeatedly through its copy_in, from
+// memory the device pins if it pins any (as the weight store's host tiers
+// are); bytes per second of the best of `repetitions`. Uses at most `bytes`
+// of the device's free room.
 double measure_copy_in(Device& device, uint64_t bytes, int repetitions);
 
 }  // namespace strata::cli

@@ -32,6 +32,10 @@ struct ModelOptions {
   // The device offloaded modules run on ("sim:0"); empty: the planner's main
   // accelerator, else the first accelerator the map names, else the CPU.
   std::string main_device;
+  // With a GPU and no main_device: whether modules offloaded to RAM or disk
+  // run on the GPU (stream), on the CPU (local), or whichever measures
+  // faster at start-up for this batch (auto).
+  std::string offload_compute = "auto";
   // Compute dtype of the weight matrices; nullopt: as stored.
   std::optional<DType> dtype;
   // What the plan budgets for: context tokens per row (0: the smaller of
@@ -74,8 +78,11 @@ class Model {
   const std::filesystem::path& dir() const;
   int threads() const;
   double load_seconds() const;
-  // Bytes of weights one decode step reads.
+  // Bytes of weights one decode step reads; of those, the bytes read from
+  // host memory by the blocks the CPU computes (also on sim devices, whose
+  // memory is host memory): what the host's memory bandwidth bounds.
   uint64_t weight_bytes_per_token() const;
+  uint64_t host_computed_bytes_per_token() const;
   uint64_t checkpoint_bytes() const;
   // Bytes one forward pass reads from the disk tier, and copies to
   // accelerators: what streaming costs per decode step.
@@ -87,6 +94,9 @@ class Model {
   // How the map was made ("auto", "sequential", "user map"), and the offload
   // folder in use (empty when none was needed).
   const std::string& plan_source() const;
+  // How --offload-compute auto chose where offloaded modules run, and the
+  // rates it measured; empty when it did not choose.
+  const std::string& offload_choice() const;
   std::filesystem::path offload_folder() const;
 
   // Logits of one no-cache forward over `rows` sequences of `tokens` ids each

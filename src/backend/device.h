@@ -45,9 +45,24 @@ class Device {
   // Gives back memory from allocate() with the same size.
   void release(void* data, size_t bytes);
 
-  // Host -> device and device -> host copies.
+  // Host -> device and device -> host copies, done when they return.
   virtual void copy_in(void* device_dst, const void* host_src, size_t bytes) = 0;
   virtual void copy_out(void* host_dst, const void* device_src, size_t bytes) = 0;
+  // A host -> device copy queued before any work later given to this device
+  // (a GPU runs it on its stream while the host goes on); the host bytes
+  // must stay as they are until finish_copies() returns. Where devices
+  // compute synchronously it is copy_in.
+  virtual void copy_in_ordered(void* device_dst, const void* host_src, size_t bytes) {
+    copy_in(device_dst, host_src, bytes);
+  }
+  // Waits until every copy_in_ordered so far is done.
+  virtual void finish_copies() {}
+  // Host memory this device copies from often (the host tier, the disk read
+  // slots): page-locked where that makes copies faster (CUDA); false where
+  // nothing was done (a device that failed says so on stderr). unpin_host
+  // before the memory is released.
+  virtual bool pin_host(void* data, size_t bytes) { return false; }
+  virtual void unpin_host(void* data) {}
 
   uint64_t capacity() const { return capacity_; }
   // Lowers the capacity to a budget, so that the budget is a hard limit too.

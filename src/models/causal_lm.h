@@ -125,8 +125,15 @@ class CausalLM {
   // Where block's result lies in the workspace; the last block's is the
   // logits, [rows, vocab] or with all_logits [rows * tokens, vocab].
   virtual WorkspaceRange block_output(size_t block, const StepLimits& limits, const ForwardStep& step) const = 0;
-  // Bytes of weights one decode step reads (every matrix once, one embedding row).
-  virtual uint64_t weight_bytes_per_token() const = 0;
+  // Bytes of weights one decode step reads in block b (every matrix once,
+  // one embedding row).
+  virtual uint64_t block_bytes_per_token(size_t block) const = 0;
+  // The same over all blocks.
+  uint64_t weight_bytes_per_token() const {
+    uint64_t total = 0;
+    for (size_t b = 0; b < blocks().size(); ++b) total += block_bytes_per_token(b);
+    return total;
+  }
 };
 
 // Creates the model for config.architecture from its model_blocks(), binding

@@ -147,14 +147,15 @@ class LlamaModel final : public CausalLM {
   const ModelConfig& config() const override { return config_; }
   const std::vector<BlockSpec>& blocks() const override { return blocks_; }
 
-  uint64_t weight_bytes_per_token() const override {
+  uint64_t block_bytes_per_token(size_t block) const override {
     auto bytes = [](const MatrixView& m) {
       return static_cast<uint64_t>(m.rows * m.cols) * dtype_size(m.dtype);
     };
-    uint64_t total = static_cast<uint64_t>(embed_.cols) * dtype_size(embed_.dtype) + bytes(lm_head_);
-    for (const auto& l : layers_)
-      total += bytes(l.q) + bytes(l.k) + bytes(l.v) + bytes(l.o) + bytes(l.gate) + bytes(l.up) + bytes(l.down);
-    return total;
+    if (block == 0) return static_cast<uint64_t>(embed_.cols) * dtype_size(embed_.dtype);
+    if (block == blocks_.size() - 1) return bytes(lm_head_);
+    if (block == blocks_.size() - 2) return 0;  // the final norm's vector
+    const LayerWeights& l = layers_[block - 1];
+    return bytes(l.q) + bytes(l.k) + bytes(l.v) + bytes(l.o) + bytes(l.gate) + bytes(l.up) + bytes(l.down);
   }
 
   void run_block(size_t block, const BlockRun& run) override;

@@ -51,13 +51,15 @@ struct Attempt {
 class AutoPlanner {
  public:
   AutoPlanner(const ModuleTree& tree, const MaxMemory& max_memory, const std::vector<std::string>& no_split,
-              const SizeOptions& sizes, const MemoryNeeds& needs, std::string_view kind)
+              const SizeOptions& sizes, const MemoryNeeds& needs, std::string_view kind,
+              std::optional<Device> main_device)
       : max_memory_(normalize_max_memory(max_memory)),
         needs_(needs),
         kind_(kind),
         units_(placement_units(tree, no_split, sizes, needs)),
         groups_(colocated_groups(units_.units, tree.tied.size())),
-        main_accelerator_(main_accelerator_of(max_memory_)),
+        main_accelerator_(main_device ? (main_device->is_gpu() ? main_device : std::nullopt)
+                                      : main_accelerator_of(max_memory_)),
         main_(main_accelerator_ ? *main_accelerator_ : Device::cpu_()) {
     for (const auto& [d, b] : max_memory_)
       if ((d.is_gpu() && b > 0) || !d.is_gpu()) devices_.push_back(d);
@@ -239,8 +241,9 @@ DeviceMap clean_in_placement_order(const DeviceMap& placed) {
 }
 
 AutoPlan plan_auto(const ModuleTree& tree, const MaxMemory& max_memory, const std::vector<std::string>& no_split,
-                   const SizeOptions& sizes, const MemoryNeeds& needs, std::string_view accelerator_kind) {
-  return AutoPlanner(tree, max_memory, no_split, sizes, needs, accelerator_kind).run();
+                   const SizeOptions& sizes, const MemoryNeeds& needs, std::string_view accelerator_kind,
+                   std::optional<Device> main_device) {
+  return AutoPlanner(tree, max_memory, no_split, sizes, needs, accelerator_kind, main_device).run();
 }
 
 }  // namespace strata::plan

@@ -42,7 +42,11 @@ struct AutoPlan {
 // at the end, as Accelerate's dict does), so maps read in the order they run.
 DeviceMap clean_in_placement_order(const DeviceMap& placed);
 
+// main_device, when given, is the device that runs offloaded modules (cpu,
+// or an accelerator), as the caller decided it; by default the first
+// accelerator with a budget (Accelerate's main device).
 AutoPlan plan_auto(const ModuleTree& tree, const MaxMemory& max_memory, const std::vector<std::string>& no_split,
-                   const SizeOptions& sizes, const MemoryNeeds& needs, std::string_view accelerator_kind = {});
+                   const SizeOptions& sizes, const MemoryNeeds& needs, std::string_view accelerator_kind = {},
+                   std::optional<Device> main_device = std::nullopt);
 
 }  // namespace strata::plan

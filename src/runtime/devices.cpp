@@ -1,8 +1,10 @@
 #include "runtime/devices.h"
 
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 
+#include "backend/cuda/cuda_backend.h"
 #include "backend/sim/sim_device.h"
 #include "plan/byte_size.h"
 #include "strata/error.h"
@@ -61,17 +63,28 @@ DeviceSet::DeviceSet(std::string_view sim_devices) {
   for (size_t i = 0; i < specs.size(); ++i)
     accelerators_.push_back(
         std::make_unique<SimDevice>(static_cast<int>(i), specs[i].capacity, specs[i].copy_bytes_per_second));
+  if (!accelerators_.empty()) {
+    kind_ = "sim";
+    why_no_gpu_ = "simulated devices replace the GPUs";
+    return;
+  }
+  if (const char* off = std::getenv("STRATA_NO_GPU"); off && *off && std::string_view(off) != "0") {
+    why_no_gpu_ = "STRATA_NO_GPU is set";
+    return;
+  }
+  accelerators_ = cuda::open_devices(0, why_no_gpu_);
+  if (!accelerators_.empty()) kind_ = "cuda";
 }
 
 Device& DeviceSet::resolve(const plan::Device& device) {
   if (device.kind == plan::Device::cpu) return cpu_;
   if (device.kind == plan::Device::disk) throw Error("internal: the disk tier is not a compute device");
   if (device.index < 0 || static_cast<size_t>(device.index) >= accelerators_.size()) {
-    const std::string have = accelerators_.empty()
-                                 ? "there are no accelerators"
-                                 : "only sim:0.." + std::to_string(accelerators_.size() - 1) + " exist";
+    const std::string have = accelerators_.empty() ? "there are no accelerators (" + why_no_gpu_ + ")"
+                                                   : "only " + kind_ + ":0.." +
+                                                         std::to_string(accelerators_.size() - 1) + " exist";
     throw Error("the device map names accelerator " + std::to_string(device.index) + ", but " + have, "", "",
-                "add simulated devices with --sim-devices (e.g. 2x64MiB), or map that module to cpu or disk");
+                "map that module to cpu or disk, or add simulated devices with --sim-devices (e.g. 2x64MiB)");
   }
   return *accelerators_[static_cast<size_t>(device.index)];
 }

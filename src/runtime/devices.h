@@ -1,5 +1,8 @@
-// The devices of one loaded model: the host plus any simulated accelerators,
-// owned together and handed to whatever needs them (no globals).
+// The devices of one loaded model: the host plus the accelerators, owned
+// together and handed to whatever needs them (no globals). The accelerators
+// are the simulated ones when --sim-devices asks for some, else the GPUs the
+// CUDA backend finds (none in a build without CUDA, or without a GPU, or
+// with STRATA_NO_GPU set to anything but 0).
 #pragma once
 
 #include <memory>
@@ -24,13 +27,15 @@ std::vector<SimDeviceSpec> parse_sim_devices(std::string_view text);
 
 class DeviceSet {
  public:
-  // sim_devices as parse_sim_devices reads it.
+  // sim_devices as parse_sim_devices reads it; empty: the GPUs.
   explicit DeviceSet(std::string_view sim_devices);
 
   Device& cpu() { return cpu_; }
   const std::vector<std::unique_ptr<Device>>& accelerators() const { return accelerators_; }
-  // "sim" when there are simulated accelerators, else "" (Accelerate's ordinals).
-  std::string accelerator_kind() const { return accelerators_.empty() ? "" : "sim"; }
+  // "sim" or "cuda" as the accelerators are, else "" (Accelerate's ordinals).
+  const std::string& accelerator_kind() const { return kind_; }
+  // Why there are no GPUs, when there are none.
+  const std::string& why_no_gpu() const { return why_no_gpu_; }
 
   // The device a plan's entry names; throws strata::Error for an accelerator
   // ordinal that does not exist. Not for the disk tier.
@@ -41,6 +46,8 @@ class DeviceSet {
  private:
   CpuDevice cpu_;
   std::vector<std::unique_ptr<Device>> accelerators_;
+  std::string kind_;
+  std::string why_no_gpu_;
 };
 
 // Bytes of RAM the kernel says are available now (MemAvailable).

@@ -65,7 +65,7 @@ std::unique_ptr<Model> Model::load(const std::filesystem::path& dir, const Model
   Checkpoint checkpoint = Checkpoint::open(dir);
 
   // Plan and check before reading a single weight.
-  PlannedMap plan = plan_device_map(impl->config, checkpoint, options, *impl->devices, impl->pool->size());
+  PlannedMap plan = plan_device_map(impl->config, checkpoint, options, *impl->devices, *impl->pool);
   std::unordered_set<std::string> names;
   collect_names(plan.tree.root, "", names);
   auto blocks = model_blocks(impl->config);
@@ -85,6 +85,7 @@ std::unique_ptr<Model> Model::load(const std::filesystem::path& dir, const Model
   impl->max_memory = std::move(plan.max_memory);
   impl->usage = std::move(plan.usage);
   impl->plan_source = std::move(plan.source);
+  impl->offload_choice = std::move(plan.offload_choice);
   impl->load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return std::unique_ptr<Model>(new Model(std::move(impl)));
 }
@@ -95,10 +96,19 @@ const std::filesystem::path& Model::dir() const { return impl_->dir; }
 int Model::threads() const { return impl_->pool->size(); }
 double Model::load_seconds() const { return impl_->load_seconds; }
 uint64_t Model::weight_bytes_per_token() const { return impl_->model->weight_bytes_per_token(); }
+
+uint64_t Model::host_computed_bytes_per_token() const {
+  const auto& placement = impl_->executor->placement();
+  uint64_t total = 0;
+  for (size_t b = 0; b < placement.size(); ++b)
+    if (placement[b].exec->host_addressable()) total += impl_->model->block_bytes_per_token(b);
+  return total;
+}
 uint64_t Model::checkpoint_bytes() const { return impl_->weights->total_bytes(); }
 uint64_t Model::disk_bytes_per_pass() const { return impl_->weights->disk_bytes_per_pass(); }
 uint64_t Model::copied_bytes_per_pass() const { return impl_->weights->copied_bytes_per_pass(); }
 const std::string& Model::plan_source() const { return impl_->plan_source; }
+const std::string& Model::offload_choice() const { return impl_->offload_choice; }
 
 std::filesystem::path Model::offload_folder() const { return impl_->weights->offload_folder().dir(); }
 
@@ -133,8 +143,11 @@ std::vector<DeviceReport> Model::devices() const {
       r.weight_bytes = use->weights;
       r.planned_bytes = key == plan::Device::disk_() ? use->weights : use->total();
     }
+    // Modules kept in RAM or on disk while there are accelerators are offloaded;
+    // the GPU runs them streamed, or the CPU where they lie.
+    const bool has_accelerators = !impl_->devices->accelerators().empty();
     for (const BlockPlacement& p : impl_->executor->placement())
-      if (p.exec == device && p.streamed()) r.runs_offloaded = true;
+      if (p.exec == device && p.tier.kind != plan::Device::gpu && has_accelerators) r.runs_offloaded = true;
     return r;
   };
   for (Device* d : impl_->devices->all())

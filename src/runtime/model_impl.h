@@ -27,6 +27,7 @@ struct Model::Impl {
   plan::MaxMemory max_memory;
   plan::MapUsage usage;  // the plan's bill per device
   std::string plan_source;
+  std::string offload_choice;
   std::unique_ptr<WeightStore> weights;
   std::unique_ptr<CausalLM> model;
   std::unique_ptr<Executor> executor;

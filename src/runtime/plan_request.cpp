@@ -14,6 +14,7 @@
 #include "plan/byte_size.h"
 #include "plan/device_map.h"
 #include "plan/max_memory.h"
+#include "runtime/offload_compute.h"
 #include "runtime/placement.h"
 #include "strata/error.h"
 
@@ -135,8 +136,48 @@ std::filesystem::path default_offload_folder(const std::filesystem::path& model_
   return base / "strata" / "offload" / name.str();
 }
 
+namespace {
+
+// The device offloaded modules run on when it is decided before planning:
+// --main-device, --offload-compute local, or auto's measurement when the
+// main accelerator is a GPU and the weights outgrow the accelerators.
+std::optional<plan::Device> decide_main_device(const Checkpoint& checkpoint, const ModelOptions& options,
+                                               const plan::MaxMemory& budgets, DeviceSet& devices, ThreadPool& pool,
+                                               std::string& choice) {
+  if (!options.main_device.empty()) {
+    const plan::Device main = plan::parse_device(options.main_device);
+    if (!main.is_gpu() && !(main == plan::Device::cpu_()))
+      throw Error("--main-device must be an accelerator or cpu, not " + options.main_device);
+    if (main.is_gpu()) devices.resolve(main);
+    return main;
+  }
+  const OffloadCompute mode = parse_offload_compute(options.offload_compute);
+  if (mode == OffloadCompute::local) return plan::Device::cpu_();
+  const std::optional<plan::Device> accelerator = plan::main_accelerator_of(budgets);
+  if (mode == OffloadCompute::stream || !accelerator) return std::nullopt;
+  Device& gpu = devices.resolve(*accelerator);
+  // Simulated devices exist to exercise streaming: they always stream.
+  if (gpu.host_addressable()) return std::nullopt;
+  double accelerator_bytes = 0, weight_bytes = 0;
+  for (const auto& [device, budget] : budgets)
+    if (device.is_gpu()) accelerator_bytes += budget;
+  DType dtype = DType::F32;
+  for (const TensorInfo& t : checkpoint.tensors()) {
+    weight_bytes += static_cast<double>(t.nbytes);
+    if (t.shape.size() == 2) dtype = t.dtype;
+  }
+  if (weight_bytes <= accelerator_bytes) return std::nullopt;  // nothing is likely to be offloaded
+  const OffloadRates rates = measure_offload_rates(gpu, pool, options.dtype.value_or(dtype), options.batch);
+  const bool local = local_is_faster(rates);
+  choice = describe_offload_choice(local, gpu.name(), rates, options.batch);
+  return local ? plan::Device::cpu_() : *accelerator;
+}
+
+}  // namespace
+
 PlannedMap plan_device_map(const ModelConfig& config, const Checkpoint& checkpoint, const ModelOptions& options,
-                           DeviceSet& devices, int threads) {
+                           DeviceSet& devices, ThreadPool& pool) {
+  const int threads = pool.size();
   const std::string fallback_dtype = config.torch_dtype.empty() ? "float32" : config.torch_dtype;
   auto dtype_of = [&](const std::string& name) {
     const TensorInfo* t = checkpoint.find(name);
@@ -158,10 +199,13 @@ PlannedMap plan_device_map(const ModelConfig& config, const Checkpoint& checkpoi
   for (const auto& [device, budget] : p.max_memory)
     if (device.is_gpu()) devices.resolve(device);  // an ordinal that does not exist is an error now
 
+  const std::optional<plan::Device> main =
+      decide_main_device(checkpoint, options, p.max_memory, devices, pool, p.offload_choice);
   const std::string& strategy = options.device_map.empty() ? std::string("auto") : options.device_map;
   p.source = strategy;
   if (strategy == "auto") {
-    plan::AutoPlan a = plan::plan_auto(p.tree, p.max_memory, no_split, sizes, needs, devices.accelerator_kind());
+    plan::AutoPlan a =
+        plan::plan_auto(p.tree, p.max_memory, no_split, sizes, needs, devices.accelerator_kind(), main);
     p.device_map = std::move(a.device_map);
     p.main_accelerator = a.main_accelerator;
   } else if (strategy == "sequential" || strategy == "balanced" || strategy == "balanced_low_0") {
@@ -178,13 +222,7 @@ PlannedMap plan_device_map(const ModelConfig& config, const Checkpoint& checkpoi
     p.main_accelerator = first_accelerator_in(p.device_map);
     p.source = "user map";
   }
-  if (!options.main_device.empty()) {
-    const plan::Device main = plan::parse_device(options.main_device);
-    if (!main.is_gpu() && !(main == plan::Device::cpu_()))
-      throw Error("--main-device must be an accelerator or cpu, not " + options.main_device);
-    if (main.is_gpu()) devices.resolve(main);
-    p.main_accelerator = main.is_gpu() ? std::optional(main) : std::nullopt;
-  }
+  if (main) p.main_accelerator = main->is_gpu() ? main : std::nullopt;
   p.usage = plan::map_usage(p.tree, p.device_map, p.max_memory, no_split, sizes, needs, p.main_accelerator);
   check_and_limit(p.usage, p.max_memory, devices, strategy);
   return p;

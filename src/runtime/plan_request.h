@@ -10,6 +10,7 @@
 #include "format/safetensors.h"
 #include "models/causal_lm.h"
 #include "plan/device.h"
+#include "backend/cpu/thread_pool.h"
 #include "plan/map_usage.h"
 #include "runtime/devices.h"
 #include "strata/model.h"
@@ -25,13 +26,16 @@ struct PlannedMap {
   std::optional<plan::Device> main_accelerator;
   plan::MapUsage usage;
   std::string source;  // "auto", "sequential", ..., "user map"
+  std::string offload_choice;  // what --offload-compute auto measured and chose, if it chose
   plan::ModuleTree tree;
 };
 
 // Throws strata::Error for a bad option, a map that names what the model does
 // not have, or a device that cannot hold its share (stating the minimum).
+// pool: the run's threads (the plan budgets per-thread scratch; --offload-compute
+// auto times CPU products on it).
 PlannedMap plan_device_map(const ModelConfig& config, const Checkpoint& checkpoint, const ModelOptions& options,
-                           DeviceSet& devices, int threads);
+                           DeviceSet& devices, ThreadPool& pool);
 
 // Reads a device map given as JSON text or as a JSON file.
 plan::DeviceMap parse_device_map(const std::string& text_or_file);

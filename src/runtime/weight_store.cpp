@@ -248,7 +248,27 @@ WeightStore::WeightStore(Checkpoint checkpoint, const std::vector<BlockSpec>& bl
         throw Error("internal: tied tensor " + w.name + " would be streamed to two places");
     }
   }
+  pin_for_copies(placement, host);
   if (!disk_blocks.empty()) prefetcher_ = std::make_unique<Prefetcher>(std::move(reads), slot_of, host_slots);
+}
+
+WeightStore::~WeightStore() {
+  for (const auto& [device, data] : pinned_) device->unpin_host(data);
+}
+
+// Host memory that an accelerator copies from every pass (the host tier and
+// the disk read slots) is page-locked once, so those copies run at the bus's
+// speed and asynchronously (CUDA copies pageable memory through a bounce
+// buffer). The first accelerator that streams does it for all of them.
+void WeightStore::pin_for_copies(const std::vector<BlockPlacement>& placement, Device& host) {
+  Device* copier = nullptr;
+  for (const BlockPlacement& p : placement)
+    if (p.streamed() && !copier) copier = p.exec;
+  if (!copier) return;
+  for (const DeviceBuffer& buffer : buffers_) {
+    if (buffer.device() != &host || buffer.bytes() == 0) continue;
+    if (copier->pin_host(buffer.data(), buffer.bytes())) pinned_.emplace_back(copier, buffer.data());
+  }
 }
 
 std::vector<std::filesystem::path> WeightStore::disk_files() const {
@@ -282,9 +302,14 @@ const float* WeightStore::vector_f32(const std::string& name, int64_t size) {
 void WeightStore::onload(size_t block) {
   const size_t s = stream_index_[block];
   if (s != kNotStreamed) prefetcher_->wait(s);
-  for (const Copy& c : onload_[block]) c.device->copy_in(c.dst, c.src, c.bytes);
-  // Copied on to a device, the host slot is free for the next read already.
-  if (s != kNotStreamed && !onload_[block].empty()) prefetcher_->release(s);
+  // Queued before the block's kernels: a GPU copies while the host goes on.
+  for (const Copy& c : onload_[block]) c.device->copy_in_ordered(c.dst, c.src, c.bytes);
+  // A disk block's host slot is refilled by the next read: once its bytes
+  // are on the device, it is free.
+  if (s != kNotStreamed && !onload_[block].empty()) {
+    onload_[block].front().device->finish_copies();
+    prefetcher_->release(s);
+  }
 }
 
 void WeightStore::release(size_t block) {

@@ -51,6 +51,9 @@ class WeightStore : public WeightSource {
   // unsupported dtype, and naming the device when it runs out of memory.
   WeightStore(Checkpoint checkpoint, const std::vector<BlockSpec>& blocks,
               const std::vector<BlockPlacement>& placement, Device& host, const WeightStoreOptions& options);
+  ~WeightStore() override;
+  WeightStore(const WeightStore&) = delete;
+  WeightStore& operator=(const WeightStore&) = delete;
 
   MatrixView matrix(const std::string& name, int64_t rows, int64_t cols) override;
   const float* vector_f32(const std::string& name, int64_t size) override;
@@ -99,6 +102,7 @@ class WeightStore : public WeightSource {
     size_t bytes;
   };
   const TensorInfo& expect(const WeightSpec& weight) const;
+  void pin_for_copies(const std::vector<BlockPlacement>& placement, Device& host);
   const Held& held(const std::string& name, const std::vector<int64_t>& shape) const;
 
   static constexpr size_t kNotStreamed = static_cast<size_t>(-1);
@@ -106,6 +110,7 @@ class WeightStore : public WeightSource {
   Checkpoint checkpoint_;
   OffloadFolder offload_;
   std::vector<DeviceBuffer> buffers_;  // resident regions, the host tier, staging slots
+  std::vector<std::pair<Device*, void*>> pinned_;  // host buffers page-locked by that device
   std::unordered_map<std::string, Held> held_;
   std::vector<std::vector<Copy>> onload_;  // per block
   std::vector<size_t> stream_index_;       // per block: its place in the disk stream, or kNotStreamed

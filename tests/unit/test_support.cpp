@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -12,6 +13,17 @@
 #include "format/safetensors.h"
 
 namespace strata::test {
+
+// The suite's expectations (bit-identical logits across maps, batches and
+// thread counts) are the CPU's: models load on the CPU and sim devices even
+// where a GPU is present, and so does every strata command the tests run.
+// GPU tests lift this with ScopedGpus.
+namespace {
+[[maybe_unused]] const bool kGpusHidden = [] { return setenv("STRATA_NO_GPU", "1", 1) == 0; }();
+}  // namespace
+
+ScopedGpus::ScopedGpus() { unsetenv("STRATA_NO_GPU"); }
+ScopedGpus::~ScopedGpus() { setenv("STRATA_NO_GPU", "1", 1); }
 
 CliResult run_cli(const std::string& args) {
   static std::atomic<int> counter{0};

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Issue 5's GPU checks in one command, on a machine with an NVIDIA GPU:
+#  1. builds strata with the CUDA backend (in build-cuda; SKIP_BUILD=1 uses
+#     the build-cuda already there, e.g. one carried from another machine);
+#  2. runs the GPU tests: every op on cuda against the reference
+#     (Backends/BackendOps.*/cuda) and the fixture models on cuda:0
+#     (Fixtures/CudaFidelity.*), which fails if either is skipped;
+#  3. benchmarks a synthetic Llama-3-8B-shaped bf16 checkpoint (16 GB) with
+#     --max-memory 0=GPU_BUDGET,cpu=CPU_BUDGET: what does not fit the GPU
+#     stays in page-locked RAM and streams over PCIe each token; strata bench
+#     prints the streaming rate beside the pinned-copy bandwidth it measures;
+#  4. runs the same checkpoint with transformers + Accelerate
+#     (device_map="auto", the same max_memory) for time per token.
+# Results go to $OUT (the device tool's output folder) or bench/out:
+# gpu_tests.txt, strata_bench.json (figures) and .txt (map, repetitions),
+# accelerate.json, summary.txt.
+# Environment: GPU_BUDGET (4GiB), CPU_BUDGET (100GiB), LIKE (llama-3-8b),
+# MODEL (/tmp/strata-gpu-bench/<LIKE>), TOKENS (16), SKIP_BUILD, SKIP_PEER.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=${OUT:-bench/out}
+gpu_budget=${GPU_BUDGET:-4GiB}
+cpu_budget=${CPU_BUDGET:-100GiB}
+like=${LIKE:-llama-3-8b}
+model=${MODEL:-/tmp/strata-gpu-bench/$like}
+tokens=${TOKENS:-16}
+mkdir -p "$out"
+
+nvidia-smi -L || { echo "no NVIDIA GPU visible: nothing to check here" >&2; exit 2; }
+if [[ ${SKIP_BUILD:-0} != 1 ]]; then
+  cmake -S . -B build-cuda -DCMAKE_BUILD_TYPE=Release -DSTRATA_CUDA=ON >/dev/null
+  cmake --build build-cuda -j"$(nproc)"
+fi
+strata=build-cuda/strata
+
+echo "== GPU tests"
+build-cuda/tests/strata_tests --gtest_filter='Backends/BackendOps.*/cuda:Fixtures/CudaFidelity.*' 2>&1 |
+  tee "$out/gpu_tests.txt" | grep -E '^\[  (PASSED|FAILED|SKIPPED) |not supported|max_abs_diff' || true
+if grep -q '^\[  FAILED\|^\[  SKIPPED' "$out/gpu_tests.txt"; then
+  echo "GPU tests failed or skipped: see $out/gpu_tests.txt" >&2
+  status=1
+fi
+
+echo "== strata bench: $like bf16, --max-memory 0=$gpu_budget,cpu=$cpu_budget"
+[[ -f $model/config.json ]] || "$strata" synth --like "$like" --dtype bf16 -o "$model" --force
+bench=("$strata" bench -m "$model" --max-memory "0=$gpu_budget,cpu=$cpu_budget" --reps 3
+       --gen-tokens "$tokens" --prompt-tokens 8)
+"${bench[@]}" --json >"$out/strata_bench.json" 2>"$out/strata_bench.txt"
+grep -E '^(strata: (map|peak)|  rep)' "$out/strata_bench.txt" || true
+
+if [[ ${SKIP_PEER:-0} != 1 ]]; then
+  echo "== transformers + Accelerate, same checkpoint and budget"
+  python3 bench/accelerate_offload.py "$model" --gpu "$gpu_budget" --cpu "$cpu_budget" --tokens "$tokens" \
+    | tee "$out/accelerate.json"
+fi
+
+python3 - "$out" <<'PY' | tee "$out/summary.txt"
+import json, os, sys
+out = sys.argv[1]
+s = json.load(open(os.path.join(out, "strata_bench.json")))
+ms = s["gen_ms_per_tok"]["mean"]
+rate, copy = s["streaming_rate_bytes_per_s"], s["copy_bandwidth_bytes_per_s"]
+print(f"strata: {ms:.1f} ms/token, {s['copied_bytes_per_token'] / 1e9:.2f} GB copied per token, "
+      f"streaming {rate / 1e9:.2f} GB/s = {100 * rate / copy:.0f}% of the pinned copy bandwidth {copy / 1e9:.2f} GB/s")
+peer = os.path.join(out, "accelerate.json")
+if os.path.exists(peer):
+    a = json.load(open(peer))
+    print(f"transformers+accelerate: {a['ms_per_token_mean']:.1f} ms/token; "
+          f"accelerate / strata = {a['ms_per_token_mean'] / ms:.2f}x")
+PY
+exit "${status:-0}"

@@ -1,0 +1,118 @@
+#include "backend/cuda/cuda_device.h"
+
+#include <cstdio>
+#include <string>
+
+#include "backend/cuda/cuda_check.h"
+#include "strata/error.h"
+
+namespace strata::cuda {
+namespace {
+
+// Pool blocks come in sizes rounded up to this granule (2 MiB above 1 MiB,
+// 512 bytes below), so a block freed by one session fits the next one's.
+size_t rounded(size_t bytes) {
+  const size_t granule = bytes >= (size_t{1} << 20) ? (size_t{2} << 20) : 512;
+  return (bytes + granule - 1) / granule * granule;
+}
+
+}  // namespace
+
+CudaDevice::CudaDevice(int index, int ordinal, uint64_t reserve)
+    : Device("cuda:" + std::to_string(ordinal), ordinal, kUnlimited), index_(index) {
+  make_current();
+  STRATA_CUDA_CHECK(cudaFree(nullptr));  // creates the context now, so free memory below excludes it
+  STRATA_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+  STRATA_CUDA_CHECK(cudaEventCreateWithFlags(&copies_done_, cudaEventDisableTiming));
+  ops_ = std::make_unique<CudaOps>(index_, stream_);
+  size_t free = 0, total = 0;
+  memory_info(free, total);
+  limit_capacity(free > reserve ? free - reserve : 0);
+}
+
+CudaDevice::~CudaDevice() {
+  cudaSetDevice(index_);
+  ops_.reset();
+  cudaStreamSynchronize(stream_);
+  for (const auto& [size, block] : free_blocks_) cudaFree(block);
+  if (copies_done_) cudaEventDestroy(copies_done_);
+  if (stream_) cudaStreamDestroy(stream_);
+}
+
+void CudaDevice::make_current() const { STRATA_CUDA_CHECK(cudaSetDevice(index_)); }
+
+void CudaDevice::memory_info(size_t& free, size_t& total) const {
+  make_current();
+  STRATA_CUDA_CHECK(cudaMemGetInfo(&free, &total));
+}
+
+void CudaDevice::copy_in(void* device_dst, const void* host_src, size_t bytes) {
+  make_current();
+  STRATA_CUDA_CHECK(cudaMemcpyAsync(device_dst, host_src, bytes, cudaMemcpyHostToDevice, stream_));
+  STRATA_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  count_copy_in(bytes);
+}
+
+void CudaDevice::copy_in_ordered(void* device_dst, const void* host_src, size_t bytes) {
+  make_current();
+  STRATA_CUDA_CHECK(cudaMemcpyAsync(device_dst, host_src, bytes, cudaMemcpyHostToDevice, stream_));
+  STRATA_CUDA_CHECK(cudaEventRecord(copies_done_, stream_));
+  count_copy_in(bytes);
+}
+
+void CudaDevice::finish_copies() {
+  make_current();
+  STRATA_CUDA_CHECK(cudaEventSynchronize(copies_done_));
+}
+
+void CudaDevice::copy_out(void* host_dst, const void* device_src, size_t bytes) {
+  make_current();
+  STRATA_CUDA_CHECK(cudaMemcpyAsync(host_dst, device_src, bytes, cudaMemcpyDeviceToHost, stream_));
+  STRATA_CUDA_CHECK(cudaStreamSynchronize(stream_));
+}
+
+bool CudaDevice::pin_host(void* data, size_t bytes) {
+  make_current();
+  // Portable: every GPU of the process copies from it at full speed.
+  const cudaError_t status = cudaHostRegister(data, bytes, cudaHostRegisterPortable);
+  if (status == cudaSuccess) return true;
+  cudaGetLastError();
+  std::fprintf(stderr, "strata: could not page-lock %.0f MiB of host memory for %s (%s); its copies run slower\n",
+               static_cast<double>(bytes) / (1 << 20), name().c_str(), cudaGetErrorString(status));
+  return false;
+}
+
+void CudaDevice::unpin_host(void* data) {
+  make_current();
+  cudaHostUnregister(data);
+}
+
+void* CudaDevice::raw_allocate(size_t bytes) {
+  make_current();
+  const size_t size = rounded(bytes);
+  if (const auto it = free_blocks_.find(size); it != free_blocks_.end()) {
+    void* block = it->second;
+    free_blocks_.erase(it);
+    return block;
+  }
+  void* block = nullptr;
+  cudaError_t status = cudaMalloc(&block, size);
+  if (status == cudaErrorMemoryAllocation) {
+    cudaGetLastError();
+    trim_pool();  // blocks cached for other sizes go back to the driver; try again
+    status = cudaMalloc(&block, size);
+  }
+  if (status != cudaSuccess)
+    throw_cuda_error(("cudaMalloc of " + std::to_string(size) + " bytes on " + name()).c_str(), status);
+  return block;
+}
+
+void CudaDevice::raw_release(void* data, size_t bytes) { free_blocks_.emplace(rounded(bytes), data); }
+
+void CudaDevice::trim_pool() {
+  cudaStreamSynchronize(stream_);
+  for (const auto& [size, block] : free_blocks_) cudaFree(block);
+  free_blocks_.clear();
+}
+
+}  // namespace strata::cuda

@@ -1,0 +1,66 @@
+// The CUDA op set: cuBLAS SGEMM for products of many rows (weights widened to
+// f32 a slice at a time), own kernels for everything else, including the
+// matrix-vector products of decoding, which read bf16/f16 weights directly.
+// Compute is float32 throughout, as on the CPU (no TF32, no half-precision
+// accumulation), so results differ from the CPU only in summation order.
+// All work is queued on the device's stream.
+#pragma once
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <unordered_map>
+
+#include "backend/ops.h"
+
+namespace strata::cuda {
+
+class CudaOps final : public Ops {
+ public:
+  CudaOps(int device_index, cudaStream_t stream);
+  ~CudaOps() override;
+  CudaOps(const CudaOps&) = delete;
+  CudaOps& operator=(const CudaOps&) = delete;
+
+  std::string_view name() const override { return "cuda"; }
+  bool supports(OpKind op, DType weights) const override;
+  void matmul(const float* x, size_t n, std::span<const MatmulOutput> outputs) override;
+  void rms_norm(const float* x, const float* weight, size_t rows, size_t dim, float eps, float* y) override;
+  void embedding(const MatrixView& table, std::span<const int32_t> ids, float* out) override;
+  void add_inplace(float* x, const float* y, size_t n) override;
+  void silu_mul(float* gate, const float* up, size_t n) override;
+  void rope(const Rope& rope, float* x, int heads, int64_t rows, int64_t tokens, int64_t past,
+            std::span<const int64_t> row_starts) override;
+  void store_kv(const float* k, const float* v, size_t tokens, int kv_heads, int head_dim, size_t capacity,
+                size_t first_slot, float* keys, float* values) override;
+  void attention(const AttentionShape& shape, const float* q, size_t tokens, size_t past, size_t start,
+                 const float* keys, const float* values, size_t capacity, float* out,
+                 std::span<float> scratch) override;
+  void copy(float* dst, const float* src, size_t n) override;
+
+  // Floats of the scratch that holds a slice of widened weights for SGEMM.
+  static constexpr size_t kWidenFloats = size_t{4} << 20;
+
+ private:
+  void make_current() const;
+  void matmul_one(const float* x, size_t n, const MatmulOutput& job);
+  // Small host arrays (ids, row starts) copied to device scratch that grows
+  // only when a larger step comes, so steady decoding never allocates.
+  template <typename T>
+  T* upload_small(std::span<const T> values, T*& buffer, size_t& capacity);
+  const float* inv_freq_on_device(const Rope& rope);
+
+  int index_;
+  cudaStream_t stream_;
+  cublasHandle_t blas_ = nullptr;
+  float* widened_ = nullptr;  // kWidenFloats
+  int32_t* ids_ = nullptr;
+  size_t ids_capacity_ = 0;
+  int64_t* starts_ = nullptr;
+  size_t starts_capacity_ = 0;
+  std::unordered_map<const Rope*, float*> inv_freq_;  // a model's rope lives as long as the model
+};
+
+}  // namespace strata::cuda

@@ -1,0 +1,46 @@
+// Where modules kept in host RAM or on disk run when a GPU is present
+// (DESIGN.md, "Devices and tiers"): streamed, their weights copied to the
+// GPU before each use, or local, computed by the CPU where they lie. At small
+// batch the CPU reads its RAM about as fast as PCIe moves it, so local can
+// win; at large batch the CPU is compute-bound and streaming wins (llama.cpp
+// copies weights only for batches of 32 and more). `auto` measures both
+// rates at start-up, for this machine and the run's batch, and picks the
+// faster. The offloaded blocks of a Llama-family model are alike (decoder
+// layers), so the choice per block is the same for each and is made once.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "backend/cpu/thread_pool.h"
+#include "backend/device.h"
+#include "strata/dtype.h"
+
+namespace strata {
+
+enum class OffloadCompute { automatic, stream, local };
+
+// "auto", "stream" or "local"; throws strata::Error for anything else.
+OffloadCompute parse_offload_compute(std::string_view text);
+
+struct OffloadRates {
+  double copy_bytes_per_second = 0;  // host -> accelerator, from page-locked memory
+  double cpu_bytes_per_second = 0;   // weight bytes the CPU's matmul consumes at the run's batch
+};
+
+// Measures both rates now (about 0.1 s): copies of a 64 MiB page-locked
+// buffer to `accelerator`, and CPU products of a 128 MiB `dtype` matrix with
+// `rows` rows of activations on `pool`.
+OffloadRates measure_offload_rates(Device& accelerator, ThreadPool& pool, DType dtype, int64_t rows);
+
+// True when computing a block on the CPU costs less than copying it.
+inline bool local_is_faster(const OffloadRates& rates) {
+  return rates.cpu_bytes_per_second > rates.copy_bytes_per_second;
+}
+
+// "streamed to cuda:0: copies 24.1 GB/s, CPU 15.2 GB/s at batch 1".
+std::string describe_offload_choice(bool local, const std::string& accelerator, const OffloadRates& rates,
+                                    int64_t rows);
+
+}  // namespace strata
