@@ -170,7 +170,8 @@ std::optional<plan::Device> decide_main_device(const Checkpoint& checkpoint, con
   const OffloadRates rates = measure_offload_rates(gpu, pool, options.dtype.value_or(dtype), options.batch);
   const bool local = local_is_faster(rates);
   choice = describe_offload_choice(local, gpu.name(), rates, options.batch);
-  return local ? plan::Device::cpu_() : *accelerator;
+  // Streaming keeps the usual main device (the planner's, or the map's first accelerator).
+  return local ? std::optional(plan::Device::cpu_()) : std::nullopt;
 }
 
 }  // namespace
