@@ -27,6 +27,15 @@ tokens=${TOKENS:-16}
 mkdir -p "$out"
 
 nvidia-smi -L || { echo "no NVIDIA GPU visible: nothing to check here" >&2; exit 2; }
+echo "== environment"
+{
+  nvidia-smi --query-gpu=name,driver_version,memory.total,pcie.link.gen.max,pcie.link.width.max --format=csv
+  command -v nvcc >/dev/null && nvcc --version | tail -1 || ls /usr/local/cuda/bin/nvcc 2>/dev/null || echo "no nvcc"
+  cmake --version | head -1 || echo "no cmake"
+  python3 -c 'import torch, transformers, accelerate; print("torch", torch.__version__, "cuda", torch.version.cuda,
+      "transformers", transformers.__version__, "accelerate", accelerate.__version__)' || echo "no torch stack"
+  nproc; free -g | head -2
+} 2>&1 | tee "$out/environment.txt"
 if [[ ${SKIP_BUILD:-0} != 1 ]]; then
   cmake -S . -B build-cuda -DCMAKE_BUILD_TYPE=Release -DSTRATA_CUDA=ON >/dev/null
   cmake --build build-cuda -j"$(nproc)"
