@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
 
 #include "format/mapped_file.h"
 #include "models/memory_needs.h"
@@ -253,6 +254,18 @@ WeightStore::WeightStore(Checkpoint checkpoint, const std::vector<BlockSpec>& bl
 }
 
 WeightStore::~WeightStore() {
+  // Queued copies may still read the host tier or the read slots (a step that
+  // failed midway): they finish before the memory is unpinned and released.
+  std::set<Device*> copiers;
+  for (const auto& copies : onload_)
+    for (const Copy& c : copies) copiers.insert(c.device);
+  for (Device* device : copiers) {
+    try {
+      device->finish_copies();
+    } catch (const Error&) {
+      // A device that failed has nothing left in flight; a destructor must not throw.
+    }
+  }
   for (const auto& [device, data] : pinned_) device->unpin_host(data);
 }
 

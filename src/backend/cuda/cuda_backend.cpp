@@ -10,8 +10,11 @@ namespace strata::cuda {
 namespace {
 
 // Kept free on each GPU beyond the plan: cuBLAS's workspace and kernel
-// modules load lazily on first use, and the op set's own scratch.
-constexpr uint64_t kReserve = uint64_t{512} << 20;
+// modules, which load lazily on first use; the op set's scratch (16 MiB);
+// and the driver's 2 MiB granularity for large allocations, which the plan's
+// 64-byte accounting does not see (one KV buffer per layer: ~250 MiB for a
+// 126-layer model).
+constexpr uint64_t kReserve = uint64_t{1} << 30;
 
 }  // namespace
 

@@ -23,11 +23,18 @@ CudaDevice::CudaDevice(int index, int ordinal, uint64_t reserve)
   make_current();
   STRATA_CUDA_CHECK(cudaFree(nullptr));  // creates the context now, so free memory below excludes it
   STRATA_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
-  STRATA_CUDA_CHECK(cudaEventCreateWithFlags(&copies_done_, cudaEventDisableTiming));
-  ops_ = std::make_unique<CudaOps>(index_, stream_);
-  size_t free = 0, total = 0;
-  memory_info(free, total);
-  limit_capacity(free > reserve ? free - reserve : 0);
+  try {
+    STRATA_CUDA_CHECK(cudaEventCreateWithFlags(&copies_done_, cudaEventDisableTiming));
+    ops_ = std::make_unique<CudaOps>(index_, stream_);
+    size_t free = 0, total = 0;
+    memory_info(free, total);
+    limit_capacity(free > reserve ? free - reserve : 0);
+  } catch (...) {
+    // The destructor does not run for a half-built object.
+    if (copies_done_) cudaEventDestroy(copies_done_);
+    cudaStreamDestroy(stream_);
+    throw;
+  }
 }
 
 CudaDevice::~CudaDevice() {

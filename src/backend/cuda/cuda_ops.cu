@@ -225,7 +225,9 @@ __global__ void attention_kernel(const float* __restrict__ q, const float* __res
     }
     __syncthreads();  // p_shared is rewritten by the next tile
   }
-  if (threadIdx.x < head_dim) out[(static_cast<size_t>(t) * heads + h) * d + threadIdx.x] = acc / running_sum;
+  // A left-padded row's padding queries see no key: zeros, as on the CPU.
+  if (threadIdx.x < head_dim)
+    out[(static_cast<size_t>(t) * heads + h) * d + threadIdx.x] = running_sum > 0.0f ? acc / running_sum : 0.0f;
 }
 
 void check_launch() { STRATA_CUDA_CHECK(cudaGetLastError()); }
@@ -235,10 +237,15 @@ void check_launch() { STRATA_CUDA_CHECK(cudaGetLastError()); }
 CudaOps::CudaOps(int device_index, cudaStream_t stream) : index_(device_index), stream_(stream) {
   make_current();
   STRATA_CUBLAS_CHECK(cublasCreate(&blas_));
-  STRATA_CUBLAS_CHECK(cublasSetStream(blas_, stream_));
-  // Float32 products stay float32: no TF32 tensor-op rounding.
-  STRATA_CUBLAS_CHECK(cublasSetMathMode(blas_, CUBLAS_PEDANTIC_MATH));
-  STRATA_CUDA_CHECK(cudaMalloc(&widened_, kWidenFloats * sizeof(float)));
+  try {
+    STRATA_CUBLAS_CHECK(cublasSetStream(blas_, stream_));
+    // Float32 products stay float32: no TF32 tensor-op rounding.
+    STRATA_CUBLAS_CHECK(cublasSetMathMode(blas_, CUBLAS_PEDANTIC_MATH));
+    STRATA_CUDA_CHECK(cudaMalloc(&widened_, kWidenFloats * sizeof(float)));
+  } catch (...) {
+    cublasDestroy(blas_);  // the destructor does not run for a half-built object
+    throw;
+  }
 }
 
 CudaOps::~CudaOps() {
@@ -285,6 +292,8 @@ void CudaOps::matmul_one(const float* x, size_t n, const MatmulOutput& job) {
     STRATA_CUBLAS_CHECK(cublasSgemm(blas_, CUBLAS_OP_T, CUBLAS_OP_N, rows, m, cols, &one,
                                     static_cast<const float*>(w.data), cols, x, cols, &zero, job.out, rows));
   } else {
+    if (static_cast<size_t>(cols) > kWidenFloats)
+      throw Error("cuda matmul: rows of " + std::to_string(cols) + " elements exceed the widening scratch");
     // Widen a slice of rows at a time into the scratch, then multiply it.
     const int slice = std::max(1, static_cast<int>(kWidenFloats / static_cast<size_t>(cols)));
     for (int r0 = 0; r0 < rows; r0 += slice) {
@@ -372,7 +381,11 @@ const float* CudaOps::inv_freq_on_device(const Rope& rope) {
   if (!table) {
     const auto& host = rope.inv_freq();
     STRATA_CUDA_CHECK(cudaMalloc(&table, host.size() * sizeof(float)));
-    STRATA_CUDA_CHECK(cudaMemcpy(table, host.data(), host.size() * sizeof(float), cudaMemcpyHostToDevice));
+    // On the device's stream (not the legacy default stream, which a
+    // non-blocking stream does not wait for), before the kernel that reads it.
+    // The host table lives as long as the Rope.
+    STRATA_CUDA_CHECK(cudaMemcpyAsync(table, host.data(), host.size() * sizeof(float), cudaMemcpyHostToDevice,
+                                      stream_));
   }
   return table;
 }
