@@ -17,6 +17,7 @@
 #include "plan/byte_size.h"
 #include "process_memory.h"
 #include "runtime/model_impl.h"
+#include "runtime/offload_compute.h"
 #include "strata/error.h"
 #include "strata/generate.h"
 #include "strata/model.h"

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstring>
 #include <map>
 #include <memory>
 
@@ -45,26 +44,6 @@ double measure_direct_read(const std::vector<WeightStore::DiskRange>& ranges, ui
   const double seconds = seconds_since(start);
   host_release(buffer, room);
   return done > 0 && seconds > 0 ? static_cast<double>(done) / seconds : 0.0;
-}
-
-double measure_copy_in(Device& device, uint64_t bytes, int repetitions) {
-  const uint64_t room = device.capacity() == Device::kUnlimited ? bytes : device.capacity() - device.in_use();
-  const size_t size = static_cast<size_t>(std::min(bytes, room) / 4096 * 4096);
-  if (size == 0) return 0;
-  DeviceBuffer target(device, size, "the copy-bandwidth measurement");
-  auto* source = static_cast<uint8_t*>(host_allocate(size));
-  std::memset(source, 1, size);  // touched, so the copies read real pages
-  // As the weight store does for the host tier and the read slots.
-  const bool pinned = device.pin_host(source, size);
-  double best = 0;
-  for (int r = 0; r < repetitions; ++r) {
-    const auto start = std::chrono::steady_clock::now();
-    device.copy_in(target.data(), source, size);
-    best = std::max(best, static_cast<double>(size) / seconds_since(start));
-  }
-  if (pinned) device.unpin_host(source);
-  host_release(source, size);
-  return best;
 }
 
 }  // namespace strata::cli

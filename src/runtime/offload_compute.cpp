@@ -21,6 +21,26 @@ constexpr int kRepetitions = 3;
 
 }  // namespace
 
+double measure_copy_in(Device& device, uint64_t bytes, int repetitions) {
+  const uint64_t room = device.capacity() == Device::kUnlimited ? bytes : device.capacity() - device.in_use();
+  const size_t size = static_cast<size_t>(std::min(bytes, room) / 4096 * 4096);
+  if (size == 0) return 0;
+  DeviceBuffer target(device, size, "the copy-bandwidth measurement");
+  auto* source = static_cast<uint8_t*>(host_allocate(size));
+  std::memset(source, 1, size);  // touched, so the copies read real pages
+  // As the weight store does for the host tier and the read slots.
+  const bool pinned = device.pin_host(source, size);
+  double best = 0;
+  for (int r = 0; r < repetitions; ++r) {
+    const auto start = std::chrono::steady_clock::now();
+    device.copy_in(target.data(), source, size);
+    best = std::max(best, static_cast<double>(size) / seconds_since(start));
+  }
+  if (pinned) device.unpin_host(source);
+  host_release(source, size);
+  return best;
+}
+
 OffloadCompute parse_offload_compute(std::string_view text) {
   if (text == "auto" || text.empty()) return OffloadCompute::automatic;
   if (text == "stream") return OffloadCompute::stream;
@@ -30,20 +50,7 @@ OffloadCompute parse_offload_compute(std::string_view text) {
 
 OffloadRates measure_offload_rates(Device& accelerator, ThreadPool& pool, DType dtype, int64_t rows) {
   OffloadRates rates;
-  {
-    constexpr size_t kBytes = size_t{64} << 20;
-    auto* source = static_cast<uint8_t*>(host_allocate(kBytes));
-    std::memset(source, 1, kBytes);
-    const bool pinned = accelerator.pin_host(source, kBytes);
-    DeviceBuffer target(accelerator, kBytes, "the start-up copy measurement");
-    for (int r = 0; r < kRepetitions; ++r) {
-      const auto start = std::chrono::steady_clock::now();
-      accelerator.copy_in(target.data(), source, kBytes);
-      rates.copy_bytes_per_second = std::max(rates.copy_bytes_per_second, kBytes / seconds_since(start));
-    }
-    if (pinned) accelerator.unpin_host(source);
-    host_release(source, kBytes);
-  }
+  rates.copy_bytes_per_second = measure_copy_in(accelerator, uint64_t{64} << 20, kRepetitions);
   {
     // A matrix bigger than the caches, of the dtype the offloaded weights have.
     constexpr int64_t kCols = 4096;

@@ -29,6 +29,12 @@ struct OffloadRates {
   double cpu_bytes_per_second = 0;   // weight bytes the CPU's matmul consumes at the run's batch
 };
 
+// Copies a host buffer to `device` repeatedly through its copy_in, from
+// memory the device pins if it pins any (as the weight store's host tiers
+// are); bytes per second of the best of `repetitions`. Uses at most `bytes`
+// of the device's free room.
+double measure_copy_in(Device& device, uint64_t bytes, int repetitions);
+
 // Measures both rates now (about 0.1 s): copies of a 64 MiB page-locked
 // buffer to `accelerator`, and CPU products of a 128 MiB `dtype` matrix with
 // `rows` rows of activations on `pool`.
