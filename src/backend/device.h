@@ -13,6 +13,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <limits>
+#include <span>
 #include <string>
 #include <utility>
 
@@ -48,15 +49,32 @@ class Device {
   // Host -> device and device -> host copies, done when they return.
   virtual void copy_in(void* device_dst, const void* host_src, size_t bytes) = 0;
   virtual void copy_out(void* host_dst, const void* device_src, size_t bytes) = 0;
-  // A host -> device copy queued before any work later given to this device
-  // (a GPU runs it on its stream while the host goes on); the host bytes
-  // must stay as they are until finish_copies() returns. Where devices
-  // compute synchronously it is copy_in.
-  virtual void copy_in_ordered(void* device_dst, const void* host_src, size_t bytes) {
-    copy_in(device_dst, host_src, bytes);
+  // Staging slots: device memory that offloaded weights are copied into
+  // just before the block that reads them runs (numbered 0..n-1 per device).
+  // A device with a copy engine (CUDA) runs these copies beside its compute,
+  // ordered per slot:
+  //   fill_slot(k, copies)  queues the copies into slot k; they start once
+  //                         the compute that read slot k before is done
+  //                         (release_slot), and run beside other compute;
+  //   use_slot(k)           compute queued from now on waits for k's fill;
+  //   release_slot(k)       the compute queued so far is the last to read
+  //                         k's contents: the next fill may start after it;
+  //   finish_fill(k)        the host waits until k's last fill is done (its
+  //                         host sources may change after that).
+  // The host bytes must stay as they are until finish_fill(k). The default
+  // fills with copy_in, at once, for devices that compute synchronously.
+  struct HostCopy {
+    void* dst;
+    const void* src;
+    size_t bytes;
+  };
+  virtual void fill_slot(size_t slot, std::span<const HostCopy> copies) {
+    (void)slot;
+    for (const HostCopy& c : copies) copy_in(c.dst, c.src, c.bytes);
   }
-  // Waits until every copy_in_ordered so far is done.
-  virtual void finish_copies() {}
+  virtual void use_slot(size_t slot) { (void)slot; }
+  virtual void release_slot(size_t slot) { (void)slot; }
+  virtual void finish_fill(size_t slot) { (void)slot; }
   // Host memory this device copies from often (the host tier, the disk read
   // slots): page-locked where that makes copies faster (CUDA); false where
   // nothing was done (a device that failed says so on stderr). unpin_host

@@ -69,13 +69,14 @@ void Executor::move_activation(SessionState& state, size_t from_block, size_t to
 
 void Executor::run_chunk(SessionState& state, const ForwardStep& step) {
   const auto& blocks = model_.blocks();
+  weights_.begin_pass();
   for (size_t b = 0; b < blocks.size(); ++b) {
     // pre_forward: the activation comes to this block's device, and its
     // offloaded weights with it.
     if (b > 0 && placement_[b].exec != placement_[b - 1].exec) move_activation(state, b - 1, b, step);
     weights_.onload(b);
     model_.run_block(b, BlockRun{*block_ops_[b], state.cache, step, state.limits, state.block_workspace[b]});
-    // post_forward: a disk block's host staging slot is free for the next read.
+    // post_forward: its slots may be reused, and the next streamed block's copy starts.
     weights_.release(b);
   }
   state.cache.set_length(state.cache.length() + step.tokens);

@@ -194,6 +194,7 @@ PlannedMap plan_device_map(const ModelConfig& config, const Checkpoint& checkpoi
   // The weight store reads disk tensors into page-aligned spans: up to one
   // block of alignment before and after each.
   needs.disk_read_slots = static_cast<int>(kDiskReadSlots);
+  needs.staging_slots = static_cast<int>(kStagingSlots);
   needs.disk_read_slack = 2.0 * DirectReader::kAlign;
 
   p.max_memory = options.max_memory.empty() ? budgets_from_devices(devices) : plan::parse_max_memory(options.max_memory);

@@ -19,6 +19,9 @@ namespace strata {
 
 // Host staging slots for blocks read from disk: one read ahead while one computes.
 inline constexpr size_t kDiskReadSlots = 2;
+// Staging slots on an accelerator for the weights streamed to it: one fills
+// while the block in the other computes.
+inline constexpr size_t kStagingSlots = 2;
 
 struct PlannedMap {
   plan::DeviceMap device_map;

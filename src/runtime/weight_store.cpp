@@ -56,7 +56,11 @@ const TensorInfo& WeightStore::expect(const WeightSpec& weight) const {
 WeightStore::WeightStore(Checkpoint checkpoint, const std::vector<BlockSpec>& blocks,
                          const std::vector<BlockPlacement>& placement, Device& host,
                          const WeightStoreOptions& options)
-    : checkpoint_(std::move(checkpoint)), onload_(blocks.size()), stream_index_(blocks.size(), kNotStreamed) {
+    : checkpoint_(std::move(checkpoint)),
+      staged_(blocks.size()),
+      stream_index_(blocks.size(), kNotStreamed),
+      read_waited_(blocks.size(), false),
+      in_use_(blocks.size(), false) {
   // 1. Decide each tensor's tier and its place in its device's region.
   std::vector<Item> items;
   std::unordered_map<std::string, size_t> item_of;
@@ -106,17 +110,33 @@ WeightStore::WeightStore(Checkpoint checkpoint, const std::vector<BlockSpec>& bl
     buffers_.emplace_back(*device, bytes, "weights");
     region[device] = buffers_.back().data();
   }
-  std::map<Device*, size_t> slot_bytes;
+  // Blocks streamed to an accelerator take turns in its staging slots: the
+  // j-th such block on a device uses slot j % slots, so one slot fills while
+  // the block in the other computes; a block sharing a tensor with an earlier
+  // one (a tied head) takes that block's slot, so the tensor has one address.
+  // Every slot of a device is the size of its largest streamed block.
+  std::map<Device*, size_t> slot_bytes, streamed_count;
+  std::unordered_map<std::string, size_t> staged_slot;  // tensor -> slot
+  const size_t slots_per_device = std::max<size_t>(options.staging_slots, 1);
   for (size_t b = 0; b < blocks.size(); ++b) {
     if (!placement[b].streamed()) continue;
-    size_t bytes = 0;
-    for (const WeightSpec& w : blocks[b].weights) bytes += align64(items[item_of.at(w.name)].bytes);
-    slot_bytes[placement[b].exec] = std::max(slot_bytes[placement[b].exec], bytes);
+    Device* device = placement[b].exec;
+    size_t bytes = 0, slot_index = streamed_count[device]++ % slots_per_device;
+    for (const WeightSpec& w : blocks[b].weights) {
+      bytes += align64(items[item_of.at(w.name)].bytes);
+      if (auto it = staged_slot.find(w.name); it != staged_slot.end()) slot_index = it->second;
+    }
+    for (const WeightSpec& w : blocks[b].weights) staged_slot.emplace(w.name, slot_index);
+    slot_bytes[device] = std::max(slot_bytes[device], bytes);
+    staged_[b].device = device;
+    staged_[b].slot = slot_index;
   }
   std::map<Device*, uint8_t*> slot;
   for (const auto& [device, bytes] : slot_bytes) {
-    buffers_.emplace_back(*device, bytes, "the staging slot for offloaded weights");
+    const size_t slots = std::min(slots_per_device, streamed_count[device]);
+    buffers_.emplace_back(*device, slots * bytes, "the staging slots for offloaded weights");
     slot[device] = buffers_.back().data();
+    slot_holds_[device].assign(slots, kNone);
   }
 
   // Disk-tier blocks, in execution order, read into host staging slots: block
@@ -223,7 +243,6 @@ WeightStore::WeightStore(Checkpoint checkpoint, const std::vector<BlockSpec>& bl
       disk_ranges_.push_back({run.path, run.offset, run.end - run.offset});
     }
   for (size_t b = 0; b < blocks.size(); ++b) {
-    const BlockPlacement& p = placement[b];
     size_t slot_offset = 0;
     for (size_t t = 0; t < blocks[b].weights.size(); ++t) {
       const WeightSpec& w = blocks[b].weights[t];
@@ -238,35 +257,57 @@ WeightStore::WeightStore(Checkpoint checkpoint, const std::vector<BlockSpec>& bl
         source = region.at(item.home) + item.offset;
       }
       void* view = const_cast<uint8_t*>(source);
-      if (p.streamed()) {
-        view = slot.at(p.exec) + slot_offset;
-        onload_[b].push_back({p.exec, view, source, item.bytes});
+      if (StagedBlock& st = staged_[b]; st.device) {
+        view = slot.at(st.device) + st.slot * slot_bytes.at(st.device) + slot_offset;
+        st.copies.push_back({view, source, item.bytes});
         slot_offset += align64(item.bytes);
-        copied_bytes_ += item.bytes;
       }
       const auto [it, fresh] = held_.emplace(w.name, Held{view, item.dtype, w.shape});
       if (!fresh && it->second.data != view)
         throw Error("internal: tied tensor " + w.name + " would be streamed to two places");
     }
   }
+  plan_prefetch(blocks.size());
   pin_for_copies(placement, host);
   if (!disk_blocks.empty()) prefetcher_ = std::make_unique<Prefetcher>(std::move(reads), slot_of, host_slots);
 }
 
 WeightStore::~WeightStore() {
-  // Queued copies may still read the host tier or the read slots (a step that
+  // Queued fills may still read the host tier or the read slots (a step that
   // failed midway): they finish before the memory is unpinned and released.
-  std::set<Device*> copiers;
-  for (const auto& copies : onload_)
-    for (const Copy& c : copies) copiers.insert(c.device);
-  for (Device* device : copiers) {
-    try {
-      device->finish_copies();
-    } catch (const Error&) {
-      // A device that failed has nothing left in flight; a destructor must not throw.
+  for (const auto& [device, holds] : slot_holds_)
+    for (size_t k = 0; k < holds.size(); ++k) {
+      try {
+        device->finish_fill(k);
+      } catch (const Error&) {
+        // A device that failed has nothing left in flight; a destructor must not throw.
+      }
     }
-  }
   for (const auto& [device, data] : pinned_) device->unpin_host(data);
+}
+
+// Which block's fill each release starts (the next streamed block, so its
+// copy runs while the blocks before it compute), and how many bytes a pass
+// copies (a slot that only one block uses is filled once and then kept).
+void WeightStore::plan_prefetch(size_t count) {
+  std::map<std::pair<Device*, size_t>, size_t> users;  // (device, slot) -> blocks using it
+  for (const StagedBlock& st : staged_)
+    if (st.device) ++users[{st.device, st.slot}];
+  for (const StagedBlock& st : staged_)
+    if (st.device && users[{st.device, st.slot}] > 1)
+      for (const Device::HostCopy& c : st.copies) copied_bytes_ += c.bytes;
+
+  // From host RAM the next streamed block may be the first of the next pass;
+  // from disk it must come before any other disk block, because the
+  // prefetcher hands out reads in order, and within the pass.
+  next_staged_.assign(count, kNone);
+  for (size_t b = 0; b < count; ++b)
+    for (size_t step = 1; step <= count; ++step) {
+      const size_t n = (b + step) % count;
+      const bool from_disk = stream_index_[n] != kNotStreamed;
+      if (staged_[n].device && (!from_disk || n > b)) next_staged_[b] = n;
+      if (staged_[n].device || from_disk) break;
+    }
 }
 
 // Host memory that an accelerator copies from every pass (the host tier and
@@ -312,22 +353,67 @@ const float* WeightStore::vector_f32(const std::string& name, int64_t size) {
   return static_cast<const float*>(held(name, {size}).data);
 }
 
-void WeightStore::onload(size_t block) {
-  const size_t s = stream_index_[block];
-  if (s != kNotStreamed) prefetcher_->wait(s);
-  // Queued before the block's kernels: a GPU copies while the host goes on.
-  for (const Copy& c : onload_[block]) c.device->copy_in_ordered(c.dst, c.src, c.bytes);
-  // A disk block's host slot is refilled by the next read: once its bytes
-  // are on the device, it is free.
-  if (s != kNotStreamed && !onload_[block].empty()) {
-    onload_[block].front().device->finish_copies();
-    prefetcher_->release(s);
+void WeightStore::begin_pass() {
+  for (size_t b = 0; b < staged_.size(); ++b) {
+    const StagedBlock& st = staged_[b];
+    // A pass cut short by an error left these: the prefetcher restarts its
+    // stream by itself, but queued fills must not read a slot it refills.
+    if (in_use_[b] && st.device) st.device->release_slot(st.slot);
+    if (read_waited_[b] && st.device) st.device->finish_fill(st.slot);
+    in_use_[b] = read_waited_[b] = false;
   }
 }
 
-void WeightStore::release(size_t block) {
+void WeightStore::wait_read(size_t block) {
   const size_t s = stream_index_[block];
-  if (s != kNotStreamed && onload_[block].empty()) prefetcher_->release(s);
+  if (s == kNotStreamed || read_waited_[block]) return;
+  prefetcher_->wait(s);
+  read_waited_[block] = true;
+}
+
+void WeightStore::stage(size_t block) {
+  const StagedBlock& st = staged_[block];
+  size_t& holds = slot_holds_.at(st.device)[st.slot];
+  if (holds == block) return;  // still there from the last pass, or filled ahead
+  wait_read(block);
+  holds = kNone;
+  st.device->fill_slot(st.slot, st.copies);
+  holds = block;
+}
+
+void WeightStore::onload(size_t block) {
+  // A disk block's read is waited every pass, in order, even when its slot
+  // still holds it: the prefetcher's stream runs through all of them.
+  wait_read(block);
+  const StagedBlock& st = staged_[block];
+  if (st.device) {
+    stage(block);
+    st.device->use_slot(st.slot);
+    in_use_[block] = true;
+  }
+  // The next streamed block's fill starts now, before this block computes,
+  // when its slot is another one (the block before this one freed it) and
+  // its weights are in RAM; a disk block's is started by release(), after
+  // the reads before it.
+  const size_t next = next_staged_[block];
+  if (next == kNone || stream_index_[next] != kNotStreamed) return;
+  if (st.device && staged_[next].device == st.device && staged_[next].slot == st.slot) return;
+  stage(next);
+}
+
+void WeightStore::release(size_t block) {
+  const StagedBlock& st = staged_[block];
+  if (st.device) {
+    st.device->release_slot(st.slot);
+    in_use_[block] = false;
+  }
+  if (read_waited_[block]) {
+    // The host slot is the source of the fill: it is free once that is done.
+    if (st.device) st.device->finish_fill(st.slot);
+    prefetcher_->release(stream_index_[block]);
+    read_waited_[block] = false;
+  }
+  if (next_staged_[block] != kNone) stage(next_staged_[block]);  // unless onload() did
 }
 
 }  // namespace strata

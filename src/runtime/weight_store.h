@@ -3,8 +3,9 @@
 // tiers"):
 // - resident: on the device that executes its block (host RAM for the CPU,
 //   the device pool for an accelerator), copied once at load;
-// - host: in host RAM, copied to the executing accelerator's staging slot
-//   just before its block runs (onload) — Accelerate's CPU offload;
+// - host: in host RAM, copied to one of the executing accelerator's staging
+//   slots while the block before it computes — Accelerate's CPU offload,
+//   with the copy overlapped;
 // - disk: read straight from the checkpoint's safetensors files when they
 //   hold it in the dtype computed with, else from the offload folder, by the
 //   prefetcher into host staging slots ahead of use (direct I/O, no page
@@ -42,6 +43,7 @@ struct WeightStoreOptions {
   std::filesystem::path offload_folder;
   ThreadPool* pool = nullptr;  // spreads copies and conversions at load
   size_t disk_read_slots = 2;  // host staging slots for disk reads: blocks read ahead + the one in use
+  size_t staging_slots = 2;    // per accelerator, for streamed blocks: one fills while one computes
 };
 
 class WeightStore : public WeightSource {
@@ -58,8 +60,14 @@ class WeightStore : public WeightSource {
   MatrixView matrix(const std::string& name, int64_t rows, int64_t cols) override;
   const float* vector_f32(const std::string& name, int64_t size) override;
 
-  // The hooks around block b: wait for its disk reads and bring its streamed
-  // weights to its device; then free its host staging slot for the next read.
+  // The hooks around block b. onload: wait for its disk reads, have its
+  // streamed weights in its device's staging slot before its compute, and
+  // start the next streamed block's fill into the other slot, so that copy
+  // runs while this block computes. release: its compute is queued; its
+  // slots may be reused once that is done (the next fill starts here when it
+  // needs this block's slot, or comes from disk). begin_pass before block 0
+  // of every pass.
+  void begin_pass();
   void onload(size_t block);
   void release(size_t block);
 
@@ -67,7 +75,8 @@ class WeightStore : public WeightSource {
   // Bytes of all tensors in the checkpoint.
   uint64_t total_bytes() const;
   // Bytes one pass over all blocks reads from the disk tier, and copies to
-  // accelerators (offloaded weights brought to the device that runs them).
+  // accelerators (offloaded weights brought to the device that runs them; a
+  // staging slot only one block uses is filled once and kept).
   uint64_t disk_bytes_per_pass() const { return disk_bytes_; }
   uint64_t copied_bytes_per_pass() const { return copied_bytes_; }
   // The files the disk tier reads, and the byte ranges one pass reads from
@@ -95,25 +104,37 @@ class WeightStore : public WeightSource {
     DType dtype = DType::F32;
     std::vector<int64_t> shape;
   };
-  struct Copy {
-    Device* device;
-    void* dst;
-    const void* src;
-    size_t bytes;
+  // A block whose weights are copied to its accelerator before it runs.
+  struct StagedBlock {
+    Device* device = nullptr;  // null: not streamed to an accelerator
+    size_t slot = 0;
+    std::vector<Device::HostCopy> copies;
   };
   const TensorInfo& expect(const WeightSpec& weight) const;
   void pin_for_copies(const std::vector<BlockPlacement>& placement, Device& host);
+  void plan_prefetch(size_t count);
   const Held& held(const std::string& name, const std::vector<int64_t>& shape) const;
+  void wait_read(size_t block);
+  void stage(size_t block);
 
   static constexpr size_t kNotStreamed = static_cast<size_t>(-1);
+  static constexpr size_t kNone = static_cast<size_t>(-1);
 
   Checkpoint checkpoint_;
   OffloadFolder offload_;
   std::vector<DeviceBuffer> buffers_;  // resident regions, the host tier, staging slots
   std::vector<std::pair<Device*, void*>> pinned_;  // host buffers page-locked by that device
   std::unordered_map<std::string, Held> held_;
-  std::vector<std::vector<Copy>> onload_;  // per block
-  std::vector<size_t> stream_index_;       // per block: its place in the disk stream, or kNotStreamed
+  // Per block: its staging, its place in the disk stream (or kNotStreamed),
+  // the streamed block whose fill its release starts (or kNone), whether its
+  // disk read was waited for and not yet released, whether it is using its
+  // slot (onload to release).
+  std::vector<StagedBlock> staged_;
+  std::vector<size_t> stream_index_;
+  std::vector<size_t> next_staged_;
+  std::vector<bool> read_waited_;
+  std::vector<bool> in_use_;
+  std::map<Device*, std::vector<size_t>> slot_holds_;  // the block each staging slot holds, or kNone
   std::map<std::filesystem::path, std::unique_ptr<DirectReader>> readers_;
   std::unique_ptr<Prefetcher> prefetcher_;  // declared last: its thread stops before the buffers go
   std::vector<std::span<const uint8_t>> resident_host_ranges_;

@@ -22,17 +22,17 @@ CudaDevice::CudaDevice(int index, int ordinal, uint64_t reserve)
     : Device("cuda:" + std::to_string(ordinal), ordinal, kUnlimited), index_(index) {
   make_current();
   STRATA_CUDA_CHECK(cudaFree(nullptr));  // creates the context now, so free memory below excludes it
-  STRATA_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
   try {
-    STRATA_CUDA_CHECK(cudaEventCreateWithFlags(&copies_done_, cudaEventDisableTiming));
+    STRATA_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    STRATA_CUDA_CHECK(cudaStreamCreateWithFlags(&copy_stream_, cudaStreamNonBlocking));
     ops_ = std::make_unique<CudaOps>(index_, stream_);
     size_t free = 0, total = 0;
     memory_info(free, total);
     limit_capacity(free > reserve ? free - reserve : 0);
   } catch (...) {
     // The destructor does not run for a half-built object.
-    if (copies_done_) cudaEventDestroy(copies_done_);
-    cudaStreamDestroy(stream_);
+    ops_.reset();
+    destroy_streams_and_events();
     throw;
   }
 }
@@ -40,10 +40,21 @@ CudaDevice::CudaDevice(int index, int ordinal, uint64_t reserve)
 CudaDevice::~CudaDevice() {
   cudaSetDevice(index_);
   ops_.reset();
-  cudaStreamSynchronize(stream_);
+  if (copy_stream_) cudaStreamSynchronize(copy_stream_);
+  if (stream_) cudaStreamSynchronize(stream_);
   for (const auto& [size, block] : free_blocks_) cudaFree(block);
-  if (copies_done_) cudaEventDestroy(copies_done_);
+  destroy_streams_and_events();
+}
+
+void CudaDevice::destroy_streams_and_events() {
+  for (const SlotEvents& e : slots_) {
+    if (e.filled) cudaEventDestroy(e.filled);
+    if (e.released) cudaEventDestroy(e.released);
+  }
+  slots_.clear();
+  if (copy_stream_) cudaStreamDestroy(copy_stream_);
   if (stream_) cudaStreamDestroy(stream_);
+  copy_stream_ = stream_ = nullptr;
 }
 
 void CudaDevice::make_current() const { STRATA_CUDA_CHECK(cudaSetDevice(index_)); }
@@ -60,16 +71,46 @@ void CudaDevice::copy_in(void* device_dst, const void* host_src, size_t bytes) {
   count_copy_in(bytes);
 }
 
-void CudaDevice::copy_in_ordered(void* device_dst, const void* host_src, size_t bytes) {
-  make_current();
-  STRATA_CUDA_CHECK(cudaMemcpyAsync(device_dst, host_src, bytes, cudaMemcpyHostToDevice, stream_));
-  STRATA_CUDA_CHECK(cudaEventRecord(copies_done_, stream_));
-  count_copy_in(bytes);
+const CudaDevice::SlotEvents& CudaDevice::slot_events(size_t slot) {
+  while (slots_.size() <= slot) {
+    SlotEvents e;
+    STRATA_CUDA_CHECK(cudaEventCreateWithFlags(&e.filled, cudaEventDisableTiming));
+    const cudaError_t status = cudaEventCreateWithFlags(&e.released, cudaEventDisableTiming);
+    if (status != cudaSuccess) {
+      cudaEventDestroy(e.filled);
+      throw_cuda_error("cudaEventCreateWithFlags", status);
+    }
+    slots_.push_back(e);
+  }
+  return slots_[slot];
 }
 
-void CudaDevice::finish_copies() {
+// Waiting for an event never recorded (a slot's first fill) is a no-op in
+// CUDA, so the first use of each slot needs no special case.
+void CudaDevice::fill_slot(size_t slot, std::span<const HostCopy> copies) {
   make_current();
-  STRATA_CUDA_CHECK(cudaEventSynchronize(copies_done_));
+  const SlotEvents& e = slot_events(slot);
+  STRATA_CUDA_CHECK(cudaStreamWaitEvent(copy_stream_, e.released, 0));
+  for (const HostCopy& c : copies) {
+    STRATA_CUDA_CHECK(cudaMemcpyAsync(c.dst, c.src, c.bytes, cudaMemcpyHostToDevice, copy_stream_));
+    count_copy_in(c.bytes);
+  }
+  STRATA_CUDA_CHECK(cudaEventRecord(e.filled, copy_stream_));
+}
+
+void CudaDevice::use_slot(size_t slot) {
+  make_current();
+  STRATA_CUDA_CHECK(cudaStreamWaitEvent(stream_, slot_events(slot).filled, 0));
+}
+
+void CudaDevice::release_slot(size_t slot) {
+  make_current();
+  STRATA_CUDA_CHECK(cudaEventRecord(slot_events(slot).released, stream_));
+}
+
+void CudaDevice::finish_fill(size_t slot) {
+  make_current();
+  STRATA_CUDA_CHECK(cudaEventSynchronize(slot_events(slot).filled));
 }
 
 void CudaDevice::copy_out(void* host_dst, const void* device_src, size_t bytes) {
@@ -114,10 +155,17 @@ void* CudaDevice::raw_allocate(size_t bytes) {
   return block;
 }
 
-void CudaDevice::raw_release(void* data, size_t bytes) { free_blocks_.emplace(rounded(bytes), data); }
+// Memory is released when a session or a model ends, never per token: waiting
+// here for both streams means a cached block is idle when it is handed out
+// again, whichever stream its next user queues work on.
+void CudaDevice::raw_release(void* data, size_t bytes) {
+  make_current();
+  cudaStreamSynchronize(copy_stream_);
+  cudaStreamSynchronize(stream_);
+  free_blocks_.emplace(rounded(bytes), data);
+}
 
 void CudaDevice::trim_pool() {
-  cudaStreamSynchronize(stream_);
   for (const auto& [size, block] : free_blocks_) cudaFree(block);
   free_blocks_.clear();
 }

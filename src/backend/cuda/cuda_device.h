@@ -1,8 +1,11 @@
 // A GPU behind the Device interface: memory from a pool that reuses blocks
-// (cudaMalloc only when no freed block of the size is cached), copies on the
-// device's stream, and the CUDA op set (cuda_ops.h). Everything the device
-// does is ordered on its one stream, so a copy into a staging slot waits for
-// the kernels that read the slot before it.
+// (cudaMalloc only when no freed block of the size is cached), the CUDA op
+// set (cuda_ops.h) on a compute stream, and staging-slot fills on a second,
+// copy stream, so the copy engine brings the next block's weights while the
+// kernels of this one run. Two events per slot order them: `filled` (copy
+// stream, after a fill) which the compute stream waits for before using the
+// slot, and `released` (compute stream, after the last kernel that read it)
+// which the copy stream waits for before filling it again.
 // Thread-safety: used by the one thread that runs the model.
 #pragma once
 
@@ -11,6 +14,8 @@
 #include <cstddef>
 #include <map>
 #include <memory>
+#include <span>
+#include <vector>
 
 #include "backend/cuda/cuda_ops.h"
 #include "backend/device.h"
@@ -31,10 +36,11 @@ class CudaDevice final : public Device {
   // Both wait until the copy is done: the host buffer may be reused at once.
   void copy_in(void* device_dst, const void* host_src, size_t bytes) override;
   void copy_out(void* host_dst, const void* device_src, size_t bytes) override;
-  // Queued on the stream, after the kernels before it and before those
-  // after it: asynchronous from pinned memory.
-  void copy_in_ordered(void* device_dst, const void* host_src, size_t bytes) override;
-  void finish_copies() override;
+  // Staging slots (device.h): asynchronous from pinned memory.
+  void fill_slot(size_t slot, std::span<const HostCopy> copies) override;
+  void use_slot(size_t slot) override;
+  void release_slot(size_t slot) override;
+  void finish_fill(size_t slot) override;
   // False when the driver refuses (copies from that memory still work, slower).
   bool pin_host(void* data, size_t bytes) override;
   void unpin_host(void* data) override;
@@ -48,12 +54,19 @@ class CudaDevice final : public Device {
   void raw_release(void* data, size_t bytes) override;
 
  private:
+  struct SlotEvents {
+    cudaEvent_t filled = nullptr;
+    cudaEvent_t released = nullptr;
+  };
   void make_current() const;
   void trim_pool();
+  const SlotEvents& slot_events(size_t slot);  // created on first use
+  void destroy_streams_and_events();
 
   int index_;
-  cudaStream_t stream_ = nullptr;
-  cudaEvent_t copies_done_ = nullptr;  // recorded after the last ordered copy
+  cudaStream_t stream_ = nullptr;       // kernels, and the synchronous copies
+  cudaStream_t copy_stream_ = nullptr;  // staging-slot fills
+  std::vector<SlotEvents> slots_;
   std::unique_ptr<CudaOps> ops_;
   std::multimap<size_t, void*> free_blocks_;  // released blocks by rounded size, for reuse
 };
