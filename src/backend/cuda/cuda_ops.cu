@@ -86,11 +86,77 @@ __global__ void matvec_kernel(const W* __restrict__ w, const float* __restrict__
   }
 }
 
+// Widens the elements of one 16-byte pack of weights (little-endian: the
+// low half of each 32-bit word is the earlier element).
+__device__ __forceinline__ void widen_pack(const uint4& raw, const float*, float (&out)[4]) {
+  out[0] = __uint_as_float(raw.x);
+  out[1] = __uint_as_float(raw.y);
+  out[2] = __uint_as_float(raw.z);
+  out[3] = __uint_as_float(raw.w);
+}
+__device__ __forceinline__ void widen_pack(const uint4& raw, const Bf16*, float (&out)[8]) {
+  const uint32_t words[4] = {raw.x, raw.y, raw.z, raw.w};
+#pragma unroll
+  for (int j = 0; j < 4; ++j) {
+    out[2 * j] = __uint_as_float(words[j] << 16);
+    out[2 * j + 1] = __uint_as_float(words[j] & 0xffff0000u);
+  }
+}
+__device__ __forceinline__ void widen_pack(const uint4& raw, const F16*, float (&out)[8]) {
+  const uint32_t words[4] = {raw.x, raw.y, raw.z, raw.w};
+#pragma unroll
+  for (int j = 0; j < 4; ++j) {
+    out[2 * j] = __half2float(__ushort_as_half(static_cast<unsigned short>(words[j] & 0xffffu)));
+    out[2 * j + 1] = __half2float(__ushort_as_half(static_cast<unsigned short>(words[j] >> 16)));
+  }
+}
+
+// matvec_kernel for rows that are whole 16-byte packs, 16-byte aligned, and
+// x rows aligned for float4: each lane reads 16 bytes of weights per load
+// (a warp 512), which decoding needs to run at the memory's bandwidth.
+template <typename W, int N>
+__global__ void matvec_packed_kernel(const W* __restrict__ w, const float* __restrict__ x,
+                                     const float* __restrict__ bias, float* __restrict__ out, int rows, int cols) {
+  constexpr int kPer = 16 / static_cast<int>(sizeof(W));
+  const int row = static_cast<int>((blockIdx.x * blockDim.x + threadIdx.x) / kWarp);
+  const int lane = threadIdx.x % kWarp;
+  if (row >= rows) return;
+  const uint4* wr = reinterpret_cast<const uint4*>(w + static_cast<size_t>(row) * static_cast<size_t>(cols));
+  const int packs = cols / kPer;
+  float acc[N];
+#pragma unroll
+  for (int i = 0; i < N; ++i) acc[i] = 0.0f;
+  for (int p = lane; p < packs; p += kWarp) {
+    float wk[kPer];
+    widen_pack(wr[p], static_cast<const W*>(nullptr), wk);
+#pragma unroll
+    for (int i = 0; i < N; ++i) {
+      const float4* xv = reinterpret_cast<const float4*>(x + static_cast<size_t>(i) * cols) + p * (kPer / 4);
+#pragma unroll
+      for (int q = 0; q < kPer / 4; ++q) {
+        const float4 xx = xv[q];
+        acc[i] += wk[4 * q] * xx.x + wk[4 * q + 1] * xx.y + wk[4 * q + 2] * xx.z + wk[4 * q + 3] * xx.w;
+      }
+    }
+  }
+#pragma unroll
+  for (int i = 0; i < N; ++i) {
+    const float total = warp_sum(acc[i]);
+    if (lane == 0) out[static_cast<size_t>(i) * rows + row] = total + (bias ? bias[row] : 0.0f);
+  }
+}
+
+bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
 template <typename W, int N>
 void launch_matvec(const void* w, const float* x, const float* bias, float* out, int rows, int cols,
                    cudaStream_t stream) {
-  matvec_kernel<W, N><<<blocks_for(static_cast<size_t>(rows) * kWarp), kThreads, 0, stream>>>(
-      static_cast<const W*>(w), x, bias, out, rows, cols);
+  const unsigned blocks = blocks_for(static_cast<size_t>(rows) * kWarp);
+  const bool packed = (static_cast<size_t>(cols) * sizeof(W)) % 16 == 0 && aligned16(w) && aligned16(x);
+  if (packed)
+    matvec_packed_kernel<W, N><<<blocks, kThreads, 0, stream>>>(static_cast<const W*>(w), x, bias, out, rows, cols);
+  else
+    matvec_kernel<W, N><<<blocks, kThreads, 0, stream>>>(static_cast<const W*>(w), x, bias, out, rows, cols);
 }
 
 template <typename W>
@@ -252,8 +318,8 @@ CudaOps::~CudaOps() {
   cudaSetDevice(index_);
   cudaStreamSynchronize(stream_);
   for (const auto& [rope, table] : inv_freq_) cudaFree(table);
-  cudaFree(starts_);
-  cudaFree(ids_);
+  cudaFree(starts_.data);
+  cudaFree(ids_.data);
   cudaFree(widened_);
   if (blas_) cublasDestroy(blas_);
 }
@@ -326,25 +392,29 @@ void CudaOps::rms_norm(const float* x, const float* weight, size_t rows, size_t 
 }
 
 template <typename T>
-T* CudaOps::upload_small(std::span<const T> values, T*& buffer, size_t& capacity) {
-  if (values.size() > capacity) {
+const T* CudaOps::mirror(std::span<const T> values, Mirrored<T>& array) {
+  if (std::equal(values.begin(), values.end(), array.values.begin(), array.values.end())) return array.data;
+  if (values.size() > array.capacity) {
     STRATA_CUDA_CHECK(cudaStreamSynchronize(stream_));  // the old buffer may still be read
-    cudaFree(buffer);
-    buffer = nullptr;
-    capacity = std::max<size_t>(values.size(), 256);
-    STRATA_CUDA_CHECK(cudaMalloc(&buffer, capacity * sizeof(T)));
+    cudaFree(array.data);
+    array.data = nullptr;
+    array.values.clear();
+    array.capacity = std::max<size_t>(values.size(), 256);
+    STRATA_CUDA_CHECK(cudaMalloc(&array.data, array.capacity * sizeof(T)));
   }
   // From pageable memory: returns once the values are staged, so the caller
-  // may reuse them; ordered on the stream before the kernel that reads them.
-  STRATA_CUDA_CHECK(cudaMemcpyAsync(buffer, values.data(), values.size() * sizeof(T), cudaMemcpyHostToDevice,
+  // may reuse them; ordered on the stream after the kernels that read the
+  // old values and before those that read the new.
+  STRATA_CUDA_CHECK(cudaMemcpyAsync(array.data, values.data(), values.size() * sizeof(T), cudaMemcpyHostToDevice,
                                     stream_));
-  return buffer;
+  array.values.assign(values.begin(), values.end());
+  return array.data;
 }
 
 void CudaOps::embedding(const MatrixView& table, std::span<const int32_t> ids, float* out) {
   if (ids.empty()) return;
   make_current();
-  const int32_t* device_ids = upload_small(ids, ids_, ids_capacity_);
+  const int32_t* device_ids = mirror(ids, ids_);
   const unsigned blocks = static_cast<unsigned>(ids.size());
   const int dim = static_cast<int>(table.cols);
   switch (table.dtype) {
@@ -397,7 +467,7 @@ void CudaOps::rope(const Rope& rope, float* x, int heads, int64_t rows, int64_t 
   if (n == 0) return;
   make_current();
   const float* inv_freq = inv_freq_on_device(rope);
-  const int64_t* starts = upload_small(row_starts.first(static_cast<size_t>(rows)), starts_, starts_capacity_);
+  const int64_t* starts = mirror(row_starts.first(static_cast<size_t>(rows)), starts_);
   rope_kernel<<<blocks_for(n), kThreads, 0, stream_>>>(x, inv_freq, starts, heads, rope.head_dim(), tokens, past, n);
   check_launch();
 }

@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <unordered_map>
+#include <vector>
 
 #include "backend/ops.h"
 
@@ -46,20 +47,26 @@ class CudaOps final : public Ops {
  private:
   void make_current() const;
   void matmul_one(const float* x, size_t n, const MatmulOutput& job);
-  // Small host arrays (ids, row starts) copied to device scratch that grows
-  // only when a larger step comes, so steady decoding never allocates.
+  // A small host array (ids, row starts) mirrored in device scratch that
+  // grows only when a larger step comes, so steady decoding never
+  // allocates; copied only when its values change (the row starts of a
+  // generation stay the same for every layer and step).
   template <typename T>
-  T* upload_small(std::span<const T> values, T*& buffer, size_t& capacity);
+  struct Mirrored {
+    T* data = nullptr;
+    size_t capacity = 0;
+    std::vector<T> values;  // what data holds
+  };
+  template <typename T>
+  const T* mirror(std::span<const T> values, Mirrored<T>& array);
   const float* inv_freq_on_device(const Rope& rope);
 
   int index_;
   cudaStream_t stream_;
   cublasHandle_t blas_ = nullptr;
   float* widened_ = nullptr;  // kWidenFloats
-  int32_t* ids_ = nullptr;
-  size_t ids_capacity_ = 0;
-  int64_t* starts_ = nullptr;
-  size_t starts_capacity_ = 0;
+  Mirrored<int32_t> ids_;
+  Mirrored<int64_t> starts_;
   std::unordered_map<const Rope*, float*> inv_freq_;  // a model's rope lives as long as the model
 };
 
