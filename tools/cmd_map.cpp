@@ -25,6 +25,7 @@
 #include "plan/device_map.h"
 #include "plan/map_usage.h"
 #include "plan/max_memory.h"
+#include "runtime/plan_request.h"
 #include "strata/error.h"
 #include "strata/model_config.h"
 
@@ -116,6 +117,7 @@ Request from_config(const MapArgs& a) {
   const int64_t ctx = a.ctx > 0 ? a.ctx : std::min<int64_t>(2048, config.max_position_embeddings);
   const int threads = a.threads > 0 ? a.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   r.needs = memory_needs(config, dtype_of, weights_dtype, ctx, a.batch, threads);
+  add_runtime_buffers(r.needs);
   r.summary = config.architecture + ", " + std::to_string(config.num_layers) + " layers, ctx " + std::to_string(ctx) +
               ", batch " + std::to_string(a.batch);
   return r;

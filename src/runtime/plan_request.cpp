@@ -176,6 +176,14 @@ std::optional<plan::Device> decide_main_device(const Checkpoint& checkpoint, con
 
 }  // namespace
 
+void add_runtime_buffers(plan::MemoryNeeds& needs) {
+  needs.disk_read_slots = static_cast<int>(kDiskReadSlots);
+  needs.staging_slots = static_cast<int>(kStagingSlots);
+  // The weight store reads disk tensors into page-aligned spans: up to one
+  // block of alignment before and after each.
+  needs.disk_read_slack = 2.0 * DirectReader::kAlign;
+}
+
 PlannedMap plan_device_map(const ModelConfig& config, const Checkpoint& checkpoint, const ModelOptions& options,
                            DeviceSet& devices, ThreadPool& pool) {
   const int threads = pool.size();
@@ -191,11 +199,7 @@ PlannedMap plan_device_map(const ModelConfig& config, const Checkpoint& checkpoi
   if (options.dtype) sizes.dtype = torch_dtype_name(*options.dtype);
   const int64_t ctx = options.ctx > 0 ? options.ctx : std::min<int64_t>(config.max_position_embeddings, 2048);
   plan::MemoryNeeds needs = memory_needs(config, dtype_of, sizes.dtype, ctx, options.batch, threads, options.all_logits);
-  // The weight store reads disk tensors into page-aligned spans: up to one
-  // block of alignment before and after each.
-  needs.disk_read_slots = static_cast<int>(kDiskReadSlots);
-  needs.staging_slots = static_cast<int>(kStagingSlots);
-  needs.disk_read_slack = 2.0 * DirectReader::kAlign;
+  add_runtime_buffers(needs);
 
   p.max_memory = options.max_memory.empty() ? budgets_from_devices(devices) : plan::parse_max_memory(options.max_memory);
   for (const auto& [device, budget] : p.max_memory)

@@ -23,6 +23,12 @@ inline constexpr size_t kDiskReadSlots = 2;
 // while the block in the other computes.
 inline constexpr size_t kStagingSlots = 2;
 
+// The runtime's own buffers that a plan bills besides the model's needs:
+// the disk tier's read slots (with their alignment slack) and the
+// accelerators' staging slots. Both `strata map` and loading use it, so
+// they plan alike.
+void add_runtime_buffers(plan::MemoryNeeds& needs);
+
 struct PlannedMap {
   plan::DeviceMap device_map;
   plan::MaxMemory max_memory;

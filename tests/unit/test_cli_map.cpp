@@ -10,6 +10,7 @@
 #include <set>
 
 #include "broken_checkpoints.h"
+#include "strata/model.h"
 #include "test_support.h"
 
 namespace strata {
@@ -161,6 +162,33 @@ TEST(CliMap, ModelDirUsesHeadersAndDefaultsToAvailableRam) {
   for (const char* flag : {"--max-memory", "--strategy", "--no-split", "--dtype", "--ctx", "--batch", "--threads",
                            "--accelerators", "--json", "--tree", "--config"})
     EXPECT_NE(help.out.find(flag), std::string::npos) << flag;
+}
+
+// `strata map -m` bills what loading bills (the staging and read slots
+// included), so the map it prints is the one a run uses.
+TEST(CliMap, ModelDirPlansTheMapThatLoadingUses) {
+  STRATA_REQUIRE_FIXTURES();
+  const std::filesystem::path model = test::fixtures_dir() / "models" / "llama-tiny-random";
+  // sim:0 gets room for its slots, KV cache and activations (595 KiB) and
+  // the embedding; the cpu for its read slots (539 KiB) and no layer: the
+  // layers stream from disk to sim:0. A plan that forgot either kind of
+  // slot would keep layers on sim:0 or in RAM.
+  const std::string budgets = "0=850KiB,cpu=600KiB,disk";
+  test::TempDir tmp;
+  ModelOptions o = test::with_threads(1);
+  o.sim_devices = "1x64MiB";
+  o.max_memory = budgets;
+  o.ctx = 64;
+  o.offload_folder = tmp.path();
+  const std::string loaded = Model::load(model, o)->device_map_json();
+  const test::CliResult r = test::run_cli("map -m " + model.string() + " --max-memory " + budgets +
+                                          " --accelerators sim --ctx 64 --threads 1 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto planned = as_map(Json::parse(r.out));
+  EXPECT_EQ(planned, as_map(Json::parse(loaded))) << "strata map:\n" << r.out << "\nloaded:\n" << loaded;
+  std::set<std::string> tiers;
+  for (const auto& [module, device] : planned) tiers.insert(device);
+  EXPECT_EQ(tiers, (std::set<std::string>{"0", "disk"})) << r.out;
 }
 
 }  // namespace
