@@ -115,7 +115,7 @@ WeightStore::WeightStore(Checkpoint checkpoint, const std::vector<BlockSpec>& bl
   // the block in the other computes; a block sharing a tensor with an earlier
   // one (a tied head) takes that block's slot, so the tensor has one address.
   // Every slot of a device is the size of its largest streamed block.
-  std::map<Device*, size_t> slot_bytes, streamed_count;
+  std::map<Device*, size_t> slot_bytes, streamed_count, slots_used;
   std::unordered_map<std::string, size_t> staged_slot;  // tensor -> slot
   const size_t slots_per_device = std::max<size_t>(options.staging_slots, 1);
   for (size_t b = 0; b < blocks.size(); ++b) {
@@ -128,12 +128,13 @@ WeightStore::WeightStore(Checkpoint checkpoint, const std::vector<BlockSpec>& bl
     }
     for (const WeightSpec& w : blocks[b].weights) staged_slot.emplace(w.name, slot_index);
     slot_bytes[device] = std::max(slot_bytes[device], bytes);
+    slots_used[device] = std::max(slots_used[device], slot_index + 1);
     staged_[b].device = device;
     staged_[b].slot = slot_index;
   }
   std::map<Device*, uint8_t*> slot;
   for (const auto& [device, bytes] : slot_bytes) {
-    const size_t slots = std::min(slots_per_device, streamed_count[device]);
+    const size_t slots = slots_used.at(device);
     buffers_.emplace_back(*device, slots * bytes, "the staging slots for offloaded weights");
     slot[device] = buffers_.back().data();
     slot_holds_[device].assign(slots, kNone);
@@ -269,7 +270,13 @@ WeightStore::WeightStore(Checkpoint checkpoint, const std::vector<BlockSpec>& bl
   }
   plan_prefetch(blocks.size());
   pin_for_copies(placement, host);
-  if (!disk_blocks.empty()) prefetcher_ = std::make_unique<Prefetcher>(std::move(reads), slot_of, host_slots);
+  try {
+    if (!disk_blocks.empty()) prefetcher_ = std::make_unique<Prefetcher>(std::move(reads), slot_of, host_slots);
+  } catch (...) {
+    // The destructor does not run for a half-built object.
+    for (const auto& [device, data] : pinned_) device->unpin_host(data);
+    throw;
+  }
 }
 
 WeightStore::~WeightStore() {
@@ -286,16 +293,32 @@ WeightStore::~WeightStore() {
   for (const auto& [device, data] : pinned_) device->unpin_host(data);
 }
 
-// Which block's fill each release starts (the next streamed block, so its
-// copy runs while the blocks before it compute), and how many bytes a pass
-// copies (a slot that only one block uses is filled once and then kept).
+// Which block's fill each hook starts (the next streamed block, so its copy
+// runs while the blocks before it compute), and how many bytes a pass copies:
+// a slot that holds one content (one block, or a tied head and the embedding
+// whose copies are the same) is filled once and then kept.
 void WeightStore::plan_prefetch(size_t count) {
-  std::map<std::pair<Device*, size_t>, size_t> users;  // (device, slot) -> blocks using it
-  for (const StagedBlock& st : staged_)
-    if (st.device) ++users[{st.device, st.slot}];
-  for (const StagedBlock& st : staged_)
-    if (st.device && users[{st.device, st.slot}] > 1)
+  const auto same_copies = [](const StagedBlock& a, const StagedBlock& b) {
+    return a.device == b.device && a.slot == b.slot &&
+           std::equal(a.copies.begin(), a.copies.end(), b.copies.begin(), b.copies.end(),
+                      [](const Device::HostCopy& x, const Device::HostCopy& y) {
+                        return x.dst == y.dst && x.src == y.src && x.bytes == y.bytes;
+                      });
+  };
+  std::map<std::pair<Device*, size_t>, size_t> contents;  // (device, slot) -> distinct contents
+  for (size_t b = 0; b < count; ++b) {
+    StagedBlock& st = staged_[b];
+    if (!st.device) continue;
+    st.content = b;
+    for (size_t a = 0; a < b && st.content == b; ++a)
+      if (staged_[a].device && same_copies(staged_[a], st)) st.content = a;
+    if (st.content == b) ++contents[{st.device, st.slot}];
+  }
+  for (size_t b = 0; b < count; ++b) {
+    const StagedBlock& st = staged_[b];
+    if (st.device && st.content == b && contents[{st.device, st.slot}] > 1)
       for (const Device::HostCopy& c : st.copies) copied_bytes_ += c.bytes;
+  }
 
   // From host RAM the next streamed block may be the first of the next pass;
   // from disk it must come before any other disk block, because the
@@ -374,11 +397,11 @@ void WeightStore::wait_read(size_t block) {
 void WeightStore::stage(size_t block) {
   const StagedBlock& st = staged_[block];
   size_t& holds = slot_holds_.at(st.device)[st.slot];
-  if (holds == block) return;  // still there from the last pass, or filled ahead
+  if (holds == st.content) return;  // still there from the last pass, or filled ahead
   wait_read(block);
   holds = kNone;
   st.device->fill_slot(st.slot, st.copies);
-  holds = block;
+  holds = st.content;
 }
 
 void WeightStore::onload(size_t block) {

@@ -109,6 +109,7 @@ class WeightStore : public WeightSource {
     Device* device = nullptr;  // null: not streamed to an accelerator
     size_t slot = 0;
     std::vector<Device::HostCopy> copies;
+    size_t content = 0;  // the first block whose fill is the same as this one's (itself, or the embedding for a tied head)
   };
   const TensorInfo& expect(const WeightSpec& weight) const;
   void pin_for_copies(const std::vector<BlockPlacement>& placement, Device& host);
@@ -134,7 +135,7 @@ class WeightStore : public WeightSource {
   std::vector<size_t> next_staged_;
   std::vector<bool> read_waited_;
   std::vector<bool> in_use_;
-  std::map<Device*, std::vector<size_t>> slot_holds_;  // the block each staging slot holds, or kNone
+  std::map<Device*, std::vector<size_t>> slot_holds_;  // the content each staging slot holds, or kNone
   std::map<std::filesystem::path, std::unique_ptr<DirectReader>> readers_;
   std::unique_ptr<Prefetcher> prefetcher_;  // declared last: its thread stops before the buffers go
   std::vector<std::span<const uint8_t>> resident_host_ranges_;

@@ -86,6 +86,27 @@ TEST(StagingSlots, StreamedBlocksSharingSlotsAreCopiedOncePerPass) {
   EXPECT_EQ(bytes_copied_by_the_second_pass(*model, ref), streamed);
 }
 
+// A tied head streams the embedding's tensor: it takes the embedding's slot,
+// and since the two fills are the same, the slot is filled once and kept.
+TEST(StagingSlots, ATiedHeadAndItsEmbeddingShareOneSlotFilledOnce) {
+  STRATA_REQUIRE_FIXTURES();
+  test::TempDir tmp;
+  const fs::path model_dir = test::fixtures_dir() / "models" / "stories260k";
+  const test::Reference ref = test::read_reference(model_dir);
+  auto model =
+      Model::load(model_dir, on_sim(R"({"": 0, "model.embed_tokens": "cpu", "lm_head": "cpu"})", tmp.path()));
+  EXPECT_EQ(model->impl().weights->copied_bytes_per_pass(), 0u);
+  Device& sim = model->impl().devices->resolve(plan::Device::gpu_(0));
+  const auto first = model->logits(ref.input_ids, ref.rows, ref.tokens);
+  const uint64_t after_first = sim.bytes_copied_in();
+  const auto second = model->logits(ref.input_ids, ref.rows, ref.tokens);
+  EXPECT_EQ(sim.bytes_copied_in(), after_first);
+  EXPECT_TRUE(same_bits(first, second));
+  ModelOptions cpu = test::with_threads(1);
+  cpu.device_map = R"({"": "cpu"})";
+  EXPECT_TRUE(same_bits(first, Model::load(model_dir, cpu)->logits(ref.input_ids, ref.rows, ref.tokens)));
+}
+
 // A pass that stops inside a block (an error in its compute) leaves that
 // block's slot marked in use and its disk read held; the next pass starts
 // clean.

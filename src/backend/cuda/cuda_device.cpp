@@ -91,11 +91,18 @@ void CudaDevice::fill_slot(size_t slot, std::span<const HostCopy> copies) {
   make_current();
   const SlotEvents& e = slot_events(slot);
   STRATA_CUDA_CHECK(cudaStreamWaitEvent(copy_stream_, e.released, 0));
-  for (const HostCopy& c : copies) {
-    STRATA_CUDA_CHECK(cudaMemcpyAsync(c.dst, c.src, c.bytes, cudaMemcpyHostToDevice, copy_stream_));
-    count_copy_in(c.bytes);
+  try {
+    for (const HostCopy& c : copies) {
+      STRATA_CUDA_CHECK(cudaMemcpyAsync(c.dst, c.src, c.bytes, cudaMemcpyHostToDevice, copy_stream_));
+      count_copy_in(c.bytes);
+    }
+    STRATA_CUDA_CHECK(cudaEventRecord(e.filled, copy_stream_));
+  } catch (...) {
+    // finish_fill would wait on an older record: the copies queued so far
+    // end before their host memory may go.
+    cudaStreamSynchronize(copy_stream_);
+    throw;
   }
-  STRATA_CUDA_CHECK(cudaEventRecord(e.filled, copy_stream_));
 }
 
 void CudaDevice::use_slot(size_t slot) {
@@ -130,9 +137,11 @@ bool CudaDevice::pin_host(void* data, size_t bytes) {
   return false;
 }
 
+// It runs in destructors: nothing here throws, and a failure is cleared so
+// that a later launch check does not report it.
 void CudaDevice::unpin_host(void* data) {
-  make_current();
-  cudaHostUnregister(data);
+  cudaSetDevice(index_);
+  if (cudaHostUnregister(data) != cudaSuccess) cudaGetLastError();
 }
 
 void* CudaDevice::raw_allocate(size_t bytes) {
@@ -158,8 +167,9 @@ void* CudaDevice::raw_allocate(size_t bytes) {
 // Memory is released when a session or a model ends, never per token: waiting
 // here for both streams means a cached block is idle when it is handed out
 // again, whichever stream its next user queues work on.
+// It runs in destructors: nothing here throws.
 void CudaDevice::raw_release(void* data, size_t bytes) {
-  make_current();
+  cudaSetDevice(index_);
   cudaStreamSynchronize(copy_stream_);
   cudaStreamSynchronize(stream_);
   free_blocks_.emplace(rounded(bytes), data);

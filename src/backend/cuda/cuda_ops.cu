@@ -399,8 +399,10 @@ const T* CudaOps::mirror(std::span<const T> values, Mirrored<T>& array) {
     cudaFree(array.data);
     array.data = nullptr;
     array.values.clear();
-    array.capacity = std::max<size_t>(values.size(), 256);
-    STRATA_CUDA_CHECK(cudaMalloc(&array.data, array.capacity * sizeof(T)));
+    array.capacity = 0;
+    const size_t capacity = std::max<size_t>(values.size(), 256);
+    STRATA_CUDA_CHECK(cudaMalloc(&array.data, capacity * sizeof(T)));
+    array.capacity = capacity;
   }
   // From pageable memory: returns once the values are staged, so the caller
   // may reuse them; ordered on the stream after the kernels that read the
