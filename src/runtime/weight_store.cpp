@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <map>
 #include <set>
+#include <tuple>
 
 #include "format/mapped_file.h"
 #include "models/memory_needs.h"
@@ -24,6 +25,8 @@ struct Item {
   Device* home = nullptr;  // resident: the executing device; host tier: the host
   size_t offset = 0;       // in home's region
   bool in_checkpoint = false;  // disk tier read from the checkpoint itself (else the offload folder)
+  std::filesystem::path source_path;  // disk tier: the file its bytes are read from, and where
+  uint64_t source_offset = 0;
 };
 
 // Whether the checkpoint's own bytes can be used: the dtype computed with,
@@ -53,6 +56,31 @@ const TensorInfo& WeightStore::expect(const WeightSpec& weight) const {
   return info;
 }
 
+// What the constructor decides before it takes memory, and the addresses it
+// then takes, shared by its steps.
+struct WeightStore::Layout {
+  std::vector<Item> items;  // each tensor once (a tied one is shared)
+  std::unordered_map<std::string, size_t> item_of;
+  std::map<Device*, size_t> region_bytes;  // resident weights and the host tier, per device
+  std::map<Device*, uint8_t*> region;
+  std::map<Device*, size_t> slot_bytes, slots;  // accelerators' staging slots: size of each, how many
+  std::map<Device*, uint8_t*> slot;
+  // The disk stream: its blocks in execution order, each one's host read
+  // slot, its file runs, and where each of its tensors' first page lands.
+  struct Run {
+    std::filesystem::path path;
+    uint64_t offset = 0, end = 0;
+    size_t position = 0;  // page-aligned, in the slot
+  };
+  std::vector<size_t> disk_blocks, read_slot_of;
+  std::vector<std::vector<Run>> runs;
+  std::vector<std::vector<size_t>> positions;  // per block, per tensor
+  size_t read_slot_bytes = 0, read_slots = 0;
+  uint8_t* read_staging = nullptr;
+
+  const Item& item(const WeightSpec& w) const { return items[item_of.at(w.name)]; }
+};
+
 WeightStore::WeightStore(Checkpoint checkpoint, const std::vector<BlockSpec>& blocks,
                          const std::vector<BlockPlacement>& placement, Device& host,
                          const WeightStoreOptions& options)
@@ -61,15 +89,44 @@ WeightStore::WeightStore(Checkpoint checkpoint, const std::vector<BlockSpec>& bl
       stream_index_(blocks.size(), kNotStreamed),
       read_waited_(blocks.size(), false),
       in_use_(blocks.size(), false) {
-  // 1. Decide each tensor's tier and its place in its device's region.
-  std::vector<Item> items;
-  std::unordered_map<std::string, size_t> item_of;
-  std::map<Device*, size_t> region_bytes;
+  Layout layout;
+  choose_tiers(layout, blocks, placement, host, options);
+  for (const auto& [device, bytes] : layout.region_bytes) {
+    buffers_.emplace_back(*device, bytes, "weights");
+    layout.region[device] = buffers_.back().data();
+  }
+  lay_out_staging_slots(layout, blocks, placement, options.staging_slots);
+  lay_out_disk_reads(layout, blocks, placement, options.disk_read_slots);
+  if (layout.read_slots > 0) {
+    host_staging_bytes_ = layout.read_slots * layout.read_slot_bytes;
+    buffers_.emplace_back(host, host_staging_bytes_, "staging for weights read from disk");
+    layout.read_staging = buffers_.back().data();
+  }
+  fill_regions(layout, host, options.pool);
+  std::vector<std::vector<Prefetcher::Read>> reads = make_views(layout, blocks);
+  plan_prefetch(blocks.size());
+  pin_for_copies(placement, host);
+  try {
+    if (!reads.empty())
+      prefetcher_ = std::make_unique<Prefetcher>(std::move(reads), layout.read_slot_of, layout.read_slots);
+  } catch (...) {
+    // The destructor does not run for a half-built object.
+    for (const auto& [device, data] : pinned_) device->unpin_host(data);
+    throw;
+  }
+}
+
+// Each tensor's tier, dtype as held, and place in its device's region; the
+// disk tensors that must be converted go to the offload folder first, and
+// every disk tensor learns where its bytes are read from.
+void WeightStore::choose_tiers(Layout& layout, const std::vector<BlockSpec>& blocks,
+                               const std::vector<BlockPlacement>& placement, Device& host,
+                               const WeightStoreOptions& options) {
   std::vector<OffloadFolder::Wanted> to_convert;
   for (size_t b = 0; b < blocks.size(); ++b) {
     const BlockPlacement& p = placement[b];
     for (const WeightSpec& w : blocks[b].weights) {
-      if (item_of.count(w.name)) continue;  // tied: held once (placement checked they agree)
+      if (layout.item_of.count(w.name)) continue;  // tied: held once (placement checked they agree)
       Item item;
       item.spec = &w;
       item.info = &expect(w);
@@ -82,15 +139,13 @@ WeightStore::WeightStore(Checkpoint checkpoint, const std::vector<BlockSpec>& bl
       } else {
         item.tier = p.streamed() ? Tier::host : Tier::resident;
         item.home = p.streamed() ? &host : p.exec;
-        item.offset = region_bytes[item.home];
-        region_bytes[item.home] += held_bytes(w, item.info->dtype, options.compute_dtype);
+        item.offset = layout.region_bytes[item.home];
+        layout.region_bytes[item.home] += held_bytes(w, item.info->dtype, options.compute_dtype);
       }
-      item_of.emplace(w.name, items.size());
-      items.push_back(item);
+      layout.item_of.emplace(w.name, layout.items.size());
+      layout.items.push_back(item);
     }
   }
-
-  // 2. Convert what the disk tier cannot read as stored.
   if (!to_convert.empty()) {
     if (options.offload_folder.empty())
       throw Error(std::to_string(to_convert.size()) + " tensors on the disk tier need converting (e.g. " +
@@ -98,123 +153,118 @@ WeightStore::WeightStore(Checkpoint checkpoint, const std::vector<BlockSpec>& bl
                   checkpoint_.dir().string(), "", "pass --offload-folder DIR to hold the converted copies");
     offload_ = OffloadFolder(options.offload_folder, checkpoint_, to_convert, options.pool);
   }
-  // Where each disk tensor's bytes are read from: the checkpoint itself, or the folder.
-  auto disk_source = [&](const Item& item) -> std::pair<std::filesystem::path, uint64_t> {
-    if (item.in_checkpoint) return {checkpoint_.files()[item.info->file_index]->path(), item.info->file_offset};
-    return {offload_.file(), offload_.info(item.spec->name).file_offset};
-  };
-
-  // 3. Take the memory: one region per device, then the staging slots.
-  std::map<Device*, uint8_t*> region;
-  for (const auto& [device, bytes] : region_bytes) {
-    buffers_.emplace_back(*device, bytes, "weights");
-    region[device] = buffers_.back().data();
+  for (Item& item : layout.items) {
+    if (item.tier != Tier::disk) continue;
+    if (item.in_checkpoint) {
+      item.source_path = checkpoint_.files()[item.info->file_index]->path();
+      item.source_offset = item.info->file_offset;
+    } else {
+      item.source_path = offload_.file();
+      item.source_offset = offload_.info(item.spec->name).file_offset;
+    }
   }
-  // Blocks streamed to an accelerator take turns in its staging slots: the
-  // j-th such block on a device uses slot j % slots, so one slot fills while
-  // the block in the other computes; a block sharing a tensor with an earlier
-  // one (a tied head) takes that block's slot, so the tensor has one address.
-  // Every slot of a device is the size of its largest streamed block.
-  std::map<Device*, size_t> slot_bytes, streamed_count, slots_used;
+}
+
+// Blocks streamed to an accelerator take turns in its staging slots: the
+// j-th such block on a device uses slot j % slots, so one slot fills while
+// the block in the other computes; a block sharing a tensor with an earlier
+// one (a tied head) takes that block's slot, so the tensor has one address.
+// Every slot of a device is the size of its largest streamed block.
+void WeightStore::lay_out_staging_slots(Layout& layout, const std::vector<BlockSpec>& blocks,
+                                        const std::vector<BlockPlacement>& placement, size_t slots_per_device) {
+  slots_per_device = std::max<size_t>(slots_per_device, 1);
+  std::map<Device*, size_t> streamed_count;
   std::unordered_map<std::string, size_t> staged_slot;  // tensor -> slot
-  const size_t slots_per_device = std::max<size_t>(options.staging_slots, 1);
   for (size_t b = 0; b < blocks.size(); ++b) {
     if (!placement[b].streamed()) continue;
     Device* device = placement[b].exec;
     size_t bytes = 0, slot_index = streamed_count[device]++ % slots_per_device;
     for (const WeightSpec& w : blocks[b].weights) {
-      bytes += align64(items[item_of.at(w.name)].bytes);
+      bytes += align64(layout.item(w).bytes);
       if (auto it = staged_slot.find(w.name); it != staged_slot.end()) slot_index = it->second;
     }
     for (const WeightSpec& w : blocks[b].weights) staged_slot.emplace(w.name, slot_index);
-    slot_bytes[device] = std::max(slot_bytes[device], bytes);
-    slots_used[device] = std::max(slots_used[device], slot_index + 1);
+    layout.slot_bytes[device] = std::max(layout.slot_bytes[device], bytes);
+    layout.slots[device] = std::max(layout.slots[device], slot_index + 1);
     staged_[b].device = device;
     staged_[b].slot = slot_index;
   }
-  std::map<Device*, uint8_t*> slot;
-  for (const auto& [device, bytes] : slot_bytes) {
-    const size_t slots = slots_used.at(device);
+  for (const auto& [device, bytes] : layout.slot_bytes) {
+    const size_t slots = layout.slots.at(device);
     buffers_.emplace_back(*device, slots * bytes, "the staging slots for offloaded weights");
-    slot[device] = buffers_.back().data();
+    layout.slot[device] = buffers_.back().data();
     slot_holds_[device].assign(slots, kNone);
   }
+}
 
-  // Disk-tier blocks, in execution order, read into host staging slots: block
-  // s of the stream into slot s % slots, except that a block sharing a tensor
-  // with an earlier one (a tied head) takes that block's slot, so the tensor
-  // has one address. A block's tensors that lie back to back in one file are
-  // read with one request (a layer is usually one run), so the disk sees few,
-  // large reads; each tensor keeps the alignment of its file offset.
-  struct Run {
-    std::filesystem::path path;
-    uint64_t offset = 0, end = 0;
-    size_t position = 0;  // page-aligned, in the slot
-  };
-  std::vector<size_t> disk_blocks, slot_of;
-  std::vector<std::vector<Run>> runs;  // per disk block
+// Disk-tier blocks, in execution order, read into host staging slots: block
+// s of the stream into slot s % slots, except that a block sharing a tensor
+// with an earlier one (a tied head) takes that block's slot, so the tensor
+// has one address. A block's tensors that lie back to back in one file are
+// read with one request (a layer is usually one run), so the disk sees few,
+// large reads; each tensor keeps the alignment of its file offset.
+void WeightStore::lay_out_disk_reads(Layout& layout, const std::vector<BlockSpec>& blocks,
+                                     const std::vector<BlockPlacement>& placement, size_t read_slots) {
+  read_slots = std::max<size_t>(read_slots, 1);
   std::unordered_map<std::string, std::pair<size_t, size_t>> disk_position;  // tensor -> (slot, position)
-  std::vector<std::vector<size_t>> positions(blocks.size());
-  size_t host_slot_bytes = 0;
+  layout.positions.resize(blocks.size());
   for (size_t b = 0; b < blocks.size(); ++b) {
     if (placement[b].tier.kind != plan::Device::disk) continue;
-    stream_index_[b] = disk_blocks.size();
-    size_t slot_index = disk_blocks.size() % std::max<size_t>(options.disk_read_slots, 1);
+    stream_index_[b] = layout.disk_blocks.size();
+    size_t slot_index = layout.disk_blocks.size() % read_slots;
     const auto& weights = blocks[b].weights;
     for (const WeightSpec& w : weights)
       if (auto it = disk_position.find(w.name); it != disk_position.end()) slot_index = it->second.first;
-    std::vector<std::pair<std::filesystem::path, uint64_t>> source(weights.size());
     std::vector<size_t> order(weights.size());
-    for (size_t t = 0; t < weights.size(); ++t) {
-      source[t] = disk_source(items[item_of.at(weights[t].name)]);
-      order[t] = t;
-    }
-    std::sort(order.begin(), order.end(), [&](size_t x, size_t y) { return source[x] < source[y]; });
-    positions[b].resize(weights.size());
-    std::vector<Run> block_runs;
+    for (size_t t = 0; t < weights.size(); ++t) order[t] = t;
+    const auto source = [&](size_t t) {
+      const Item& item = layout.item(weights[t]);
+      return std::tie(item.source_path, item.source_offset);
+    };
+    std::sort(order.begin(), order.end(), [&](size_t x, size_t y) { return source(x) < source(y); });
+    layout.positions[b].resize(weights.size());
+    std::vector<Layout::Run> block_runs;
     size_t at = 0;
     for (const size_t t : order) {
-      const auto& [path, offset] = source[t];
-      const uint64_t end = offset + items[item_of.at(weights[t].name)].bytes;
-      if (!block_runs.empty() && block_runs.back().path == path && block_runs.back().end == offset) {
-        Run& run = block_runs.back();
+      const Item& item = layout.item(weights[t]);
+      const uint64_t offset = item.source_offset, end = offset + item.bytes;
+      if (!block_runs.empty() && block_runs.back().path == item.source_path && block_runs.back().end == offset) {
+        Layout::Run& run = block_runs.back();
         run.end = end;
         at = run.position + DirectReader::span_bytes(run.offset, run.end - run.offset);
       } else {
-        block_runs.push_back({path, offset, end, at});
+        block_runs.push_back({item.source_path, offset, end, at});
         at += DirectReader::span_bytes(offset, end - offset);
       }
-      const Run& run = block_runs.back();
+      const Layout::Run& run = block_runs.back();
       // Where the page holding this tensor's first byte lands.
       const size_t position = run.position + static_cast<size_t>((offset - DirectReader::lead(offset)) -
                                                                  (run.offset - DirectReader::lead(run.offset)));
       const auto [it, fresh] = disk_position.emplace(weights[t].name, std::make_pair(slot_index, position));
       if (!fresh && (it->second.first != slot_index || it->second.second != position))
         throw Error("internal: tied tensor " + weights[t].name + " would be read to two places");
-      positions[b][t] = position;
+      layout.positions[b][t] = position;
     }
-    host_slot_bytes = std::max(host_slot_bytes, at);
-    disk_blocks.push_back(b);
-    slot_of.push_back(slot_index);
-    runs.push_back(std::move(block_runs));
+    layout.read_slot_bytes = std::max(layout.read_slot_bytes, at);
+    layout.disk_blocks.push_back(b);
+    layout.read_slot_of.push_back(slot_index);
+    layout.runs.push_back(std::move(block_runs));
   }
-  const size_t host_slots = disk_blocks.empty() ? 0 : *std::max_element(slot_of.begin(), slot_of.end()) + 1;
-  uint8_t* host_staging = nullptr;
-  if (host_slots > 0) {
-    buffers_.emplace_back(host, host_slots * host_slot_bytes, "staging for weights read from disk");
-    host_staging = buffers_.back().data();
-    host_staging_bytes_ = host_slots * host_slot_bytes;
-  }
+  if (!layout.disk_blocks.empty())
+    layout.read_slots = *std::max_element(layout.read_slot_of.begin(), layout.read_slot_of.end()) + 1;
+}
 
-  // 4. Fill the regions, converting on the way.
+// Copies the resident weights and the host tier from the checkpoint into
+// their regions, converting on the way.
+void WeightStore::fill_regions(const Layout& layout, Device& host, ThreadPool* pool) {
   std::vector<uint8_t> converted;
-  for (const Item& item : items) {
+  for (const Item& item : layout.items) {
     if (item.tier == Tier::disk) continue;
-    uint8_t* dst = region.at(item.home) + item.offset;
+    uint8_t* dst = layout.region.at(item.home) + item.offset;
     const auto src = checkpoint_.data(*item.info);
     const auto n = static_cast<size_t>(item.info->numel());
     if (item.home == &host) {  // the CPU writes its own memory directly
-      convert_elements(item.info->dtype, src.data(), item.dtype, dst, n, options.pool);
+      convert_elements(item.info->dtype, src.data(), item.dtype, dst, n, pool);
     } else if (item.dtype == item.info->dtype) {
       item.home->copy_in(dst, src.data(), item.bytes);
     } else {
@@ -222,8 +272,7 @@ WeightStore::WeightStore(Checkpoint checkpoint, const std::vector<BlockSpec>& bl
       converted.resize(std::min(n, kConvertPiece) * to_size);
       for (size_t at = 0; at < n; at += kConvertPiece) {
         const size_t count = std::min(kConvertPiece, n - at);
-        convert_elements(item.info->dtype, src.data() + at * from_size, item.dtype, converted.data(), count,
-                         options.pool);
+        convert_elements(item.info->dtype, src.data() + at * from_size, item.dtype, converted.data(), count, pool);
         item.home->copy_in(dst + at * to_size, converted.data(), count * to_size);
       }
     }
@@ -232,34 +281,39 @@ WeightStore::WeightStore(Checkpoint checkpoint, const std::vector<BlockSpec>& bl
     if (item.home == &host && item.tier == Tier::resident && !item.spec->is_vector())
       resident_host_ranges_.emplace_back(dst, item.bytes);
   }
+}
 
-  // 5. Views, the disk reads, and the copies each block's hooks perform.
-  std::vector<std::vector<Prefetcher::Read>> reads(disk_blocks.size());
-  for (size_t s = 0; s < disk_blocks.size(); ++s)
-    for (const Run& run : runs[s]) {
+// The views the model reads, the copies each block's hooks perform, and the
+// disk reads of each block of the stream (returned for the prefetcher).
+std::vector<std::vector<Prefetcher::Read>> WeightStore::make_views(const Layout& layout,
+                                                                   const std::vector<BlockSpec>& blocks) {
+  std::vector<std::vector<Prefetcher::Read>> reads(layout.disk_blocks.size());
+  for (size_t s = 0; s < layout.disk_blocks.size(); ++s)
+    for (const Layout::Run& run : layout.runs[s]) {
       auto& reader = readers_[run.path];
       if (!reader) reader = std::make_unique<DirectReader>(run.path);
       reads[s].push_back({reader.get(), run.offset, run.end - run.offset,
-                          host_staging + slot_of[s] * host_slot_bytes + run.position});
+                          layout.read_staging + layout.read_slot_of[s] * layout.read_slot_bytes + run.position});
       disk_ranges_.push_back({run.path, run.offset, run.end - run.offset});
     }
   for (size_t b = 0; b < blocks.size(); ++b) {
     size_t slot_offset = 0;
     for (size_t t = 0; t < blocks[b].weights.size(); ++t) {
       const WeightSpec& w = blocks[b].weights[t];
-      const Item& item = items[item_of.at(w.name)];
+      const Item& item = layout.item(w);
       const uint8_t* source = nullptr;
       if (item.tier == Tier::disk) {
         const size_t s = stream_index_[b];
-        const uint8_t* page = host_staging + slot_of[s] * host_slot_bytes + positions[b][t];
-        source = page + DirectReader::lead(disk_source(item).second);
+        const uint8_t* page =
+            layout.read_staging + layout.read_slot_of[s] * layout.read_slot_bytes + layout.positions[b][t];
+        source = page + DirectReader::lead(item.source_offset);
         disk_bytes_ += item.bytes;
       } else {
-        source = region.at(item.home) + item.offset;
+        source = layout.region.at(item.home) + item.offset;
       }
       void* view = const_cast<uint8_t*>(source);
       if (StagedBlock& st = staged_[b]; st.device) {
-        view = slot.at(st.device) + st.slot * slot_bytes.at(st.device) + slot_offset;
+        view = layout.slot.at(st.device) + st.slot * layout.slot_bytes.at(st.device) + slot_offset;
         st.copies.push_back({view, source, item.bytes});
         slot_offset += align64(item.bytes);
       }
@@ -268,15 +322,7 @@ WeightStore::WeightStore(Checkpoint checkpoint, const std::vector<BlockSpec>& bl
         throw Error("internal: tied tensor " + w.name + " would be streamed to two places");
     }
   }
-  plan_prefetch(blocks.size());
-  pin_for_copies(placement, host);
-  try {
-    if (!disk_blocks.empty()) prefetcher_ = std::make_unique<Prefetcher>(std::move(reads), slot_of, host_slots);
-  } catch (...) {
-    // The destructor does not run for a half-built object.
-    for (const auto& [device, data] : pinned_) device->unpin_host(data);
-    throw;
-  }
+  return reads;
 }
 
 WeightStore::~WeightStore() {

@@ -111,6 +111,16 @@ class WeightStore : public WeightSource {
     std::vector<Device::HostCopy> copies;
     size_t content = 0;  // the first block whose fill is the same as this one's (itself, or the embedding for a tied head)
   };
+  // The constructor's steps, in order (weight_store.cpp).
+  struct Layout;
+  void choose_tiers(Layout& layout, const std::vector<BlockSpec>& blocks,
+                    const std::vector<BlockPlacement>& placement, Device& host, const WeightStoreOptions& options);
+  void lay_out_staging_slots(Layout& layout, const std::vector<BlockSpec>& blocks,
+                             const std::vector<BlockPlacement>& placement, size_t slots_per_device);
+  void lay_out_disk_reads(Layout& layout, const std::vector<BlockSpec>& blocks,
+                          const std::vector<BlockPlacement>& placement, size_t read_slots);
+  void fill_regions(const Layout& layout, Device& host, ThreadPool* pool);
+  std::vector<std::vector<Prefetcher::Read>> make_views(const Layout& layout, const std::vector<BlockSpec>& blocks);
   const TensorInfo& expect(const WeightSpec& weight) const;
   void pin_for_copies(const std::vector<BlockPlacement>& placement, Device& host);
   void plan_prefetch(size_t count);
