@@ -29,8 +29,9 @@ void add_device_map_options(CLI::App* cmd, DeviceMapArgs& args) {
                   "Without them the accelerators are the GPUs the CUDA backend finds (cuda:0, ...; none with "
                   "STRATA_NO_GPU=1)");
   cmd->add_option("--main-device", args.main_device,
-                  "Device that runs offloaded (cpu/disk) modules, e.g. sim:0 or cpu. Default: the planner's main "
-                  "accelerator, else the first accelerator in the map, else the CPU");
+                  "Device that runs offloaded (cpu/disk) modules, e.g. sim:0 or cpu (an untied embedding, a lookup, "
+                  "always runs on the CPU). Default: the planner's main accelerator, else the first accelerator in "
+                  "the map, else the CPU");
   cmd->add_option("--offload-compute", args.offload_compute,
                   "With a GPU: where modules offloaded to RAM or disk run. stream: on the GPU, their weights copied "
                   "over PCIe before each use; local: on the CPU, where they lie; auto: whichever is faster for this "

@@ -47,6 +47,11 @@ struct BlockSpec {
   std::string module;  // Hugging Face module name: "model.embed_tokens", "model.layers.3", "model.norm", "lm_head"
   std::vector<WeightSpec> weights;
   int64_t layer = -1;  // the decoder layer whose KV cache it uses, else -1
+  // It reads a few rows of its weights per token (an embedding that no other
+  // block shares): kept in RAM or on disk, it runs on the CPU where they
+  // lie, since copying the whole table to an accelerator for a lookup
+  // costs far more than moving its output.
+  bool lookup = false;
 };
 
 // The blocks of config.architecture in execution order. A tied head reads

@@ -300,7 +300,9 @@ void LlamaModel::mlp_block(const BlockRun& run, const Workspace& ws, const Layer
 
 std::vector<BlockSpec> llama_family_blocks(const ModelConfig& c) {
   std::vector<BlockSpec> blocks;
-  blocks.push_back({"model.embed_tokens", {{"model.embed_tokens.weight", {c.vocab_size, c.hidden_size}}}, -1});
+  // A tied embedding is also the head's matrix: it goes where the head runs.
+  blocks.push_back({"model.embed_tokens", {{"model.embed_tokens.weight", {c.vocab_size, c.hidden_size}}}, -1,
+                    !c.tie_word_embeddings});
   for (int64_t i = 0; i < c.num_layers; ++i) {
     BlockSpec layer{"model.layers." + std::to_string(i), {}, i};
     for (const LayerSlot& s : layer_slots(c, i)) layer.weights.push_back({s.name, s.shape});

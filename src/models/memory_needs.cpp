@@ -52,6 +52,7 @@ plan::MemoryNeeds memory_needs(const ModelConfig& config,
   std::unordered_set<std::string> seen;  // a tied tensor is held once
   for (const BlockSpec& block : blocks) {
     if (block.layer >= 0) needs.runtime_bytes[block.module] = kv;
+    if (block.lookup) needs.local_when_offloaded.push_back(block.module);
     double extra = 0;
     for (const WeightSpec& w : block.weights) {
       if (!seen.insert(w.name).second) continue;

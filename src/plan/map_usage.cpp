@@ -163,7 +163,10 @@ MapUsage usage_of_units(const PlacementUnits& units, const std::vector<std::opti
       continue;
     }
     const Device mapped = *unit_devices[i];
-    const Device exec = execution_device(mapped, main_accelerator);
+    const bool local = !mapped.is_gpu() && std::find(needs.local_when_offloaded.begin(),
+                                                     needs.local_when_offloaded.end(),
+                                                     unit.name) != needs.local_when_offloaded.end();
+    const Device exec = local ? Device::cpu_() : execution_device(mapped, main_accelerator);
     use(mapped).weights += unit.held_bytes;
     use(exec).runtime += unit.runtime_bytes;
     // Weights held in memory take their held size there; the disk tier holds no memory.

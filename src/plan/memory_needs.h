@@ -8,6 +8,7 @@
 
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 namespace strata::plan {
 
@@ -26,6 +27,9 @@ struct MemoryNeeds {
   // The session's buffers on the host (logits, ids, a stop for activations
   // between accelerators), charged to cpu whatever executes.
   double host_bytes = 0;
+  // Modules that run on the cpu when mapped to cpu or disk, instead of on
+  // the main accelerator (lookups: an untied embedding).
+  std::vector<std::string> local_when_offloaded;
   // Offloaded modules executing on an accelerator are copied into staging
   // slots there, each the size of the largest such module: this many slots.
   int staging_slots = 1;

@@ -61,7 +61,7 @@ std::vector<BlockPlacement> place_blocks(const std::vector<BlockSpec>& blocks, c
                     "", "", "a decoder layer runs on one device; map the whole module");
     BlockPlacement p;
     p.tier = *tier;
-    p.exec = tier->is_gpu() ? &devices.resolve(*tier) : &offload_exec;
+    p.exec = tier->is_gpu() ? &devices.resolve(*tier) : block.lookup ? &devices.cpu() : &offload_exec;
     out.push_back(p);
   }
 

@@ -107,6 +107,27 @@ TEST(StagingSlots, ATiedHeadAndItsEmbeddingShareOneSlotFilledOnce) {
   EXPECT_TRUE(same_bits(first, Model::load(model_dir, cpu)->logits(ref.input_ids, ref.rows, ref.tokens)));
 }
 
+// An untied embedding kept in RAM is a lookup: it runs on the CPU where its
+// table lies, and only its output moves to sim:0; nothing is staged for it,
+// in the plan or in the run.
+TEST(StagingSlots, AnOffloadedEmbeddingRunsWhereItLies) {
+  STRATA_REQUIRE_FIXTURES();
+  test::TempDir tmp;
+  const test::Reference ref = test::read_reference(tiny_model());
+  auto model = Model::load(tiny_model(), on_sim(R"({"": 0, "model.embed_tokens": "cpu"})", tmp.path()));
+  EXPECT_EQ(model->impl().weights->copied_bytes_per_pass(), 0u);
+  for (const plan::DeviceUse& use : model->impl().usage.devices) {
+    if (use.device.is_gpu()) {
+      EXPECT_EQ(use.staging, 0.0) << "sim:0 stages nothing";
+    }
+  }
+  // A pass copies the embedding's output (a row of floats per token) to
+  // sim:0, not the table.
+  const auto hidden = static_cast<uint64_t>(model->config().hidden_size);
+  EXPECT_EQ(bytes_copied_by_the_second_pass(*model, ref),
+            static_cast<uint64_t>(ref.rows * ref.tokens) * hidden * sizeof(float));
+}
+
 // A pass that stops inside a block (an error in its compute) leaves that
 // block's slot marked in use and its disk read held; the next pass starts
 // clean.
