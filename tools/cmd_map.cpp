@@ -177,7 +177,18 @@ struct Outcome {
 Outcome plan_request(const Request& r, const plan::MaxMemory& mm, const std::string& kind) {
   Outcome out;
   if (r.strategy == "auto") {
-    plan::AutoPlan p = plan::plan_auto(r.tree, mm, r.no_split, r.sizes, r.needs, kind);
+    plan::AutoPlan p;
+    try {
+      p = plan::plan_auto(r.tree, mm, r.no_split, r.sizes, r.needs, kind);
+    } catch (const Error&) {
+      // As loading does (runtime/plan_request.cpp): one staging slot where two do not fit.
+      if (r.needs.staging_slots <= 1) throw;
+      plan::MemoryNeeds one_slot = r.needs;
+      one_slot.staging_slots = 1;
+      p = plan::plan_auto(r.tree, mm, r.no_split, r.sizes, one_slot, kind);
+      std::fprintf(stderr, "strata: the accelerator has room for one staging slot only: offloaded layers would be "
+                           "copied to it in turn with its compute, not beside it\n");
+    }
     return {std::move(p.device_map), p.main_accelerator, std::move(p.usage), false};
   }
   const bool balanced = r.strategy == "balanced" || r.strategy == "balanced_low_0";

@@ -1,6 +1,7 @@
 #include "plan/map_usage.h"
 
 #include <algorithm>
+#include <functional>
 #include <map>
 #include <set>
 #include <unordered_map>
@@ -154,7 +155,7 @@ MapUsage usage_of_units(const PlacementUnits& units, const std::vector<std::opti
   MapUsage out;
   out.main_accelerator = main_accelerator;
   std::set<Device> executing;
-  std::map<Device, double> largest_staged;
+  std::map<Device, std::vector<double>> staged_units;  // per executing accelerator
   double largest_read = 0;  // the largest disk unit as read into a host slot
   for (size_t i = 0; i < units.units.size(); ++i) {
     const PlacementUnit& unit = units.units[i];
@@ -175,7 +176,7 @@ MapUsage usage_of_units(const PlacementUnits& units, const std::vector<std::opti
     // A staged copy is held like the weights; a tied tensor it borrows may add
     // up to 63 bytes of alignment of its own.
     const double staged = unit.full_bytes + unit.held_extra + 64.0 * static_cast<double>(unit.tied_groups.size());
-    if (!mapped.is_gpu() && exec.is_gpu()) largest_staged[exec] = std::max(largest_staged[exec], staged);
+    if (!mapped.is_gpu() && exec.is_gpu()) staged_units[exec].push_back(staged);
     if (mapped == Device::disk_())
       largest_read = std::max(largest_read, staged + needs.disk_read_slack * unit.tensors);
   }
@@ -189,7 +190,13 @@ MapUsage usage_of_units(const PlacementUnits& units, const std::vector<std::opti
                                         [](const auto& b) { return b.first == Device::cpu_(); });
   if (!executing.empty() && cpu_budgeted) use(Device::cpu_()).runtime += needs.host_bytes;
   if (largest_read > 0 && cpu_budgeted) use(Device::cpu_()).staging += needs.disk_read_slots * largest_read;
-  for (const auto& [d, bytes] : largest_staged) use(d).staging = needs.staging_slots * bytes;
+  // Staged units take turns in the slots, each slot the size of its largest
+  // unit: together at most the largest staging_slots units.
+  for (auto& [d, sizes] : staged_units) {
+    std::sort(sizes.begin(), sizes.end(), std::greater<>());
+    const size_t slots = std::min(sizes.size(), static_cast<size_t>(std::max(needs.staging_slots, 1)));
+    for (size_t k = 0; k < slots; ++k) use(d).staging += sizes[k];
+  }
   for (auto& [d, u] : bill) out.devices.push_back(u);
   return out;
 }

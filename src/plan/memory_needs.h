@@ -31,7 +31,8 @@ struct MemoryNeeds {
   // the main accelerator (lookups: an untied embedding).
   std::vector<std::string> local_when_offloaded;
   // Offloaded modules executing on an accelerator are copied into staging
-  // slots there, each the size of the largest such module: this many slots.
+  // slots there, taking turns; each slot is the size of its largest module,
+  // so the slots take at most the largest `staging_slots` modules.
   int staging_slots = 1;
   // Modules on disk are read ahead into host staging slots (in RAM, on cpu),
   // each the size of the largest disk module plus disk_read_slack bytes per

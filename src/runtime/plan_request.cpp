@@ -1,6 +1,7 @@
 #include "runtime/plan_request.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -208,29 +209,46 @@ PlannedMap plan_device_map(const ModelConfig& config, const Checkpoint& checkpoi
   const std::optional<plan::Device> main =
       decide_main_device(checkpoint, options, p.max_memory, devices, pool, p.offload_choice);
   const std::string& strategy = options.device_map.empty() ? std::string("auto") : options.device_map;
-  p.source = strategy;
-  if (strategy == "auto") {
-    plan::AutoPlan a =
-        plan::plan_auto(p.tree, p.max_memory, no_split, sizes, needs, devices.accelerator_kind(), main);
-    p.device_map = std::move(a.device_map);
-    p.main_accelerator = a.main_accelerator;
-  } else if (strategy == "sequential" || strategy == "balanced" || strategy == "balanced_low_0") {
-    plan::MaxMemory budgets = p.max_memory;
-    if (strategy != "sequential")
-      budgets = plan::get_balanced_memory(p.tree, without_disk(budgets), no_split, sizes, strategy == "balanced_low_0");
-    plan::InferOptions infer;
-    infer.no_split_module_classes = no_split;
-    infer.sizes = sizes;
-    p.device_map = plan::infer_auto_device_map(p.tree, budgets, infer).device_map;
-    p.main_accelerator = first_accelerator_in(p.device_map);
-  } else {
-    p.device_map = parse_device_map(strategy);
-    p.main_accelerator = first_accelerator_in(p.device_map);
-    p.source = "user map";
+  const auto plan_with = [&](const plan::MemoryNeeds& n) {
+    p.source = strategy;
+    if (strategy == "auto") {
+      plan::AutoPlan a = plan::plan_auto(p.tree, p.max_memory, no_split, sizes, n, devices.accelerator_kind(), main);
+      p.device_map = std::move(a.device_map);
+      p.main_accelerator = a.main_accelerator;
+    } else if (strategy == "sequential" || strategy == "balanced" || strategy == "balanced_low_0") {
+      plan::MaxMemory budgets = p.max_memory;
+      if (strategy != "sequential")
+        budgets =
+            plan::get_balanced_memory(p.tree, without_disk(budgets), no_split, sizes, strategy == "balanced_low_0");
+      plan::InferOptions infer;
+      infer.no_split_module_classes = no_split;
+      infer.sizes = sizes;
+      p.device_map = plan::infer_auto_device_map(p.tree, budgets, infer).device_map;
+      p.main_accelerator = first_accelerator_in(p.device_map);
+    } else {
+      p.device_map = parse_device_map(strategy);
+      p.main_accelerator = first_accelerator_in(p.device_map);
+      p.source = "user map";
+    }
+    if (main) p.main_accelerator = main->is_gpu() ? main : std::nullopt;
+    p.usage = plan::map_usage(p.tree, p.device_map, p.max_memory, no_split, sizes, n, p.main_accelerator);
+    check_and_limit(p.usage, p.max_memory, devices, strategy);
+  };
+  try {
+    plan_with(needs);
+  } catch (const Error&) {
+    // Overlapped copies need a second staging slot; an accelerator with room
+    // for one still runs the model, its copies in turn with its compute. If
+    // even that does not fit, the error states the one-slot minimum.
+    if (needs.staging_slots <= 1) throw;
+    plan::MemoryNeeds one_slot = needs;
+    one_slot.staging_slots = 1;
+    plan_with(one_slot);
+    p.staging_slots = 1;
+    std::fprintf(stderr,
+                 "strata: the accelerator has room for one staging slot only: offloaded layers are copied to it in "
+                 "turn with its compute, not beside it\n");
   }
-  if (main) p.main_accelerator = main->is_gpu() ? main : std::nullopt;
-  p.usage = plan::map_usage(p.tree, p.device_map, p.max_memory, no_split, sizes, needs, p.main_accelerator);
-  check_and_limit(p.usage, p.max_memory, devices, strategy);
   return p;
 }
 

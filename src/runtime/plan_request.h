@@ -36,6 +36,7 @@ struct PlannedMap {
   plan::MapUsage usage;
   std::string source;  // "auto", "sequential", ..., "user map"
   std::string offload_choice;  // what --offload-compute auto measured and chose, if it chose
+  size_t staging_slots = kStagingSlots;  // per accelerator; 1 where two do not fit
   plan::ModuleTree tree;
 };
 

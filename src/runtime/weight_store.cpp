@@ -63,8 +63,7 @@ struct WeightStore::Layout {
   std::unordered_map<std::string, size_t> item_of;
   std::map<Device*, size_t> region_bytes;  // resident weights and the host tier, per device
   std::map<Device*, uint8_t*> region;
-  std::map<Device*, size_t> slot_bytes, slots;  // accelerators' staging slots: size of each, how many
-  std::map<Device*, uint8_t*> slot;
+  std::map<Device*, std::vector<uint8_t*>> slot;  // accelerators' staging slots
   // The disk stream: its blocks in execution order, each one's host read
   // slot, its file runs, and where each of its tensors' first page lands.
   struct Run {
@@ -169,11 +168,13 @@ void WeightStore::choose_tiers(Layout& layout, const std::vector<BlockSpec>& blo
 // j-th such block on a device uses slot j % slots, so one slot fills while
 // the block in the other computes; a block sharing a tensor with an earlier
 // one (a tied head) takes that block's slot, so the tensor has one address.
-// Every slot of a device is the size of its largest streamed block.
+// A slot is the size of its largest block, so the slots together take at
+// most the largest `slots` streamed blocks (what the plan bills).
 void WeightStore::lay_out_staging_slots(Layout& layout, const std::vector<BlockSpec>& blocks,
                                         const std::vector<BlockPlacement>& placement, size_t slots_per_device) {
   slots_per_device = std::max<size_t>(slots_per_device, 1);
   std::map<Device*, size_t> streamed_count;
+  std::map<Device*, std::vector<size_t>> slot_bytes;   // per device, per slot
   std::unordered_map<std::string, size_t> staged_slot;  // tensor -> slot
   for (size_t b = 0; b < blocks.size(); ++b) {
     if (!placement[b].streamed()) continue;
@@ -184,16 +185,22 @@ void WeightStore::lay_out_staging_slots(Layout& layout, const std::vector<BlockS
       if (auto it = staged_slot.find(w.name); it != staged_slot.end()) slot_index = it->second;
     }
     for (const WeightSpec& w : blocks[b].weights) staged_slot.emplace(w.name, slot_index);
-    layout.slot_bytes[device] = std::max(layout.slot_bytes[device], bytes);
-    layout.slots[device] = std::max(layout.slots[device], slot_index + 1);
+    std::vector<size_t>& sizes = slot_bytes[device];
+    if (sizes.size() <= slot_index) sizes.resize(slot_index + 1, 0);
+    sizes[slot_index] = std::max(sizes[slot_index], bytes);
     staged_[b].device = device;
     staged_[b].slot = slot_index;
   }
-  for (const auto& [device, bytes] : layout.slot_bytes) {
-    const size_t slots = layout.slots.at(device);
-    buffers_.emplace_back(*device, slots * bytes, "the staging slots for offloaded weights");
-    layout.slot[device] = buffers_.back().data();
-    slot_holds_[device].assign(slots, kNone);
+  for (const auto& [device, sizes] : slot_bytes) {
+    size_t total = 0;
+    for (const size_t bytes : sizes) total += bytes;
+    buffers_.emplace_back(*device, total, "the staging slots for offloaded weights");
+    uint8_t* at = buffers_.back().data();
+    for (const size_t bytes : sizes) {
+      layout.slot[device].push_back(at);
+      at += bytes;
+    }
+    slot_holds_[device].assign(sizes.size(), kNone);
   }
 }
 
@@ -313,7 +320,7 @@ std::vector<std::vector<Prefetcher::Read>> WeightStore::make_views(const Layout&
       }
       void* view = const_cast<uint8_t*>(source);
       if (StagedBlock& st = staged_[b]; st.device) {
-        view = layout.slot.at(st.device) + st.slot * layout.slot_bytes.at(st.device) + slot_offset;
+        view = layout.slot.at(st.device)[st.slot] + slot_offset;
         st.copies.push_back({view, source, item.bytes});
         slot_offset += align64(item.bytes);
       }

@@ -128,6 +128,31 @@ TEST(StagingSlots, AnOffloadedEmbeddingRunsWhereItLies) {
             static_cast<uint64_t>(ref.rows * ref.tokens) * hidden * sizeof(float));
 }
 
+// Where the accelerator has room for one staging slot but not two, the model
+// still runs: the plan falls back to one slot, copies in turn with compute.
+TEST(StagingSlots, AnAcceleratorWithRoomForOneSlotStillRuns) {
+  STRATA_REQUIRE_FIXTURES();
+  test::TempDir tmp;
+  const test::Reference ref = test::read_reference(tiny_model());
+  ModelOptions o = on_sim(R"({"": "disk"})", tmp.path());
+  double two_slots = 0;
+  {
+    auto roomy = Model::load(tiny_model(), o);
+    for (const DeviceReport& d : roomy->devices())
+      if (d.name == "sim:0") two_slots = d.planned_bytes;
+  }
+  ASSERT_GT(two_slots, 0);
+  o.sim_devices = "1x" + std::to_string(static_cast<uint64_t>(two_slots) - 1);
+  auto tight = Model::load(tiny_model(), o);
+  const auto logits = tight->logits(ref.input_ids, ref.rows, ref.tokens);
+  EXPECT_TRUE(same_bits(logits, all_on_cpu(ref)));
+  for (const DeviceReport& d : tight->devices())
+    if (d.name == "sim:0") {
+      EXPECT_LT(d.planned_bytes, two_slots);
+      EXPECT_LE(static_cast<double>(d.peak), d.planned_bytes);
+    }
+}
+
 // A pass that stops inside a block (an error in its compute) leaves that
 // block's slot marked in use and its disk read held; the next pass starts
 // clean.
