@@ -15,7 +15,8 @@
 # gpu_tests.txt, strata_bench.json (figures) and .txt (map, repetitions),
 # accelerate.json, summary.txt.
 # Environment: GPU_BUDGET (4GiB), CPU_BUDGET (100GiB), LIKE (llama-3-8b),
-# MODEL (/tmp/strata-gpu-bench/<LIKE>), TOKENS (16), SKIP_BUILD, SKIP_PEER.
+# MODEL (/tmp/strata-gpu-bench/<LIKE>), TOKENS (16), COMPUTE (stream: the
+# --offload-compute of the bench), SKIP_BUILD, SKIP_PEER.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-bench/out}
@@ -24,6 +25,7 @@ cpu_budget=${CPU_BUDGET:-100GiB}
 like=${LIKE:-llama-3-8b}
 model=${MODEL:-/tmp/strata-gpu-bench/$like}
 tokens=${TOKENS:-16}
+compute=${COMPUTE:-stream}
 mkdir -p "$out"
 
 nvidia-smi -L || { echo "no NVIDIA GPU visible: nothing to check here" >&2; exit 2; }
@@ -50,10 +52,13 @@ if grep -q '^\[  FAILED\|^\[  SKIPPED' "$out/gpu_tests.txt"; then
   status=1
 fi
 
-echo "== strata bench: $like bf16, --max-memory 0=$gpu_budget,cpu=$cpu_budget"
+echo "== strata bench: $like bf16, --max-memory 0=$gpu_budget,cpu=$cpu_budget, --offload-compute $compute"
 [[ -f $model/config.json ]] || "$strata" synth --like "$like" --dtype bf16 -o "$model" --force
+# stream: the offloaded layers run on the GPU, their weights copied over PCIe
+# each token, as Accelerate does (auto may pick the CPU on a host whose memory
+# outruns its bus; COMPUTE=auto shows what it picks).
 bench=("$strata" bench -m "$model" --max-memory "0=$gpu_budget,cpu=$cpu_budget" --reps 3
-       --gen-tokens "$tokens" --prompt-tokens 8)
+       --gen-tokens "$tokens" --prompt-tokens 8 --offload-compute "$compute")
 "${bench[@]}" --json >"$out/strata_bench.json" 2>"$out/strata_bench.txt"
 grep -E '^(strata: (map|peak)|  rep)' "$out/strata_bench.txt" || true
 
