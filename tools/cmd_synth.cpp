@@ -1,9 +1,7 @@
 // strata synth: write a random-weight Hugging Face checkpoint of any
 // Llama-family shape, for benchmarks and tests that need a model of a given
 // size without downloading one. The work is in src/format/synth_checkpoint.cpp.
-#include <unistd.h>
 
-#include <chrono>
 #include <cstdio>
 #include <map>
 #include <memory>
@@ -11,6 +9,7 @@
 
 #include "cli_util.h"
 #include "commands.h"
+#include "progress_line.h"
 #include "format/synth_checkpoint.h"
 #include "plan/byte_size.h"
 #include "strata/error.h"
@@ -74,40 +73,6 @@ SynthSpec build_spec(const SynthArgs& a) {
   return spec;
 }
 
-// Rewrites one stderr line (or prints lines when stderr is not a terminal,
-// so logs stay readable), at most a few times a second.
-class ProgressLine {
- public:
-  ProgressLine() : tty_(::isatty(STDERR_FILENO) != 0), start_(Clock::now()), last_(start_) {}
-
-  void update(uint64_t written, uint64_t total) {
-    const auto now = Clock::now();
-    if (written == 0) {  // the weights start now; the tokenizer came before
-      start_ = last_ = now;
-      return;
-    }
-    const double since_last = std::chrono::duration<double>(now - last_).count();
-    if (written < total && since_last < (tty_ ? 0.25 : 2.0)) return;
-    last_ = now;
-    const double seconds = std::chrono::duration<double>(now - start_).count();
-    const double rate = seconds > 0 ? static_cast<double>(written) / seconds : 0;
-    std::fprintf(stderr, "%swriting weights: %s / %s (%3.0f%%), %s/s%s", tty_ ? "\r" : "",
-                 human_bytes(written).c_str(), human_bytes(total).c_str(),
-                 total ? 100.0 * static_cast<double>(written) / static_cast<double>(total) : 100.0,
-                 human_bytes(static_cast<uint64_t>(rate)).c_str(), tty_ ? "   " : "\n");
-    if (tty_ && written >= total) std::fprintf(stderr, "\n");
-    std::fflush(stderr);
-  }
-
- private:
-  using Clock = std::chrono::steady_clock;
-  bool tty_;
-  Clock::time_point start_, last_;
-};
-
-// Below this, the write is over before a progress line would help.
-constexpr uint64_t kProgressAbove = 200'000'000;
-
 void run_synth(const SynthArgs& args) {
   const SynthSpec spec = build_spec(args);
   const SynthLayout layout = synth_layout(spec);  // validates before anything is touched
@@ -115,9 +80,7 @@ void run_synth(const SynthArgs& args) {
   SynthOptions options;
   options.force = args.force;
   options.threads = args.threads;
-  auto progress = std::make_shared<ProgressLine>();
-  if (layout.data_bytes > kProgressAbove)
-    options.progress = [progress](uint64_t written, uint64_t total) { progress->update(written, total); };
+  options.progress = progress_callback("writing weights");
 
   const SynthResult r = write_synthetic_checkpoint(spec, args.output, options);
   const double rate = r.seconds > 0 ? static_cast<double>(r.file_bytes) / r.seconds : 0;

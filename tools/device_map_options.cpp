@@ -1,11 +1,14 @@
 #include "device_map_options.h"
 
+#include "progress_line.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 
 #include "plan/byte_size.h"
 #include "process_memory.h"
+#include "progress_line.h"
 #include "strata/error.h"
 
 namespace strata::cli {
@@ -54,6 +57,7 @@ ModelOptions model_options(const DeviceMapArgs& args, int threads, int64_t ctx_n
   o.sim_devices = args.sim_devices;
   o.main_device = args.main_device;
   o.offload_compute = args.offload_compute;
+  o.load_progress = progress_callback("strata: loading weights");
   o.ctx = std::max(args.ctx, ctx_needed);
   o.batch = batch;
   if (!args.dtype.empty()) {

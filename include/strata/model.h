@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -45,6 +46,9 @@ struct ModelOptions {
   // The sessions will ask for the logits of every position (strata logits),
   // which takes more activation memory than the last position's.
   bool all_logits = false;
+  // Called now and then while the weights are put in memory (bytes placed,
+  // of the bytes to place), from the loading thread; empty: silent.
+  std::function<void(uint64_t placed, uint64_t total)> load_progress;
 };
 
 // One device after loading, for reports.

@@ -78,6 +78,7 @@ std::unique_ptr<Model> Model::load(const std::filesystem::path& dir, const Model
   store.pool = impl->pool.get();
   store.disk_read_slots = kDiskReadSlots;
   store.staging_slots = plan.staging_slots;
+  store.progress = options.load_progress;
   impl->weights = std::make_unique<WeightStore>(std::move(checkpoint), blocks, placement, impl->devices->cpu(), store);
   impl->model = create_model(impl->config, std::move(blocks), *impl->weights);
   impl->executor = std::make_unique<Executor>(*impl->model, *impl->weights, std::move(placement),

@@ -101,7 +101,7 @@ WeightStore::WeightStore(Checkpoint checkpoint, const std::vector<BlockSpec>& bl
     buffers_.emplace_back(host, host_staging_bytes_, "staging for weights read from disk");
     layout.read_staging = buffers_.back().data();
   }
-  fill_regions(layout, host, options.pool);
+  fill_regions(layout, host, options);
   std::vector<std::vector<Prefetcher::Read>> reads = make_views(layout, blocks);
   plan_prefetch(blocks.size());
   pin_for_copies(placement, host);
@@ -263,7 +263,12 @@ void WeightStore::lay_out_disk_reads(Layout& layout, const std::vector<BlockSpec
 
 // Copies the resident weights and the host tier from the checkpoint into
 // their regions, converting on the way.
-void WeightStore::fill_regions(const Layout& layout, Device& host, ThreadPool* pool) {
+void WeightStore::fill_regions(const Layout& layout, Device& host, const WeightStoreOptions& options) {
+  ThreadPool* pool = options.pool;
+  uint64_t total = 0, placed = 0;
+  for (const Item& item : layout.items)
+    if (item.tier != Tier::disk) total += item.bytes;
+  if (options.progress) options.progress(0, total);
   std::vector<uint8_t> converted;
   for (const Item& item : layout.items) {
     if (item.tier == Tier::disk) continue;
@@ -287,6 +292,8 @@ void WeightStore::fill_regions(const Layout& layout, Device& host, ThreadPool* p
     release_mapped_pages(src);
     if (item.home == &host && item.tier == Tier::resident && !item.spec->is_vector())
       resident_host_ranges_.emplace_back(dst, item.bytes);
+    placed += item.bytes;
+    if (options.progress) options.progress(placed, total);
   }
 }
 

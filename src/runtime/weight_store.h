@@ -19,6 +19,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -44,6 +45,7 @@ struct WeightStoreOptions {
   ThreadPool* pool = nullptr;  // spreads copies and conversions at load
   size_t disk_read_slots = 2;  // host staging slots for disk reads: blocks read ahead + the one in use
   size_t staging_slots = 2;    // per accelerator, for streamed blocks: one fills while one computes
+  std::function<void(uint64_t placed, uint64_t total)> progress;  // while the regions fill; may be empty
 };
 
 class WeightStore : public WeightSource {
@@ -119,7 +121,7 @@ class WeightStore : public WeightSource {
                              const std::vector<BlockPlacement>& placement, size_t slots_per_device);
   void lay_out_disk_reads(Layout& layout, const std::vector<BlockSpec>& blocks,
                           const std::vector<BlockPlacement>& placement, size_t read_slots);
-  void fill_regions(const Layout& layout, Device& host, ThreadPool* pool);
+  void fill_regions(const Layout& layout, Device& host, const WeightStoreOptions& options);
   std::vector<std::vector<Prefetcher::Read>> make_views(const Layout& layout, const std::vector<BlockSpec>& blocks);
   const TensorInfo& expect(const WeightSpec& weight) const;
   void pin_for_copies(const std::vector<BlockPlacement>& placement, Device& host);
