@@ -21,4 +21,8 @@ uint64_t parse_byte_size(std::string_view text, bool allow_zero = false);
 // "64.0 MiB", "1.50 GiB", "123 GiB"; infinity as "unlimited".
 std::string format_bytes(double bytes);
 
+// The text without leading and trailing white space (for list items such as
+// "0=8GiB, cpu=30GiB").
+std::string_view trim_space(std::string_view text);
+
 }  // namespace strata::plan

@@ -10,12 +10,6 @@
 namespace strata::plan {
 namespace {
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
-  return s;
-}
-
 constexpr const char* kHint = "write it like 0=8GiB,1=8GiB,cpu=30GiB,disk";
 
 }  // namespace
@@ -27,15 +21,15 @@ MaxMemory parse_max_memory(std::string_view text) {
   while (at <= text.size()) {
     size_t comma = text.find(',', at);
     if (comma == std::string_view::npos) comma = text.size();
-    const std::string_view item = trim(text.substr(at, comma - at));
+    const std::string_view item = trim_space(text.substr(at, comma - at));
     at = comma + 1;
     const std::string where = "max memory '" + std::string(text) + "'";
     if (item.empty()) throw Error(where + " has an empty item", {}, {}, kHint);
 
     const size_t eq = item.find('=');
-    const std::string key(trim(item.substr(0, eq)));
+    const std::string key(trim_space(item.substr(0, eq)));
     const bool has_size = eq != std::string_view::npos;
-    const std::string_view size = has_size ? trim(item.substr(eq + 1)) : std::string_view{};
+    const std::string_view size = has_size ? trim_space(item.substr(eq + 1)) : std::string_view{};
     Device device;
     try {
       device = parse_device(key);

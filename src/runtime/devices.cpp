@@ -12,34 +12,27 @@
 namespace strata {
 namespace {
 
-std::string trim(std::string_view text) {
-  const size_t b = text.find_first_not_of(" \t");
-  if (b == std::string_view::npos) return {};
-  const size_t e = text.find_last_not_of(" \t");
-  return std::string(text.substr(b, e - b + 1));
-}
-
 const char* kSimHint = "--sim-devices or STRATA_SIM_DEVICES: write e.g. 2x64MiB (two devices of 64 MiB), 64MiB,128MiB, or 2x64MiB@2GB to limit copies to 2 GB/s";
 
 }  // namespace
 
 std::vector<SimDeviceSpec> parse_sim_devices(std::string_view text) {
   std::vector<SimDeviceSpec> out;
-  if (trim(text).empty()) return out;
+  if (plan::trim_space(text).empty()) return out;
   // getline would drop an empty last item; a trailing comma is a typo worth saying.
-  if (trim(text).back() == ',') throw Error("simulated devices: empty item in '" + std::string(text) + "'", "", "", kSimHint);
+  if (plan::trim_space(text).back() == ',') throw Error("simulated devices: empty item in '" + std::string(text) + "'", "", "", kSimHint);
   std::stringstream items{std::string(text)};
   for (std::string item; std::getline(items, item, ',');) {
-    item = trim(item);
+    item = std::string(plan::trim_space(item));
     if (item.empty()) throw Error("simulated devices: empty item in '" + std::string(text) + "'", "", "", kSimHint);
     SimDeviceSpec spec;
     if (const size_t at = item.find('@'); at != std::string::npos) {
       try {
-        spec.copy_bytes_per_second = static_cast<double>(plan::parse_byte_size(trim(item.substr(at + 1))));
+        spec.copy_bytes_per_second = static_cast<double>(plan::parse_byte_size(plan::trim_space(item.substr(at + 1))));
       } catch (const Error& e) {
         throw Error("simulated devices: copy rate: " + e.message(), "", "", kSimHint);
       }
-      item = trim(item.substr(0, at));
+      item = std::string(plan::trim_space(item.substr(0, at)));
     }
     int count = 1;
     if (const size_t x = item.find('x'); x != std::string::npos && x > 0 &&
@@ -49,7 +42,7 @@ std::vector<SimDeviceSpec> parse_sim_devices(std::string_view text) {
     }
     if (count < 1 || count > 64) throw Error("simulated devices: between 1 and 64 per item", "", "", kSimHint);
     try {
-      spec.capacity = plan::parse_byte_size(trim(item));
+      spec.capacity = plan::parse_byte_size(plan::trim_space(item));
     } catch (const Error& e) {
       throw Error("simulated devices: " + e.message(), "", "", kSimHint);
     }
