@@ -1,6 +1,5 @@
 #include "device_map_options.h"
 
-#include "progress_line.h"
 
 #include <algorithm>
 #include <cmath>

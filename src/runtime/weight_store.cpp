@@ -103,7 +103,7 @@ WeightStore::WeightStore(Checkpoint checkpoint, const std::vector<BlockSpec>& bl
   }
   fill_regions(layout, host, options);
   std::vector<std::vector<Prefetcher::Read>> reads = make_views(layout, blocks);
-  plan_prefetch(blocks.size());
+  plan_prefetch(blocks);
   pin_for_copies(placement, host);
   try {
     if (!reads.empty())
@@ -355,15 +355,18 @@ WeightStore::~WeightStore() {
 
 // Which block's fill each hook starts (the next streamed block, so its copy
 // runs while the blocks before it compute), and how many bytes a pass copies:
-// a slot that holds one content (one block, or a tied head and the embedding
-// whose copies are the same) is filled once and then kept.
-void WeightStore::plan_prefetch(size_t count) {
-  const auto same_copies = [](const StagedBlock& a, const StagedBlock& b) {
-    return a.device == b.device && a.slot == b.slot &&
-           std::equal(a.copies.begin(), a.copies.end(), b.copies.begin(), b.copies.end(),
-                      [](const Device::HostCopy& x, const Device::HostCopy& y) {
-                        return x.dst == y.dst && x.src == y.src && x.bytes == y.bytes;
-                      });
+// a slot that holds one content (one block, or a tied head and the embedding,
+// which stage the same tensor at the same place) is filled once and kept.
+// Contents are compared by tensor, not by address: blocks read from disk
+// pass through the same host read slot, so equal addresses can hold other
+// weights.
+void WeightStore::plan_prefetch(const std::vector<BlockSpec>& blocks) {
+  const size_t count = blocks.size();
+  const auto same_content = [&](size_t a, size_t b) {
+    return staged_[a].device == staged_[b].device && staged_[a].slot == staged_[b].slot &&
+           std::equal(blocks[a].weights.begin(), blocks[a].weights.end(), blocks[b].weights.begin(),
+                      blocks[b].weights.end(),
+                      [](const WeightSpec& x, const WeightSpec& y) { return x.name == y.name; });
   };
   std::map<std::pair<Device*, size_t>, size_t> contents;  // (device, slot) -> distinct contents
   for (size_t b = 0; b < count; ++b) {
@@ -371,7 +374,7 @@ void WeightStore::plan_prefetch(size_t count) {
     if (!st.device) continue;
     st.content = b;
     for (size_t a = 0; a < b && st.content == b; ++a)
-      if (staged_[a].device && same_copies(staged_[a], st)) st.content = a;
+      if (staged_[a].device && same_content(a, b)) st.content = a;
     if (st.content == b) ++contents[{st.device, st.slot}];
   }
   for (size_t b = 0; b < count; ++b) {

@@ -111,7 +111,7 @@ class WeightStore : public WeightSource {
     Device* device = nullptr;  // null: not streamed to an accelerator
     size_t slot = 0;
     std::vector<Device::HostCopy> copies;
-    size_t content = 0;  // the first block whose fill is the same as this one's (itself, or the embedding for a tied head)
+    size_t content = 0;  // the first block staging the same tensors in the same slot (itself, or a tied head's embedding)
   };
   // The constructor's steps, in order (weight_store.cpp).
   struct Layout;
@@ -125,7 +125,7 @@ class WeightStore : public WeightSource {
   std::vector<std::vector<Prefetcher::Read>> make_views(const Layout& layout, const std::vector<BlockSpec>& blocks);
   const TensorInfo& expect(const WeightSpec& weight) const;
   void pin_for_copies(const std::vector<BlockPlacement>& placement, Device& host);
-  void plan_prefetch(size_t count);
+  void plan_prefetch(const std::vector<BlockSpec>& blocks);
   const Held& held(const std::string& name, const std::vector<int64_t>& shape) const;
   void wait_read(size_t block);
   void stage(size_t block);

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "format/synth_checkpoint.h"
 #include "runtime/model_impl.h"
 #include "strata/error.h"
 #include "strata/model.h"
@@ -151,6 +152,32 @@ TEST(StagingSlots, AnAcceleratorWithRoomForOneSlotStillRuns) {
       EXPECT_LT(d.planned_bytes, two_slots);
       EXPECT_LE(static_cast<double>(d.peak), d.planned_bytes);
     }
+}
+
+// Layers streamed from disk pass through the same host read slots and the
+// same staging slots every other layer. With every tensor a whole number of
+// 4 KiB pages (as in real checkpoints), layer i and layer i+2 copy between
+// the same addresses, yet hold different weights: each must be copied.
+TEST(StagingSlots, DiskLayersAtTheSameAddressesAreEachCopied) {
+  test::TempDir tmp;
+  SynthSpec spec;
+  spec.hidden_size = 1024;  // f32 norms of 4 KiB; every matrix a multiple of 4 KiB too
+  spec.intermediate_size = 256;
+  spec.num_layers = 3;
+  spec.num_heads = 8;
+  spec.num_kv_heads = 2;
+  spec.vocab_size = 512;
+  spec.dtype = DType::F32;
+  write_synthetic_checkpoint(spec, tmp.path() / "m");
+  const std::vector<int32_t> ids = {1, 7, 42, 99, 3};
+
+  ModelOptions cpu = test::with_threads(1);
+  cpu.device_map = R"({"": "cpu"})";
+  const auto want = Model::load(tmp.path() / "m", cpu)->logits(ids, 1, 5);
+  auto model = Model::load(tmp.path() / "m", on_sim(R"({"": "disk"})", tmp.path() / "offload"));
+  EXPECT_GT(model->impl().weights->copied_bytes_per_pass(), 0u);
+  EXPECT_TRUE(same_bits(model->logits(ids, 1, 5), want));
+  EXPECT_TRUE(same_bits(model->logits(ids, 1, 5), want)) << "second pass";
 }
 
 // A pass that stops inside a block (an error in its compute) leaves that
