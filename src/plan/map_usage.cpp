@@ -154,8 +154,18 @@ MapUsage usage_of_units(const PlacementUnits& units, const std::vector<std::opti
 
   MapUsage out;
   out.main_accelerator = main_accelerator;
+  // Without a cpu key the host is not budgeted (Accelerate: nothing on cpu):
+  // what executes there, and the session's host buffers, are not billed.
+  const bool cpu_budgeted = std::any_of(max_memory.begin(), max_memory.end(),
+                                        [](const auto& b) { return b.first == Device::cpu_(); });
   std::set<Device> executing;
-  std::map<Device, std::vector<double>> staged_units;  // per executing accelerator
+  // Per executing accelerator, the staged units; a tied group's units (an
+  // embedding and its head) share one slot and count once, at their largest.
+  struct Staged {
+    double bytes;
+    std::vector<int> tied_groups;
+  };
+  std::map<Device, std::vector<Staged>> staged_units;
   double largest_read = 0;  // the largest disk unit as read into a host slot
   for (size_t i = 0; i < units.units.size(); ++i) {
     const PlacementUnit& unit = units.units[i];
@@ -169,14 +179,27 @@ MapUsage usage_of_units(const PlacementUnits& units, const std::vector<std::opti
                                                      unit.name) != needs.local_when_offloaded.end();
     const Device exec = local ? Device::cpu_() : execution_device(mapped, main_accelerator);
     use(mapped).weights += unit.held_bytes;
-    use(exec).runtime += unit.runtime_bytes;
     // Weights held in memory take their held size there; the disk tier holds no memory.
     if (!(mapped == Device::disk_())) use(mapped).runtime += unit.held_extra;
-    executing.insert(exec);
+    if (!(exec == Device::cpu_()) || cpu_budgeted) {
+      use(exec).runtime += unit.runtime_bytes;
+      executing.insert(exec);
+    }
     // A staged copy is held like the weights; a tied tensor it borrows may add
     // up to 63 bytes of alignment of its own.
     const double staged = unit.full_bytes + unit.held_extra + 64.0 * static_cast<double>(unit.tied_groups.size());
-    if (!mapped.is_gpu() && exec.is_gpu()) staged_units[exec].push_back(staged);
+    if (!mapped.is_gpu() && exec.is_gpu()) {
+      auto& list = staged_units[exec];
+      const auto shares_group = [&](const Staged& s) {
+        return std::any_of(unit.tied_groups.begin(), unit.tied_groups.end(), [&](int g) {
+          return std::find(s.tied_groups.begin(), s.tied_groups.end(), g) != s.tied_groups.end();
+        });
+      };
+      if (const auto it = std::find_if(list.begin(), list.end(), shares_group); it != list.end())
+        it->bytes = std::max(it->bytes, staged);
+      else
+        list.push_back({staged, unit.tied_groups});
+    }
     if (mapped == Device::disk_())
       largest_read = std::max(largest_read, staged + needs.disk_read_slack * unit.tensors);
   }
@@ -184,15 +207,13 @@ MapUsage usage_of_units(const PlacementUnits& units, const std::vector<std::opti
     use(execution_device(Device::cpu_(), main_accelerator)).runtime +=
         units.unattributed_runtime + units.unattributed_held_extra;
   for (const Device& d : executing) use(d).activations = needs.activation_bytes;
-  // The session's host buffers count against a cpu budget when there is one;
-  // without a cpu key the host is not budgeted (Accelerate: nothing on cpu).
-  const bool cpu_budgeted = std::any_of(max_memory.begin(), max_memory.end(),
-                                        [](const auto& b) { return b.first == Device::cpu_(); });
   if (!executing.empty() && cpu_budgeted) use(Device::cpu_()).runtime += needs.host_bytes;
   if (largest_read > 0 && cpu_budgeted) use(Device::cpu_()).staging += needs.disk_read_slots * largest_read;
   // Staged units take turns in the slots, each slot the size of its largest
   // unit: together at most the largest staging_slots units.
-  for (auto& [d, sizes] : staged_units) {
+  for (auto& [d, list] : staged_units) {
+    std::vector<double> sizes;
+    for (const Staged& s : list) sizes.push_back(s.bytes);
     std::sort(sizes.begin(), sizes.end(), std::greater<>());
     const size_t slots = std::min(sizes.size(), static_cast<size_t>(std::max(needs.staging_slots, 1)));
     for (size_t k = 0; k < slots; ++k) use(d).staging += sizes[k];

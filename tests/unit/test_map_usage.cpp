@@ -120,6 +120,33 @@ TEST(MapUsage, TiedHeadAwayFromItsEmbeddingIsStagedWhole) {
   EXPECT_EQ(at(u, Device::gpu_(0)).weights, 2 * kLayer + kNorm + kRotary);
 }
 
+TEST(MapUsage, ATiedEmbeddingAndHeadShareOneStagingSlot) {
+  const ModuleTree tree = tiny_llama(true);
+  const DeviceMap map = {{"", Device::gpu_(0)}, {"model.embed_tokens", Device::cpu_()}, {"lm_head", Device::cpu_()}};
+  // Two slots, but the embedding and its head stage the same matrix in one:
+  // it is billed once, not twice.
+  const MapUsage u = map_usage(tree, map, {{Device::gpu_(0), 1e6}, {Device::cpu_(), 1e6}}, kNoSplit, {}, needs(),
+                               Device::gpu_(0));
+  EXPECT_EQ(at(u, Device::gpu_(0)).staging, kEmbed + 64);
+}
+
+TEST(MapUsage, AnOffloadedLookupExecutesOnTheCpuAndIsNotStaged) {
+  const ModuleTree tree = tiny_llama(false);
+  MemoryNeeds n = needs();
+  n.local_when_offloaded = {"model.embed_tokens"};
+  const DeviceMap map = {{"", Device::gpu_(0)}, {"model.embed_tokens", Device::disk_()}};
+  // With a cpu budget, the cpu executes the embedding: activations there.
+  const MapUsage with_cpu = map_usage(tree, map, {{Device::gpu_(0), 1e6}, {Device::cpu_(), 1e6}}, kNoSplit, {}, n,
+                                      Device::gpu_(0));
+  EXPECT_EQ(at(with_cpu, Device::gpu_(0)).staging, 0) << "nothing offloaded runs on the accelerator";
+  EXPECT_EQ(at(with_cpu, Device::cpu_()).activations, 1000);
+  EXPECT_EQ(at(with_cpu, Device::cpu_()).staging, 2 * kEmbed) << "its disk reads, two slots";
+  // Without a cpu key the host is not budgeted, and nothing is billed there.
+  const MapUsage no_cpu = map_usage(tree, map, {{Device::gpu_(0), 1e6}}, kNoSplit, {}, n, Device::gpu_(0));
+  EXPECT_EQ(no_cpu.find(Device::cpu_()), nullptr);
+  EXPECT_EQ(at(no_cpu, Device::gpu_(0)).staging, 0);
+}
+
 TEST(MapUsage, UnmappedUnitsAreReportedNotCounted) {
   const ModuleTree tree = tiny_llama(false);
   const DeviceMap map = {{"model.embed_tokens", Device::gpu_(0)}, {"model.layers", Device::gpu_(0)},
