@@ -176,18 +176,23 @@ struct Outcome {
 
 Outcome plan_request(const Request& r, const plan::MaxMemory& mm, const std::string& kind) {
   Outcome out;
+  // As loading does (runtime/plan_request.cpp): one staging slot where two
+  // do not fit.
+  plan::MemoryNeeds one_slot = r.needs;
+  one_slot.staging_slots = 1;
+  const auto note_one_slot = [] {
+    std::fprintf(stderr, "strata: the accelerator has room for one staging slot only: offloaded layers would be "
+                         "copied to it in turn with its compute, not beside it\n");
+  };
   if (r.strategy == "auto") {
     plan::AutoPlan p;
     try {
       p = plan::plan_auto(r.tree, mm, r.no_split, r.sizes, r.needs, kind);
     } catch (const Error&) {
-      // As loading does (runtime/plan_request.cpp): one staging slot where two do not fit.
       if (r.needs.staging_slots <= 1) throw;
-      plan::MemoryNeeds one_slot = r.needs;
-      one_slot.staging_slots = 1;
       p = plan::plan_auto(r.tree, mm, r.no_split, r.sizes, one_slot, kind);
-      std::fprintf(stderr, "strata: the accelerator has room for one staging slot only: offloaded layers would be "
-                           "copied to it in turn with its compute, not beside it\n");
+      if (!plan::stages_on_an_accelerator(p.usage)) throw;
+      note_one_slot();
     }
     return {std::move(p.device_map), p.main_accelerator, std::move(p.usage), false};
   }
@@ -206,6 +211,16 @@ Outcome plan_request(const Request& r, const plan::MaxMemory& mm, const std::str
       break;
     }
   out.usage = plan::map_usage(r.tree, out.map, mm, r.no_split, r.sizes, r.needs, out.main_accelerator);
+  const auto over = [](const plan::MapUsage& u) {
+    return std::any_of(u.devices.begin(), u.devices.end(), [](const auto& d) { return d.total() > d.budget; });
+  };
+  if (over(out.usage) && r.needs.staging_slots > 1) {
+    plan::MapUsage fewer = plan::map_usage(r.tree, out.map, mm, r.no_split, r.sizes, one_slot, out.main_accelerator);
+    if (!over(fewer)) {
+      out.usage = std::move(fewer);
+      note_one_slot();
+    }
+  }
   return out;
 }
 
@@ -266,7 +281,21 @@ void print_table(const Request& r, const Outcome& o, const plan::MaxMemory& mm, 
                 short_of_room ? "  over budget" : "");
   }
   const std::string exec = o.main_accelerator ? plan::device_label(*o.main_accelerator, kind) : "cpu";
-  std::printf("\ncpu and disk modules execute on %s.\n", exec.c_str());
+  std::printf("\ncpu and disk modules execute on %s", exec.c_str());
+  // An offloaded lookup (an untied embedding) runs where it lies.
+  std::string lookups;
+  for (const auto& name : r.needs.local_when_offloaded) {
+    const plan::Device* placed = nullptr;
+    size_t longest = 0;
+    for (const auto& [key, device] : o.map)
+      if ((key.empty() || key == name || name.rfind(key + ".", 0) == 0) && (!placed || key.size() > longest)) {
+        placed = &device;
+        longest = key.size();
+      }
+    if (placed && !placed->is_gpu()) lookups += (lookups.empty() ? "" : ", ") + name;
+  }
+  if (o.main_accelerator && !lookups.empty()) std::printf(", except %s (a lookup), on the cpu", lookups.c_str());
+  std::printf(".\n");
   if (r.strategy != "auto")
     std::printf("note: %s is Accelerate's strategy: it budgets weights only (plus a reserve for the largest layer); "
                 "KV cache, activations and staging are shown but were not budgeted%s.\n",

@@ -11,6 +11,10 @@ namespace strata::cli {
 ProgressLine::ProgressLine(std::string what)
     : what_(std::move(what)), tty_(::isatty(STDERR_FILENO) != 0), start_(Clock::now()), last_(start_) {}
 
+ProgressLine::~ProgressLine() {
+  if (line_open_) std::fprintf(stderr, "\n");
+}
+
 void ProgressLine::update(uint64_t done, uint64_t total) {
   const auto now = Clock::now();
   if (done == 0) {  // the work starts now; what came before is not counted
@@ -25,6 +29,7 @@ void ProgressLine::update(uint64_t done, uint64_t total) {
   std::fprintf(stderr, "%s%s: %s / %s (%3.0f%%), %s/s%s", tty_ ? "\r" : "", what_.c_str(), human_bytes(done).c_str(),
                human_bytes(total).c_str(), total ? 100.0 * static_cast<double>(done) / static_cast<double>(total) : 100.0,
                human_bytes(static_cast<uint64_t>(rate)).c_str(), tty_ ? "   " : "\n");
+  line_open_ = tty_ && done < total;
   if (tty_ && done >= total) std::fprintf(stderr, "\n");
   std::fflush(stderr);
 }

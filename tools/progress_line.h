@@ -14,6 +14,11 @@ namespace strata::cli {
 class ProgressLine {
  public:
   explicit ProgressLine(std::string what);
+  // Ends a line left open on a terminal (the work failed midway), so that
+  // what is printed next starts on a line of its own.
+  ~ProgressLine();
+  ProgressLine(const ProgressLine&) = delete;
+  ProgressLine& operator=(const ProgressLine&) = delete;
   // done == 0 (re)starts the clock; done == total ends the line.
   void update(uint64_t done, uint64_t total);
 
@@ -21,6 +26,7 @@ class ProgressLine {
   using Clock = std::chrono::steady_clock;
   std::string what_;
   bool tty_;
+  bool line_open_ = false;  // a terminal line was written and not ended
   Clock::time_point start_, last_;
 };
 

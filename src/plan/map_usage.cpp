@@ -138,6 +138,11 @@ Device execution_device(const Device& mapped, const std::optional<Device>& main_
   return main_accelerator ? *main_accelerator : Device::cpu_();
 }
 
+bool stages_on_an_accelerator(const MapUsage& usage) {
+  return std::any_of(usage.devices.begin(), usage.devices.end(),
+                     [](const DeviceUse& u) { return u.device.is_gpu() && u.staging > 0; });
+}
+
 MapUsage usage_of_units(const PlacementUnits& units, const std::vector<std::optional<Device>>& unit_devices,
                         const MaxMemory& max_memory, const MemoryNeeds& needs,
                         std::optional<Device> main_accelerator) {

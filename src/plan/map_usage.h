@@ -57,6 +57,9 @@ struct PlacementUnit {
   std::vector<int> tied_groups;  // indices into tree.tied of the groups it registers
 };
 
+// Whether any accelerator holds staging slots in this bill.
+bool stages_on_an_accelerator(const MapUsage& usage);
+
 struct PlacementUnits {
   std::vector<PlacementUnit> units;  // in registration (execution) order
   // runtime_bytes keyed by names found nowhere in the tree: charged to the main device.

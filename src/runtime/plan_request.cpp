@@ -236,14 +236,16 @@ PlannedMap plan_device_map(const ModelConfig& config, const Checkpoint& checkpoi
   };
   try {
     plan_with(needs);
-  } catch (const Error&) {
+  } catch (const Error& two_slots) {
     // Overlapped copies need a second staging slot; an accelerator with room
     // for one still runs the model, its copies in turn with its compute. If
-    // even that does not fit, the error states the one-slot minimum.
+    // even that does not fit, the error states the one-slot minimum; if it
+    // fits but stages nothing, slots were not the trouble.
     if (needs.staging_slots <= 1) throw;
     plan::MemoryNeeds one_slot = needs;
     one_slot.staging_slots = 1;
     plan_with(one_slot);
+    if (!plan::stages_on_an_accelerator(p.usage)) throw two_slots;
     p.staging_slots = 1;
     std::fprintf(stderr,
                  "strata: the accelerator has room for one staging slot only: offloaded layers are copied to it in "

@@ -62,9 +62,11 @@ void SimDevice::fill_slot(size_t slot, std::span<const HostCopy> copies) {
     if (slot_in_use_[slot])
       throw Error("internal: " + name() + " was asked to refill staging slot " + std::to_string(slot) +
                   " while a block still reads it");
+    // Started before anything is queued: a thread that fails to start
+    // leaves no fill that use_slot would wait for forever.
+    if (!copier_.joinable()) copier_ = std::thread([this] { copier_loop(); });
     queue_.push_back({slot, std::vector<HostCopy>(copies.begin(), copies.end())});
     ++fills_queued_[slot];
-    if (!copier_.joinable()) copier_ = std::thread([this] { copier_loop(); });
   }
   for (const HostCopy& c : copies) count_copy_in(c.bytes);
   changed_.notify_all();
