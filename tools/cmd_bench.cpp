@@ -16,6 +16,7 @@
 #include "io_bandwidth.h"
 #include "plan/byte_size.h"
 #include "process_memory.h"
+#include "runtime/clock.h"
 #include "runtime/model_impl.h"
 #include "runtime/offload_compute.h"
 #include "strata/error.h"
@@ -53,10 +54,6 @@ Stats stats_of(const std::vector<double>& values) {
   for (double v : values) s.stddev += (v - s.mean) * (v - s.mean);
   s.stddev = values.size() > 1 ? std::sqrt(s.stddev / static_cast<double>(values.size() - 1)) : 0.0;
   return s;
-}
-
-double seconds_since(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
 // Each device's peak allocation beside its budget, for --json.

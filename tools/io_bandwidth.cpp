@@ -7,15 +7,9 @@
 
 #include "backend/host_memory.h"
 #include "format/direct_reader.h"
+#include "runtime/clock.h"
 
 namespace strata::cli {
-namespace {
-
-double seconds_since(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
-
-}  // namespace
 
 double measure_direct_read(const std::vector<WeightStore::DiskRange>& ranges, uint64_t limit) {
   constexpr uint64_t kRequest = uint64_t{64} << 20;

@@ -3,16 +3,10 @@
 #include <algorithm>
 #include <chrono>
 
+#include "runtime/clock.h"
 #include "strata/error.h"
 
 namespace strata {
-namespace {
-
-double seconds_since(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
-
-}  // namespace
 
 GenerateResult generate(Model& model, std::span<const int32_t> prompt, const GenerateOptions& options,
                         const std::function<void(int32_t)>& on_token) {

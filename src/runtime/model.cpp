@@ -8,6 +8,7 @@
 
 #include "models/causal_lm.h"
 #include "plan/max_memory.h"
+#include "runtime/clock.h"
 #include "runtime/model_impl.h"
 #include "runtime/plan_request.h"
 #include "strata/error.h"
@@ -88,7 +89,7 @@ std::unique_ptr<Model> Model::load(const std::filesystem::path& dir, const Model
   impl->usage = std::move(plan.usage);
   impl->plan_source = std::move(plan.source);
   impl->offload_choice = std::move(plan.offload_choice);
-  impl->load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  impl->load_seconds = seconds_since(start);
   return std::unique_ptr<Model>(new Model(std::move(impl)));
 }
 

@@ -8,14 +8,11 @@
 
 #include "backend/cpu/ops.h"
 #include "backend/host_memory.h"
+#include "runtime/clock.h"
 #include "strata/error.h"
 
 namespace strata {
 namespace {
-
-double seconds_since(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
 
 constexpr int kRepetitions = 3;
 

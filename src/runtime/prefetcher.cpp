@@ -1,5 +1,7 @@
 #include "runtime/prefetcher.h"
 
+#include "runtime/clock.h"
+
 namespace strata {
 
 Prefetcher::Prefetcher(std::vector<std::vector<Read>> reads, std::vector<size_t> slot_of, size_t slots)
@@ -55,7 +57,7 @@ void Prefetcher::reader_loop() {
       std::lock_guard lock(mutex_);
       filled_ = ++next_read_;
       totals_.bytes += bytes;
-      totals_.read_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+      totals_.read_seconds += seconds_since(started);
     }
     changed_.notify_all();
   }
