@@ -4,7 +4,8 @@
 #     the build-cuda already there, e.g. one carried from another machine);
 #  2. runs the GPU tests: every op on cuda against the reference
 #     (Backends/BackendOps.*/cuda) and the fixture models on cuda:0
-#     (Fixtures/CudaFidelity.*), which fails if either is skipped;
+#     (Fixtures/CudaFidelity.*), with STRATA_EXPECT_GPU=1 and
+#     STRATA_REQUIRE_FIXTURES=1: a test that would skip fails instead;
 #  3. benchmarks a synthetic Llama-3-8B-shaped bf16 checkpoint (16 GB) with
 #     --max-memory 0=GPU_BUDGET,cpu=CPU_BUDGET: what does not fit the GPU
 #     stays in page-locked RAM and streams over PCIe each token; strata bench
@@ -45,10 +46,14 @@ fi
 strata=build-cuda/strata
 
 echo "== GPU tests"
-build-cuda/tests/strata_tests --gtest_filter='Backends/BackendOps.*/cuda:Fixtures/CudaFidelity.*' 2>&1 |
-  tee "$out/gpu_tests.txt" | grep -E '^\[  (PASSED|FAILED|SKIPPED) |not supported|max_abs_diff' || true
-if grep -q '^\[  FAILED\|^\[  SKIPPED' "$out/gpu_tests.txt"; then
-  echo "GPU tests failed or skipped: see $out/gpu_tests.txt" >&2
+tests_status=0
+STRATA_EXPECT_GPU=1 STRATA_REQUIRE_FIXTURES=1 \
+  build-cuda/tests/strata_tests --gtest_filter='Backends/BackendOps.*/cuda:Fixtures/CudaFidelity.*' \
+  >"$out/gpu_tests.txt" 2>&1 || tests_status=$?
+grep -E '^\[  (PASSED|FAILED) |not supported|max_abs_diff' "$out/gpu_tests.txt" || true
+# A filter that no longer matches runs nothing and passes: count what ran.
+if [[ $tests_status != 0 ]] || ! grep -q '^\[==========\] [1-9][0-9]* tests\? from .* ran' "$out/gpu_tests.txt"; then
+  echo "GPU tests failed or none ran: see $out/gpu_tests.txt" >&2
   status=1
 fi
 

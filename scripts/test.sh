@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds strata and runs the whole test suite with ctest.
 # SANITIZE=1 builds with AddressSanitizer + UndefinedBehaviorSanitizer instead
-# (in build-asan). Fixtures are read from ../shared/fixtures, or $STRATA_FIXTURES.
+# (in build-asan). Fixtures are read from tests/fixtures, or $STRATA_FIXTURES;
+# STRATA_REQUIRE_FIXTURES=1 (.ci/run sets it) fails a fixture test that would skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

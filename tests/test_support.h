@@ -23,7 +23,8 @@ inline ModelOptions with_threads(int threads) {
   return options;
 }
 
-// The fixtures folder: $STRATA_FIXTURES, else ../shared/fixtures beside the checkout.
+// The fixtures folder: $STRATA_FIXTURES, else the repository's tests/fixtures
+// (a copy of ../shared/fixtures that scripts/sync-fixtures.sh keeps equal).
 inline std::filesystem::path fixtures_dir() {
   if (const char* env = std::getenv("STRATA_FIXTURES"); env && *env) return env;
   return STRATA_DEFAULT_FIXTURES;
@@ -32,12 +33,33 @@ inline std::filesystem::path fixtures_dir() {
 // The built `strata` command, for tests that check exit codes and messages.
 inline std::filesystem::path cli_path() { return STRATA_CLI_PATH; }
 
+// Whether the environment variable `name` is "1": how a run says that a skip
+// would hide something (STRATA_REQUIRE_FIXTURES, STRATA_EXPECT_GPU).
+inline bool env_flag(const char* name) {
+  const char* value = std::getenv(name);
+  return value && std::string(value) == "1";
+}
+
 // The model folders under fixtures/models that hold transformers references.
+// Tests name the fixtures they support here and never walk the folder: a new
+// fixture (another family, a quantized format) must not fail the old tests.
 inline const std::vector<std::string>& fixture_model_names() {
-  static const std::vector<std::string> names{"stories260k", "stories260k-sharded", "llama-tiny-random",
-                                              "llama-tiny-random-bf16", "qwen2-tiny-random"};
+  static const std::vector<std::string> names{
+      "stories260k",       "stories260k-sharded", "llama-tiny-random",  "llama-tiny-random-bf16",
+      "qwen2-tiny-random", "qwen3-tiny-random",   "gemma-tiny-random",  "gemma2-tiny-random",
+      "phi3-tiny-random",  "gpt2-tiny-random"};
   return names;
 }
+
+// A fixture model's block modules (from its family's description), so a
+// test builds device maps in any family's names.
+struct FixtureModules {
+  std::vector<std::string> embeddings;  // token (and learned position) embeddings
+  std::vector<std::string> layers;
+  std::string final_norm, head;
+  bool tied = false;  // the head reads the token embedding
+};
+FixtureModules fixture_modules(const std::filesystem::path& model_dir);
 
 // Names parameterized tests after a string parameter, with every character
 // gtest does not allow in a name turned into '_'.
@@ -56,7 +78,11 @@ inline std::string read_file(const std::filesystem::path& path) {
 }
 inline nlohmann::json read_json(const std::filesystem::path& path) { return nlohmann::json::parse(read_file(path)); }
 
-// Runs the `strata` command with `args` (a shell fragment), capturing its output.
+// Runs the `strata` command with `args` (a shell fragment), capturing its
+// output. A command that did not run to an exit of its own (killed by a
+// signal, or not found or not executable: exit 127 or 126) fails the calling
+// test here, whatever exit code the test expects: a test that wants an error
+// must not pass on a crash or a missing binary.
 struct CliResult {
   int exit_code = -1;
   bool signaled = false;
@@ -99,10 +125,27 @@ class TempDir {
 
 }  // namespace strata::test
 
-// Skips the current test, loudly, when the fixtures are not there.
-#define STRATA_REQUIRE_FIXTURES()                                                          \
-  do {                                                                                     \
-    if (!std::filesystem::exists(::strata::test::fixtures_dir() / "README.md"))            \
-      GTEST_SKIP() << "fixtures not found at " << ::strata::test::fixtures_dir()           \
-                   << " (set STRATA_FIXTURES)";                                            \
+// Skips the current test with `message` (a stream: "a " << b), or fails it
+// instead when the environment variable `flag` is 1, where a skip would hide
+// what the run is meant to check.
+#define STRATA_SKIP_OR_FAIL_(flag, message)                   \
+  do {                                                        \
+    if (::strata::test::env_flag(flag)) {                     \
+      FAIL() << message << " (" flag "=1 forbids this skip)"; \
+    } else {                                                  \
+      GTEST_SKIP() << message;                                \
+    }                                                         \
   } while (0)
+
+// Skips the current test, loudly, when the fixtures are not there; fails it
+// under STRATA_REQUIRE_FIXTURES=1 (CI sets it).
+#define STRATA_REQUIRE_FIXTURES()                                                                                   \
+  do {                                                                                                              \
+    if (!std::filesystem::exists(::strata::test::fixtures_dir() / "README.md"))                                     \
+      STRATA_SKIP_OR_FAIL_("STRATA_REQUIRE_FIXTURES",                                                               \
+                           "fixtures not found at " << ::strata::test::fixtures_dir() << " (set STRATA_FIXTURES)"); \
+  } while (0)
+
+// A GPU test's skip where no GPU is usable, with `why` (a stream); fails
+// under STRATA_EXPECT_GPU=1 (bench/gpu_offload.sh sets it on a GPU machine).
+#define STRATA_SKIP_WITHOUT_GPU(why) STRATA_SKIP_OR_FAIL_("STRATA_EXPECT_GPU", why)

@@ -9,6 +9,8 @@
 
 namespace strata::cli {
 
+void write_text(std::string_view text) { std::fwrite(text.data(), 1, text.size(), stdout); }
+
 std::vector<int32_t> parse_id_list(const std::string& text) {
   std::vector<int32_t> ids;
   size_t at = 0;

@@ -96,7 +96,7 @@ void run_bench(const BenchArgs& args) {
   DeviceMapArgs map = args.map;
   if (args.mmap) map.device_map = R"({"": "disk"})";
   auto model = Model::load(args.model_dir,
-                           model_options(map, args.threads, args.prompt_tokens + args.gen_tokens, args.batch));
+                           model_options(args.model_dir, map, args.threads, args.prompt_tokens + args.gen_tokens, args.batch));
   print_device_map(*model, map);
   const ModelConfig& c = model->config();
   std::fprintf(stderr, "strata bench: %s, %lld layers, %s weights, %d threads, kernels %s\n", c.architecture.c_str(),

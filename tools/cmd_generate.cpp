@@ -68,7 +68,7 @@ void run_generate(const GenerateArgs& args) {
     size_t longest = 0;
     for (const auto& p : prompts) longest = std::max(longest, tokenizer->encode(p, !args.no_special).size());
     const int64_t needed = static_cast<int64_t>(longest) + std::max<int64_t>(args.max_new - 1, 0);
-    auto model = Model::load(args.model_dir, model_options(args.map, args.threads, needed, batch));
+    auto model = Model::load(args.model_dir, model_options(args.model_dir, args.map, args.threads, needed, batch));
     print_device_map(*model, args.map);
     GenerateOptions options;
     options.max_new_tokens = args.max_new;
@@ -93,7 +93,7 @@ void run_generate(const GenerateArgs& args) {
 
   // The last new token is never fed back, so the context holds one less.
   const int64_t needed = static_cast<int64_t>(prompt.size()) + std::max<int64_t>(args.max_new - 1, 0);
-  auto model = Model::load(args.model_dir, model_options(args.map, args.threads, needed, 1));
+  auto model = Model::load(args.model_dir, model_options(args.model_dir, args.map, args.threads, needed, 1));
   print_device_map(*model, args.map);
 
   const int64_t context = static_cast<int64_t>(prompt.size()) + args.max_new;
@@ -112,13 +112,13 @@ void run_generate(const GenerateArgs& args) {
   std::optional<Tokenizer::StreamDecoder> stream;
   if (tokenizer && !args.json) {
     stream.emplace(*tokenizer, /*skip_special=*/true);
-    for (const int32_t id : prompt) std::fputs(stream->push(id).c_str(), stdout);
+    for (const int32_t id : prompt) write_text(stream->push(id));
     std::fflush(stdout);
   }
   auto on_token = [&](int32_t id) {
     if (args.json) return;
     if (stream) {
-      std::fputs(stream->push(id).c_str(), stdout);
+      write_text(stream->push(id));
     } else {
       std::printf("%d ", id);
     }
@@ -136,7 +136,7 @@ void run_generate(const GenerateArgs& args) {
     }
     std::printf("%s\n", out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
   } else {
-    if (stream) std::fputs(stream->flush().c_str(), stdout);
+    if (stream) write_text(stream->flush());
     std::printf("\n");
   }
   std::fflush(stdout);

@@ -43,7 +43,7 @@ void run_inspect(const InspectArgs& args) {
               c.tie_word_embeddings ? " (lm_head tied to embed_tokens)" : "");
   std::printf("rope           theta %g%s, max positions %lld\n", c.rope_theta, c.rope_llama3 ? ", llama3 scaling" : "",
               static_cast<long long>(c.max_position_embeddings));
-  std::printf("rms_norm_eps   %g\n", c.rms_norm_eps);
+  std::printf("norm_eps       %g\n", c.norm_eps);
   std::printf("files          %zu safetensors file(s)\n", checkpoint.files().size());
 
   std::map<std::string, uint64_t> per_dtype;

@@ -61,7 +61,7 @@ void run_logits(const LogitsArgs& args) {
   const PeakAnonSampler memory_sampler;
   int64_t rows = 0, tokens = 0;
   const auto ids = read_input_ids(args.input, rows, tokens);
-  ModelOptions options = model_options(args.map, args.threads, tokens, 1);
+  ModelOptions options = model_options(args.model_dir, args.map, args.threads, tokens, 1);
   options.all_logits = true;
   auto model = Model::load(args.model_dir, options);
   print_device_map(*model, args.map);

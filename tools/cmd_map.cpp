@@ -17,6 +17,7 @@
 
 #include "commands.h"
 #include "format/safetensors.h"
+#include "models/architecture.h"
 #include "models/memory_needs.h"
 #include "models/module_tree.h"
 #include "plan/auto_map.h"
@@ -104,6 +105,7 @@ Request from_config(const MapArgs& a) {
   if (from_dir) {
     // Headers only: each tensor's own dtype, as the checkpoint stores it.
     auto checkpoint = std::make_shared<Checkpoint>(Checkpoint::open(dir));
+    check_layer_count(config, *checkpoint);
     dtype_of = [checkpoint, config_dtype](const std::string& name) {
       const TensorInfo* t = checkpoint->find(name);
       return t ? torch_dtype_name(t->dtype) : config_dtype;

@@ -1,6 +1,6 @@
 // strata synth: write a random-weight Hugging Face checkpoint of any
 // Llama-family shape, for benchmarks and tests that need a model of a given
-// size without downloading one. The work is in src/format/synth_checkpoint.cpp.
+// size without downloading one. The work is in src/synth/checkpoint.cpp.
 
 #include <cstdio>
 #include <map>
@@ -10,7 +10,7 @@
 #include "cli_util.h"
 #include "commands.h"
 #include "progress_line.h"
-#include "format/synth_checkpoint.h"
+#include "synth/synth_checkpoint.h"
 #include "plan/byte_size.h"
 #include "strata/error.h"
 

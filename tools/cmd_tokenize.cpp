@@ -27,7 +27,8 @@ void run_tokenize(const TokenizeArgs& args) {
   if (!args.decode.empty()) {
     if (args.prompt) throw Error("give either -p or --decode, not both");
     const auto ids = parse_id_list(args.decode);
-    std::printf("%s\n", tokenizer.decode(ids, args.skip_special).c_str());
+    write_text(tokenizer.decode(ids, args.skip_special));
+    write_text("\n");
     return;
   }
   const std::string text = args.prompt ? *args.prompt : read_stdin();

@@ -1,9 +1,11 @@
 #include "device_map_options.h"
 
-
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <string_view>
 
 #include "plan/byte_size.h"
 #include "process_memory.h"
@@ -47,16 +49,47 @@ void add_device_map_options(CLI::App* cmd, DeviceMapArgs& args) {
   cmd->add_flag("--quiet-map", args.quiet, "Do not print the device map and the memory peaks");
 }
 
-ModelOptions model_options(const DeviceMapArgs& args, int threads, int64_t ctx_needed, int64_t batch) {
+namespace {
+
+// FNV-1a: a hash that stays the same across compilers and standard
+// libraries (std::hash does not), so an upgrade never orphans a folder of
+// converted weights.
+uint64_t stable_hash(std::string_view text) {
+  uint64_t h = 14695981039346656037ull;
+  for (const unsigned char c : text) h = (h ^ c) * 1099511628211ull;
+  return h;
+}
+
+// $XDG_CACHE_HOME/strata/offload/NAME-HASH (or ~/.cache/...) for a model dir.
+std::filesystem::path default_offload_folder(const std::filesystem::path& model_dir) {
+  std::filesystem::path base;
+  if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg)
+    base = xdg;
+  else if (const char* home = std::getenv("HOME"); home && *home)
+    base = std::filesystem::path(home) / ".cache";
+  else
+    base = std::filesystem::temp_directory_path();
+  const std::filesystem::path absolute = std::filesystem::absolute(model_dir).lexically_normal();
+  char hash[17];
+  std::snprintf(hash, sizeof hash, "%016llx", static_cast<unsigned long long>(stable_hash(absolute.string())));
+  return base / "strata" / "offload" / (absolute.filename().string() + "-" + hash);
+}
+
+}  // namespace
+
+ModelOptions model_options(const std::string& model_dir, const DeviceMapArgs& args, int threads, int64_t ctx_needed,
+                           int64_t batch) {
   ModelOptions o;
   o.threads = threads;
   o.device_map = args.device_map;
   o.max_memory = args.max_memory;
-  o.offload_folder = args.offload_folder;
-  o.sim_devices = args.sim_devices;
+  o.offload_folder = args.offload_folder.empty() ? default_offload_folder(model_dir) : std::filesystem::path(args.offload_folder);
+  const char* env_sims = std::getenv("STRATA_SIM_DEVICES");
+  o.sim_devices = !args.sim_devices.empty() ? args.sim_devices : env_sims ? env_sims : "";
   o.main_device = args.main_device;
   o.offload_compute = args.offload_compute;
   o.load_progress = progress_callback("strata: loading weights");
+  o.warning = [](const std::string& message) { std::fprintf(stderr, "strata: warning: %s\n", message.c_str()); };
   o.ctx = std::max(args.ctx, ctx_needed);
   o.batch = batch;
   if (!args.dtype.empty()) {

@@ -25,9 +25,13 @@ struct DeviceMapArgs {
 
 void add_device_map_options(CLI::App* cmd, DeviceMapArgs& args);
 
-// ModelOptions from the flags; ctx_needed is what the command will feed
-// (used when --ctx is not given), batch the rows it runs together.
-ModelOptions model_options(const DeviceMapArgs& args, int threads, int64_t ctx_needed, int64_t batch);
+// ModelOptions from the flags for the model in model_dir; ctx_needed is
+// what the command will feed (used when --ctx is not given), batch the rows
+// it runs together. The environment fills what the flags leave out:
+// $STRATA_SIM_DEVICES, and the offload folder under $XDG_CACHE_HOME (or
+// ~/.cache)/strata/offload.
+ModelOptions model_options(const std::string& model_dir, const DeviceMapArgs& args, int threads, int64_t ctx_needed,
+                           int64_t batch);
 
 // One line per device that holds modules, to stderr, and a closing line with
 // each device's peak allocation beside its budget and the process's peak

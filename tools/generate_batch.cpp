@@ -5,6 +5,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "cli_util.h"
 #include "strata/error.h"
 
 namespace strata::cli {
@@ -50,7 +51,9 @@ void run_prompt_batches(Model& model, const Tokenizer& tokenizer, const std::vec
                                  {"new_text", tokenizer.decode(result.rows[i].new_ids, true)}};
         std::printf("%s\n", out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
       } else {
-        std::printf("[%zu] %s\n\n", first + i + 1, tokenizer.decode(all, true).c_str());
+        std::printf("[%zu] ", first + i + 1);
+        write_text(tokenizer.decode(all, true));
+        write_text("\n\n");
       }
     }
     std::fflush(stdout);

@@ -1,13 +1,15 @@
 // strata: run language models bigger than your hardware.
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
 #include <iostream>
 
+#include "backend/cpu/kernels.h"
 #include "commands.h"
 #include "strata/error.h"
 
 int main(int argc, char** argv) {
-  CLI::App app{"strata: run Hugging Face Llama-family checkpoints bigger than your hardware, over accelerators, RAM and disk"};
+  CLI::App app{"strata: run Hugging Face checkpoints (Llama, Mistral, Qwen2/3, Gemma 1/2, Phi-3, GPT-2) bigger than your hardware, over accelerators, RAM and disk"};
   app.require_subcommand(1);
   app.set_help_all_flag("--help-all", "Show help for every subcommand");
   strata::cli::add_generate_command(app);
@@ -18,6 +20,8 @@ int main(int argc, char** argv) {
   strata::cli::add_bench_command(app);
   strata::cli::add_map_command(app);
   try {
+    // For benchmarks and tests: STRATA_KERNELS=generic|avx2|avx512 picks the CPU kernels.
+    if (const char* kernels = std::getenv("STRATA_KERNELS"); kernels && *kernels) strata::cpu::force_kernels(kernels);
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);

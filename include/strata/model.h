@@ -25,10 +25,11 @@ struct ModelOptions {
   // Budgets per device, "0=8GiB,cpu=30GiB,disk"; empty: from the devices
   // (each accelerator's capacity, available RAM, and the disk).
   std::string max_memory;
-  // Where converted disk-tier weights go; empty: a folder under
-  // $XDG_CACHE_HOME/strata/offload (or ~/.cache) named after the model.
+  // Where disk-tier weights that need converting are written once; empty:
+  // loading fails if any does (the `strata` command defaults it to a folder
+  // under ~/.cache/strata/offload named after the model).
   std::filesystem::path offload_folder;
-  // Simulated accelerators, e.g. "2x64MiB"; empty: $STRATA_SIM_DEVICES.
+  // Simulated accelerators, e.g. "2x64MiB"; empty: none.
   std::string sim_devices;
   // The device offloaded modules run on ("sim:0"); empty: the planner's main
   // accelerator, else the first accelerator the map names, else the CPU.
@@ -49,6 +50,10 @@ struct ModelOptions {
   // Called now and then while the weights are put in memory (bytes placed,
   // of the bytes to place), from the loading thread; empty: silent.
   std::function<void(uint64_t placed, uint64_t total)> load_progress;
+  // Called with a one-line message when something is wrong but the model
+  // still runs (a weight that holds NaN or Inf); empty: silent. The library
+  // prints nothing itself.
+  std::function<void(const std::string& message)> warning;
 };
 
 // One device after loading, for reports.

@@ -1,4 +1,6 @@
-// What config.json and generation_config.json say about a Llama-family model.
+// What config.json and generation_config.json say about a model. Field names
+// follow Llama's config; other families' names for the same thing are read
+// into them (GPT-2's n_embd is hidden_size, as its config's attribute_map says).
 #pragma once
 
 #include <cstdint>
@@ -16,8 +18,16 @@ struct RopeScalingLlama3 {
   double original_max_position_embeddings = 8192.0;
 };
 
+// Phi-3's "longrope" (also spelled "su"): per-frequency divisors for short
+// and long contexts, and a factor on cos and sin.
+struct RopeScalingLongrope {
+  std::vector<double> short_factor, long_factor;
+  double original_max_position_embeddings = 0;
+  std::optional<double> attention_factor;  // else derived from the context extension
+};
+
 struct ModelConfig {
-  std::string architecture;  // "LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM"
+  std::string architecture;  // config.json "architectures"[0], e.g. "LlamaForCausalLM"
   std::string model_type;
   int64_t hidden_size = 0;
   int64_t intermediate_size = 0;
@@ -27,14 +37,21 @@ struct ModelConfig {
   int64_t head_dim = 0;
   int64_t vocab_size = 0;
   int64_t max_position_embeddings = 0;
-  double rms_norm_eps = 1e-6;
+  double norm_eps = 1e-6;  // rms_norm_eps, or GPT-2's layer_norm_epsilon
+  std::string hidden_act = "silu";  // the MLP's activation, as transformers names it ("silu", "gelu_pytorch_tanh")
   double rope_theta = 10000.0;
   std::optional<RopeScalingLlama3> rope_llama3;
-  bool tie_word_embeddings = false;
+  std::optional<RopeScalingLongrope> rope_longrope;
+  bool tie_word_embeddings = false;  // the config class's default when absent
   bool attention_bias = false;  // bias on q/k/v/o (Llama attention_bias)
   bool qkv_bias = false;        // bias on q/k/v only (Qwen2)
   bool mlp_bias = false;
   int64_t sliding_window = 0;  // 0: none
+  // Gemma 2: scores scaled by query_pre_attn_scalar^-0.5, attention and final
+  // logits soft-capped (0: no cap).
+  double query_pre_attn_scalar = 0;
+  double attn_logit_softcapping = 0;
+  double final_logit_softcapping = 0;
   std::optional<int32_t> bos_token_id;
   std::vector<int32_t> eos_token_ids;
   std::string torch_dtype;
@@ -59,7 +76,7 @@ struct GenerationConfig {
   static GenerationConfig from_dir(const std::filesystem::path& dir);
 };
 
-// The architectures strata can run, for error messages and --help.
+// The architectures whose config.json strata reads, for error messages and --help.
 const std::vector<std::string>& supported_architectures();
 
 }  // namespace strata

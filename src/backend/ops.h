@@ -6,7 +6,9 @@
 //
 // Activations are f32 throughout; weight matrices are f32, bf16 or f16 and
 // are widened exactly, so every backend computes the same math and differs
-// only in summation order. Math follows transformers' modeling_llama.py.
+// only in summation order. Math follows transformers' modeling_llama.py,
+// with the variants of modeling_gpt2.py, modeling_gemma.py,
+// modeling_gemma2.py, modeling_phi3.py and modeling_qwen3.py.
 // Thread-safety: an Ops object is used by the one thread running the model.
 #pragma once
 
@@ -33,10 +35,37 @@ struct AttentionShape {
   int kv_heads = 0;
   int head_dim = 0;
   int window = 0;  // sliding window (Mistral): a query sees this many positions; 0 = all
+  // Scores are dot(q, k) * scale. A model always sets it (Gemma's is
+  // query_pre_attn_scalar^-0.5); 0 means 1/sqrt(head_dim), for callers that do not.
+  float scale = 0;
+  // 0: none; else score = tanh(score / softcap) * softcap, after scaling and
+  // before the mask and softmax, as Gemma 2's eager attention does.
+  float softcap = 0;
 };
 
+// The activation of an MLP, applied in float32:
+//   silu(v)      = v / (1 + exp(-v))
+//   gelu_tanh(v) = 0.5 * v * (1 + tanh(sqrt(2/pi) * (v + 0.044715 * v^3)))
+// gelu_tanh is transformers' `gelu_pytorch_tanh` (torch gelu approximate="tanh")
+// and GPT-2's `gelu_new`, which are the same function.
+enum class Activation { silu, gelu_tanh };
+
 // The ops, for the conformance test's "not supported" answers.
-enum class OpKind { matmul, rms_norm, embedding, add, silu_mul, rope, store_kv, attention, copy };
+enum class OpKind {
+  matmul,
+  rms_norm,
+  layer_norm,
+  embedding,
+  add,
+  glu,
+  activate,
+  scale,
+  softcap,
+  rope,
+  store_kv,
+  attention,
+  copy
+};
 
 class Ops {
  public:
@@ -49,14 +78,30 @@ class Ops {
 
   // Several products that share the input x ([n, cols], row stride cols), e.g. q/k/v.
   virtual void matmul(const float* x, size_t n, std::span<const MatmulOutput> outputs) = 0;
-  // y = weight * (x * rsqrt(mean(x^2) + eps)) per row of length dim.
-  virtual void rms_norm(const float* x, const float* weight, size_t rows, size_t dim, float eps, float* y) = 0;
+  // y = (weight_offset + weight) * (x * rsqrt(mean(x^2) + eps)) per row of
+  // length dim. weight_offset is 0 for Llama and 1 for Gemma, whose RMSNorm
+  // multiplies by (1 + weight) (modeling_gemma.py); with 0 the result is that
+  // of weight * (...) bit for bit, 0 + w being exactly w (a -0 weight turns
+  // +0, which changes no sum).
+  virtual void rms_norm(const float* x, const float* weight, float weight_offset, size_t rows, size_t dim,
+                        float eps, float* y) = 0;
+  // torch's nn.LayerNorm per row of length dim (GPT-2): mean and biased
+  // variance, y = (x - mean) / sqrt(var + eps) * weight + bias; bias may be null.
+  virtual void layer_norm(const float* x, const float* weight, const float* bias, size_t rows, size_t dim,
+                          float eps, float* y) = 0;
   // out[i] = table row ids[i] widened to f32. ids are in host memory and valid.
   virtual void embedding(const MatrixView& table, std::span<const int32_t> ids, float* out) = 0;
   // x += y
   virtual void add_inplace(float* x, const float* y, size_t n) = 0;
-  // gate = silu(gate) * up, silu(v) = v / (1 + exp(-v)).
-  virtual void silu_mul(float* gate, const float* up, size_t n) = 0;
+  // gate = act(gate) * up: the gated MLP (Llama, Gemma, Phi-3, Qwen3).
+  virtual void glu(Activation act, float* gate, const float* up, size_t n) = 0;
+  // x = act(x): the plain MLP (GPT-2).
+  virtual void activate(Activation act, float* x, size_t n) = 0;
+  // x *= factor (Gemma's embedding normalizer, sqrt(hidden_size)).
+  virtual void scale(float* x, float factor, size_t n) = 0;
+  // x = tanh(x / cap) * cap: Gemma 2's final-logit soft-capping, divided,
+  // tanh'd and multiplied in float32 as transformers does.
+  virtual void softcap(float* x, float cap, size_t n) = 0;
   // Rotates x [rows * tokens, heads, head_dim] in place: token t of row r sits
   // in cache slot past + t and is at position max(past + t - row_starts[r], 0)
   // (a left-padded row counts positions from its first real token).

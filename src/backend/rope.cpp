@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <numbers>
+#include <utility>
 
 namespace strata {
 
@@ -30,13 +31,23 @@ Rope::Rope(int head_dim, double theta, const Llama3Scaling* llama3) : head_dim_(
   }
 }
 
+Rope::Rope(std::vector<float> inv_freq, float attention_scaling)
+    : head_dim_(static_cast<int>(2 * inv_freq.size())),
+      inv_freq_(std::move(inv_freq)),
+      attention_scaling_(attention_scaling) {}
+
 void Rope::apply(float* heads, int count, int64_t pos) const {
   const int half = head_dim_ / 2;
   const float p = static_cast<float>(pos);
   for (int i = 0; i < half; ++i) {
     const float angle = inv_freq_[static_cast<size_t>(i)] * p;
-    const float c = std::cos(angle);
-    const float s = std::sin(angle);
+    float c = std::cos(angle);
+    float s = std::sin(angle);
+    // Skipped at 1 so that unscaled ropes keep exactly the code they had.
+    if (attention_scaling_ != 1.0f) {
+      c *= attention_scaling_;
+      s *= attention_scaling_;
+    }
     for (int h = 0; h < count; ++h) {
       float* x = heads + static_cast<size_t>(h) * static_cast<size_t>(head_dim_);
       const float x1 = x[i];

@@ -104,28 +104,81 @@ class Fields {
   std::string origin_;
 };
 
-std::string architecture_of(const json& doc, const Fields& fields) {
+// What a config class (transformers' configuration_*.py) calls the fields
+// that differ between families, and its defaults for them.
+struct ConfigClass {
+  const char* architecture;
+  bool tie_word_embeddings;     // the default when config.json leaves it out
+  const char* activation_key;   // where the MLP's activation is named
+  const char* activation_default;
+  double norm_eps;
+  int64_t head_dim;             // the default when left out; 0: hidden_size / heads
+  bool gpt2_names;              // n_embd, n_layer, ... (GPT2Config.attribute_map)
+};
+
+const std::vector<ConfigClass>& config_classes() {
+  // GemmaConfig reads hidden_activation and ignores hidden_act (modeling_gemma.py
+  // falls back to gelu_pytorch_tanh when it is unset).
+  static const std::vector<ConfigClass> classes{
+      {"LlamaForCausalLM", false, "hidden_act", "silu", 1e-6, 0, false},
+      {"MistralForCausalLM", false, "hidden_act", "silu", 1e-6, 0, false},
+      {"Qwen2ForCausalLM", false, "hidden_act", "silu", 1e-6, 0, false},
+      {"Qwen3ForCausalLM", false, "hidden_act", "silu", 1e-6, 128, false},
+      {"GemmaForCausalLM", true, "hidden_activation", "gelu_pytorch_tanh", 1e-6, 256, false},
+      {"Gemma2ForCausalLM", true, "hidden_activation", "gelu_pytorch_tanh", 1e-6, 256, false},
+      {"Phi3ForCausalLM", false, "hidden_act", "silu", 1e-5, 0, false},
+      {"GPT2LMHeadModel", true, "activation_function", "gelu_new", 1e-5, 0, true},
+  };
+  return classes;
+}
+
+const ConfigClass& config_class_of(const json& doc, const Fields& fields) {
   if (!fields.has("architectures")) fields.fail("missing field 'architectures'", "is this a causal LM config?");
   const json& list = doc.at("architectures");
   if (!list.is_array() || list.empty() || !list.front().is_string())
     fields.fail("'architectures' must be a non-empty list of names");
   const std::string name = list.front().get<std::string>();
-  for (const auto& supported : supported_architectures())
-    if (name == supported) return name;
+  for (const ConfigClass& c : config_classes())
+    if (name == c.architecture) return c;
   std::string known;
   for (const auto& supported : supported_architectures()) known += (known.empty() ? "" : ", ") + supported;
   fields.fail("unsupported architecture " + name, "strata runs " + known);
 }
 
-std::optional<RopeScalingLlama3> rope_scaling_of(const json& doc, const Fields& fields) {
-  if (!fields.has("rope_scaling")) return std::nullopt;
+std::vector<double> number_list(const json& doc, const char* key, size_t size, const Fields& fields) {
+  const std::string what = std::string("rope_scaling: '") + key + "'";
+  if (!doc.contains(key) || !doc.at(key).is_array()) fields.fail(what + " must be a list of numbers");
+  std::vector<double> out;
+  for (const json& v : doc.at(key)) {
+    if (!v.is_number() || v.get<double>() <= 0) fields.fail(what + " must hold positive numbers");
+    out.push_back(v.get<double>());
+  }
+  if (out.size() != size)
+    fields.fail(what + " has " + std::to_string(out.size()) + " values; head_dim / 2 is " + std::to_string(size));
+  return out;
+}
+
+// rope_scaling: none, llama3 (Llama 3.1), or longrope/su (Phi-3).
+void read_rope_scaling(const json& doc, const Fields& fields, ModelConfig& c) {
+  if (!fields.has("rope_scaling")) return;
   const json& scaling = doc.at("rope_scaling");
   if (!scaling.is_object()) fields.fail("'rope_scaling' must be an object or null");
   const Fields sub(scaling, "");
   std::string type = sub.string_or("rope_type", sub.string_or("type", ""));
-  if (type == "default") return std::nullopt;
+  if (type == "default") return;
+  if (type == "longrope" || type == "su") {
+    RopeScalingLongrope out;
+    const size_t half = static_cast<size_t>(c.head_dim / 2);
+    out.short_factor = number_list(scaling, "short_factor", half, fields);
+    out.long_factor = number_list(scaling, "long_factor", half, fields);
+    out.original_max_position_embeddings = static_cast<double>(
+        fields.positive_int_or("original_max_position_embeddings", c.max_position_embeddings));
+    if (sub.has("attention_factor")) out.attention_factor = sub.positive_number_or("attention_factor", 1.0);
+    c.rope_longrope = std::move(out);
+    return;
+  }
   if (type != "llama3")
-    fields.fail("unsupported rope_scaling type '" + type + "'", "strata supports rope_scaling of type llama3");
+    fields.fail("unsupported rope_scaling type '" + type + "'", "strata supports llama3, longrope and su");
   RopeScalingLlama3 out;
   try {
     out.factor = sub.positive_number_or("factor", out.factor);
@@ -138,13 +191,17 @@ std::optional<RopeScalingLlama3> rope_scaling_of(const json& doc, const Fields& 
   }
   if (out.high_freq_factor <= out.low_freq_factor)
     fields.fail("rope_scaling: high_freq_factor must exceed low_freq_factor");
-  return out;
+  c.rope_llama3 = out;
 }
 
 }  // namespace
 
 const std::vector<std::string>& supported_architectures() {
-  static const std::vector<std::string> names{"LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM"};
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> out;
+    for (const ConfigClass& c : config_classes()) out.push_back(c.architecture);
+    return out;
+  }();
   return names;
 }
 
@@ -155,36 +212,62 @@ ModelConfig ModelConfig::from_file(const std::filesystem::path& config_json) {
 ModelConfig ModelConfig::from_json_text(const std::string& text, const std::string& origin) {
   const json doc = parse_object(text, origin);
   const Fields f(doc, origin);
+  const ConfigClass& cls = config_class_of(doc, f);
   ModelConfig c;
-  c.architecture = architecture_of(doc, f);
+  c.architecture = cls.architecture;
   c.model_type = f.string_or("model_type", "");
-  c.hidden_size = f.positive_int("hidden_size");
-  c.intermediate_size = f.positive_int("intermediate_size");
-  c.num_layers = f.positive_int("num_hidden_layers");
-  c.num_heads = f.positive_int("num_attention_heads");
+  const bool gpt2 = cls.gpt2_names;
+  c.hidden_size = f.positive_int(gpt2 ? "n_embd" : "hidden_size");
+  c.num_layers = f.positive_int(gpt2 ? "n_layer" : "num_hidden_layers");
+  // Far beyond any model; it keeps a mistyped count from building a tree
+  // of a billion layers before anything else can notice.
+  constexpr int64_t kMaxLayers = int64_t{1} << 16;
+  if (c.num_layers > kMaxLayers)
+    f.fail("'" + std::string(gpt2 ? "n_layer" : "num_hidden_layers") + "' is " + std::to_string(c.num_layers) +
+           ", more than any model has (at most " + std::to_string(kMaxLayers) + ")");
+  c.num_heads = f.positive_int(gpt2 ? "n_head" : "num_attention_heads");
+  // GPT-2's inner size defaults to 4 * n_embd (n_inner null).
+  c.intermediate_size = gpt2 ? f.positive_int_or("n_inner", 4 * c.hidden_size) : f.positive_int("intermediate_size");
   c.num_kv_heads = f.positive_int_or("num_key_value_heads", c.num_heads);
-  c.head_dim = f.positive_int_or("head_dim", c.hidden_size / c.num_heads);
+  c.head_dim = f.positive_int_or("head_dim", cls.head_dim > 0 ? cls.head_dim : c.hidden_size / c.num_heads);
   c.vocab_size = f.positive_int("vocab_size");
-  c.max_position_embeddings = f.positive_int_or("max_position_embeddings", 2048);
-  c.rms_norm_eps = f.positive_number_or("rms_norm_eps", 1e-6);
+  c.max_position_embeddings = f.positive_int_or(gpt2 ? "n_positions" : "max_position_embeddings", 2048);
+  c.norm_eps = f.positive_number_or(gpt2 ? "layer_norm_epsilon" : "rms_norm_eps", cls.norm_eps);
+  c.hidden_act = f.string_or(cls.activation_key, cls.activation_default);
   c.rope_theta = f.positive_number_or("rope_theta", 10000.0);
-  c.rope_llama3 = rope_scaling_of(doc, f);
-  c.tie_word_embeddings = f.boolean_or("tie_word_embeddings", false);
+  read_rope_scaling(doc, f, c);
+  c.tie_word_embeddings = f.boolean_or("tie_word_embeddings", cls.tie_word_embeddings);
   c.attention_bias = f.boolean_or("attention_bias", false);
   c.mlp_bias = f.boolean_or("mlp_bias", false);
   c.qkv_bias = c.architecture == "Qwen2ForCausalLM";
   c.torch_dtype = f.string_or("torch_dtype", "");
-  // Mistral always slides; Qwen2 only with use_sliding_window (and then only
-  // on some layers, which strata does not model: refuse it).
-  if (c.architecture == "MistralForCausalLM" && f.has("sliding_window"))
+  // Mistral and Gemma 2 slide (Gemma 2 on every other layer), and so does
+  // Qwen3 when sliding_window is set (its mask ignores use_sliding_window).
+  // use_sliding_window asks for windows on some layers only, which strata
+  // does not model: refuse it.
+  if ((c.architecture == "MistralForCausalLM" || c.architecture == "Gemma2ForCausalLM" ||
+       c.architecture == "Qwen3ForCausalLM") &&
+      f.has("sliding_window"))
     c.sliding_window = f.positive_int("sliding_window");
-  if (c.architecture == "Qwen2ForCausalLM" && f.boolean_or("use_sliding_window", false))
-    f.fail("Qwen2 with use_sliding_window=true is not supported");
+  if (f.boolean_or("use_sliding_window", false)) f.fail("use_sliding_window=true is not supported");
+  if (c.architecture == "Gemma2ForCausalLM") {
+    // Gemma2Config's defaults; an explicit null turns a cap off.
+    c.query_pre_attn_scalar = f.positive_number_or("query_pre_attn_scalar", 224);
+    c.attn_logit_softcapping = doc.contains("attn_logit_softcapping") ? f.positive_number_or("attn_logit_softcapping", 0) : 50;
+    c.final_logit_softcapping =
+        doc.contains("final_logit_softcapping") ? f.positive_number_or("final_logit_softcapping", 0) : 30;
+    if (!f.has("sliding_window")) c.sliding_window = 4096;
+  }
+  if (gpt2) {
+    // Variants of GPT-2's attention that strata does not compute.
+    if (!f.boolean_or("scale_attn_weights", true)) f.fail("scale_attn_weights=false is not supported");
+    if (f.boolean_or("scale_attn_by_inverse_layer_idx", false))
+      f.fail("scale_attn_by_inverse_layer_idx=true is not supported");
+    if (f.boolean_or("reorder_and_upcast_attn", false)) f.fail("reorder_and_upcast_attn=true is not supported");
+  }
   c.bos_token_id = f.token_id("bos_token_id");
   c.eos_token_ids = f.token_ids("eos_token_id");
 
-  const std::string act = f.string_or("hidden_act", "silu");
-  if (act != "silu") f.fail("unsupported hidden_act '" + act + "'", "the Llama family uses silu");
   if (c.num_heads % c.num_kv_heads != 0)
     f.fail("num_attention_heads (" + std::to_string(c.num_heads) + ") is not a multiple of num_key_value_heads (" +
            std::to_string(c.num_kv_heads) + ")");

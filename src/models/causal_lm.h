@@ -17,6 +17,7 @@
 #include "backend/kv_cache.h"
 #include "backend/ops.h"
 #include "backend/tensor_view.h"
+#include "models/module_decl.h"
 #include "strata/model_config.h"
 
 namespace strata {
@@ -38,13 +39,18 @@ class WeightSource {
 // One tensor a block reads.
 struct WeightSpec {
   std::string name;
-  std::vector<int64_t> shape;  // [rows, cols] for a matrix, [n] for a 1-D parameter
+  std::vector<int64_t> shape;  // as the model reads it: [rows, cols] for a matrix, [n] for a 1-D parameter
+  // Stored as [cols, rows] (GPT-2's Conv1D): the runtime holds it transposed.
+  bool transposed = false;
   bool is_vector() const { return shape.size() == 1; }
+  // The shape in the checkpoint.
+  std::vector<int64_t> stored_shape() const { return transposed ? std::vector<int64_t>{shape[1], shape[0]} : shape; }
 };
 
 // A unit the runtime places on one device and runs hooks around.
 struct BlockSpec {
   std::string module;  // Hugging Face module name: "model.embed_tokens", "model.layers.3", "model.norm", "lm_head"
+  Role role = Role::none;
   std::vector<WeightSpec> weights;
   int64_t layer = -1;  // the decoder layer whose KV cache it uses, else -1
   // It reads a few rows of its weights per token (an embedding that no other

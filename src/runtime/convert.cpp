@@ -57,4 +57,44 @@ void convert_elements(DType from, const void* src, DType to, void* dst, size_t n
     piece(0, n, 0);
 }
 
+void convert_transposed_rows(DType from, const void* src, int64_t rows, int64_t cols, DType to, void* dst,
+                             int64_t row_begin, int64_t row_end, ThreadPool* pool) {
+  if (!convertible(from) || !convertible(to))
+    throw Error("cannot convert " + std::string(dtype_name(from)) + " to " + std::string(dtype_name(to)));
+  const auto* bytes = static_cast<const uint8_t*>(src);
+  const size_t n = static_cast<size_t>(rows);
+  auto out_rows = [&](size_t begin, size_t end, int) {
+    for (size_t j = begin; j < end; ++j) {
+      const size_t column = static_cast<size_t>(row_begin) + j;
+      for (size_t i = 0; i < n; ++i)
+        store(to, dst, j * n + i, load(from, bytes, i * static_cast<size_t>(cols) + column));
+    }
+  };
+  const auto count = static_cast<size_t>(row_end - row_begin);
+  if (pool && count * n > kPiece)
+    pool->parallel_for(count, std::max<size_t>(1, kPiece / std::max<size_t>(n, 1)), out_rows);
+  else
+    out_rows(0, count, 0);
+}
+
+bool all_finite(DType dtype, const void* data, size_t n) {
+  // An element is NaN or Inf when its exponent bits are all ones.
+  const auto* bytes = static_cast<const uint8_t*>(data);
+  if (dtype == DType::F32) {
+    for (size_t i = 0; i < n; ++i) {
+      uint32_t v;
+      std::memcpy(&v, bytes + i * 4, 4);
+      if ((v & 0x7f800000u) == 0x7f800000u) return false;
+    }
+    return true;
+  }
+  const uint16_t exponent = dtype == DType::BF16 ? 0x7f80 : 0x7c00;
+  for (size_t i = 0; i < n; ++i) {
+    uint16_t v;
+    std::memcpy(&v, bytes + i * 2, 2);
+    if ((v & exponent) == exponent) return false;
+  }
+  return true;
+}
+
 }  // namespace strata

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 #include "backend/cpu/thread_pool.h"
 #include "strata/dtype.h"
@@ -13,5 +14,14 @@ namespace strata {
 // src may be unaligned (safetensors offsets need not be); dst must be aligned.
 // The pool, if given, splits large conversions over its threads.
 void convert_elements(DType from, const void* src, DType to, void* dst, size_t n, ThreadPool* pool = nullptr);
+
+// Whether all n elements (F32, BF16 or F16) are finite: no NaN, no Inf.
+bool all_finite(DType dtype, const void* data, size_t n);
+
+// Rows [row_begin, row_end) of the transpose of src, a [rows, cols] matrix
+// of `from`, written to dst as `to`: row j of the result is column j of src.
+// GPT-2's Conv1D weights are stored [in, out]; the runtime holds [out, in].
+void convert_transposed_rows(DType from, const void* src, int64_t rows, int64_t cols, DType to, void* dst,
+                             int64_t row_begin, int64_t row_end, ThreadPool* pool = nullptr);
 
 }  // namespace strata

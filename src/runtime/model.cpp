@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <unordered_set>
 
+#include "models/architecture.h"
 #include "models/causal_lm.h"
 #include "plan/max_memory.h"
 #include "runtime/clock.h"
@@ -59,11 +60,9 @@ std::unique_ptr<Model> Model::load(const std::filesystem::path& dir, const Model
   impl->config = ModelConfig::from_file(dir / "config.json");
   impl->generation = GenerationConfig::from_dir(dir);
   impl->pool = std::make_unique<ThreadPool>(options.threads);
-  const char* env_sims = std::getenv("STRATA_SIM_DEVICES");
-  impl->devices = std::make_unique<DeviceSet>(!options.sim_devices.empty() ? options.sim_devices
-                                              : env_sims                   ? env_sims
-                                                                           : "");
+  impl->devices = std::make_unique<DeviceSet>(options.sim_devices);
   Checkpoint checkpoint = Checkpoint::open(dir);
+  check_layer_count(impl->config, checkpoint);
 
   // Plan and check before reading a single weight.
   PlannedMap plan = plan_device_map(impl->config, checkpoint, options, *impl->devices, *impl->pool);
@@ -75,11 +74,12 @@ std::unique_ptr<Model> Model::load(const std::filesystem::path& dir, const Model
 
   WeightStoreOptions store;
   store.compute_dtype = options.dtype;
-  store.offload_folder = options.offload_folder.empty() ? default_offload_folder(dir) : options.offload_folder;
+  store.offload_folder = options.offload_folder;
   store.pool = impl->pool.get();
   store.disk_read_slots = kDiskReadSlots;
   store.staging_slots = plan.staging_slots;
   store.progress = options.load_progress;
+  store.warning = options.warning;
   impl->weights = std::make_unique<WeightStore>(std::move(checkpoint), blocks, placement, impl->devices->cpu(), store);
   impl->model = create_model(impl->config, std::move(blocks), *impl->weights);
   impl->executor = std::make_unique<Executor>(*impl->model, *impl->weights, std::move(placement),

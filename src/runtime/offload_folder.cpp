@@ -29,7 +29,7 @@ Json describe(const Checkpoint& checkpoint, const std::vector<OffloadFolder::Wan
                        {"mtime_ns", static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec}});
   }
   Json tensors = Json::object();
-  for (const auto& w : wanted) tensors[w.name] = std::string(dtype_name(w.dtype));
+  for (const auto& w : wanted) tensors[w.name] = std::string(dtype_name(w.dtype)) + (w.transposed ? " transposed" : "");
   return {{"format", 1}, {"sources", sources}, {"tensors", tensors}};
 }
 
@@ -74,7 +74,11 @@ void OffloadFolder::build(const Checkpoint& checkpoint, const std::vector<Wanted
   if (ec) throw Error("cannot create the offload folder: " + ec.message(), dir_.string(), "", "pass --offload-folder DIR");
   std::filesystem::remove(dir_ / kIndex, ec);
   std::vector<SafetensorsWriter::Declared> declared;
-  for (const auto& w : wanted) declared.push_back({w.name, w.dtype, checkpoint.get(w.name).shape});
+  for (const auto& w : wanted) {
+    std::vector<int64_t> shape = checkpoint.get(w.name).shape;
+    if (w.transposed) std::swap(shape[0], shape[1]);
+    declared.push_back({w.name, w.dtype, shape});
+  }
   const auto partial = dir_ / (std::string(kData) + ".partial");
   {
     SafetensorsWriter writer(partial, declared);
@@ -85,6 +89,19 @@ void OffloadFolder::build(const Checkpoint& checkpoint, const std::vector<Wanted
       const TensorInfo& info = checkpoint.get(w.name);
       const auto n = static_cast<size_t>(info.numel());
       const auto src = checkpoint.data(info);
+      if (w.transposed) {
+        // Whole rows of the transpose per piece.
+        const int64_t rows = info.shape[1], cols = info.shape[0];
+        const int64_t piece_rows = std::max<int64_t>(1, static_cast<int64_t>(kPiece) / std::max<int64_t>(cols, 1));
+        for (int64_t at = 0; at < rows; at += piece_rows) {
+          const int64_t end = std::min(rows, at + piece_rows);
+          converted.resize(static_cast<size_t>((end - at) * cols) * dtype_size(w.dtype));
+          convert_transposed_rows(info.dtype, src.data(), cols, rows, w.dtype, converted.data(), at, end, pool);
+          writer.append(converted);
+        }
+        release_mapped_pages(src);
+        continue;
+      }
       for (size_t at = 0; at < n; at += kPiece) {
         const size_t count = std::min(kPiece, n - at);
         converted.resize(count * dtype_size(w.dtype));

@@ -26,6 +26,7 @@ class OffloadFolder {
   struct Wanted {
     std::string name;  // a tensor of the checkpoint
     DType dtype;       // the dtype to hold it in
+    bool transposed = false;  // hold the transpose of a matrix (GPT-2's Conv1D weights)
   };
 
   // Nothing to hold: no folder is touched.

@@ -1,8 +1,6 @@
 #include "runtime/plan_request.h"
 
 #include <algorithm>
-#include <cstdio>
-#include <cstdlib>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -123,20 +121,6 @@ plan::DeviceMap parse_device_map(const std::string& text_or_file) {
   return map;
 }
 
-std::filesystem::path default_offload_folder(const std::filesystem::path& model_dir) {
-  std::filesystem::path base;
-  if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg)
-    base = xdg;
-  else if (const char* home = std::getenv("HOME"); home && *home)
-    base = std::filesystem::path(home) / ".cache";
-  else
-    base = std::filesystem::temp_directory_path();
-  const std::filesystem::path absolute = std::filesystem::absolute(model_dir).lexically_normal();
-  std::ostringstream name;
-  name << absolute.filename().string() << "-" << std::hex << std::hash<std::string>{}(absolute.string());
-  return base / "strata" / "offload" / name.str();
-}
-
 namespace {
 
 // The device offloaded modules run on when it is decided before planning:
@@ -247,9 +231,10 @@ PlannedMap plan_device_map(const ModelConfig& config, const Checkpoint& checkpoi
     plan_with(one_slot);
     if (!plan::stages_on_an_accelerator(p.usage)) throw two_slots;
     p.staging_slots = 1;
-    std::fprintf(stderr,
-                 "strata: the accelerator has room for one staging slot only: offloaded layers are copied to it in "
-                 "turn with its compute, not beside it\n");
+    if (options.warning)
+      options.warning(
+          "the accelerator has room for one staging slot only: offloaded layers are copied to it in turn with its "
+          "compute, not beside it");
   }
   return p;
 }

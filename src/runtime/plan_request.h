@@ -50,7 +50,5 @@ PlannedMap plan_device_map(const ModelConfig& config, const Checkpoint& checkpoi
 // Reads a device map given as JSON text or as a JSON file.
 plan::DeviceMap parse_device_map(const std::string& text_or_file);
 
-// $XDG_CACHE_HOME/strata/offload/NAME-HASH (or ~/.cache/...) for a model dir.
-std::filesystem::path default_offload_folder(const std::filesystem::path& model_dir);
 
 }  // namespace strata

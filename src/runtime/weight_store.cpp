@@ -46,9 +46,9 @@ constexpr size_t kConvertPiece = size_t{1} << 20;
 
 const TensorInfo& WeightStore::expect(const WeightSpec& weight) const {
   const TensorInfo& info = checkpoint_.get(weight.name);
-  if (info.shape != weight.shape)
+  if (info.shape != weight.stored_shape())
     throw Error("shape " + shape_string(info.shape) + " does not match config.json (expected " +
-                    shape_string(weight.shape) + ")",
+                    shape_string(weight.stored_shape()) + ")",
                 checkpoint_.dir().string(), weight.name, "config.json and weights disagree");
   if (info.dtype != DType::F32 && info.dtype != DType::BF16 && info.dtype != DType::F16)
     throw Error("weights stored as " + std::string(dtype_name(info.dtype)) + " are not supported",
@@ -87,7 +87,9 @@ WeightStore::WeightStore(Checkpoint checkpoint, const std::vector<BlockSpec>& bl
       staged_(blocks.size()),
       stream_index_(blocks.size(), kNotStreamed),
       read_waited_(blocks.size(), false),
-      in_use_(blocks.size(), false) {
+      in_use_(blocks.size(), false),
+      warning_(options.warning),
+      unchecked_disk_(blocks.size()) {
   Layout layout;
   choose_tiers(layout, blocks, placement, host, options);
   for (const auto& [device, bytes] : layout.region_bytes) {
@@ -133,8 +135,8 @@ void WeightStore::choose_tiers(Layout& layout, const std::vector<BlockSpec>& blo
       item.bytes = static_cast<size_t>(item.info->numel()) * dtype_size(item.dtype);
       if (p.tier.kind == plan::Device::disk) {
         item.tier = Tier::disk;
-        item.in_checkpoint = readable_in_place(item, checkpoint_, p.streamed());
-        if (!item.in_checkpoint) to_convert.push_back({w.name, item.dtype});
+        item.in_checkpoint = !w.transposed && readable_in_place(item, checkpoint_, p.streamed());
+        if (!item.in_checkpoint) to_convert.push_back({w.name, item.dtype, w.transposed});
       } else {
         item.tier = p.streamed() ? Tier::host : Tier::resident;
         item.home = p.streamed() ? &host : p.exec;
@@ -261,6 +263,48 @@ void WeightStore::lay_out_disk_reads(Layout& layout, const std::vector<BlockSpec
     layout.read_slots = *std::max_element(layout.read_slot_of.begin(), layout.read_slot_of.end()) + 1;
 }
 
+namespace {
+
+// Writes an item's bytes at dst in its home's memory: the CPU writes its own
+// memory directly; another device gets converted pieces copied in, so the
+// host never holds a whole converted tensor.
+void fill_converted(const Item& item, const uint8_t* src, uint8_t* dst, Device& host, ThreadPool* pool) {
+  const auto n = static_cast<size_t>(item.info->numel());
+  if (item.home == &host) {
+    convert_elements(item.info->dtype, src, item.dtype, dst, n, pool);
+  } else if (item.dtype == item.info->dtype) {
+    item.home->copy_in(dst, src, item.bytes);
+  } else {
+    const size_t from_size = dtype_size(item.info->dtype), to_size = dtype_size(item.dtype);
+    std::vector<uint8_t> converted(std::min(n, kConvertPiece) * to_size);
+    for (size_t at = 0; at < n; at += kConvertPiece) {
+      const size_t count = std::min(kConvertPiece, n - at);
+      convert_elements(item.info->dtype, src + at * from_size, item.dtype, converted.data(), count, pool);
+      item.home->copy_in(dst + at * to_size, converted.data(), count * to_size);
+    }
+  }
+}
+
+// The same for a matrix stored transposed, a piece of whole rows at a time.
+void fill_transposed(const Item& item, const uint8_t* src, uint8_t* dst, Device& host, ThreadPool* pool) {
+  const int64_t rows = item.spec->shape[0], cols = item.spec->shape[1];  // as held
+  const size_t row_bytes = static_cast<size_t>(cols) * dtype_size(item.dtype);
+  if (item.home == &host) {
+    convert_transposed_rows(item.info->dtype, src, cols, rows, item.dtype, dst, 0, rows, pool);
+    return;
+  }
+  const int64_t piece_rows = std::max<int64_t>(1, static_cast<int64_t>(kConvertPiece) / std::max<int64_t>(cols, 1));
+  std::vector<uint8_t> converted(static_cast<size_t>(std::min(piece_rows, rows)) * row_bytes);
+  for (int64_t at = 0; at < rows; at += piece_rows) {
+    const int64_t end = std::min(rows, at + piece_rows);
+    convert_transposed_rows(item.info->dtype, src, cols, rows, item.dtype, converted.data(), at, end, pool);
+    item.home->copy_in(dst + static_cast<size_t>(at) * row_bytes, converted.data(),
+                       static_cast<size_t>(end - at) * row_bytes);
+  }
+}
+
+}  // namespace
+
 // Copies the resident weights and the host tier from the checkpoint into
 // their regions, converting on the way.
 void WeightStore::fill_regions(const Layout& layout, Device& host, const WeightStoreOptions& options) {
@@ -269,25 +313,15 @@ void WeightStore::fill_regions(const Layout& layout, Device& host, const WeightS
   for (const Item& item : layout.items)
     if (item.tier != Tier::disk) total += item.bytes;
   if (options.progress) options.progress(0, total);
-  std::vector<uint8_t> converted;
   for (const Item& item : layout.items) {
     if (item.tier == Tier::disk) continue;
     uint8_t* dst = layout.region.at(item.home) + item.offset;
     const auto src = checkpoint_.data(*item.info);
-    const auto n = static_cast<size_t>(item.info->numel());
-    if (item.home == &host) {  // the CPU writes its own memory directly
-      convert_elements(item.info->dtype, src.data(), item.dtype, dst, n, pool);
-    } else if (item.dtype == item.info->dtype) {
-      item.home->copy_in(dst, src.data(), item.bytes);
-    } else {
-      const size_t from_size = dtype_size(item.info->dtype), to_size = dtype_size(item.dtype);
-      converted.resize(std::min(n, kConvertPiece) * to_size);
-      for (size_t at = 0; at < n; at += kConvertPiece) {
-        const size_t count = std::min(kConvertPiece, n - at);
-        convert_elements(item.info->dtype, src.data() + at * from_size, item.dtype, converted.data(), count, pool);
-        item.home->copy_in(dst + at * to_size, converted.data(), count * to_size);
-      }
-    }
+    if (item.spec->transposed)
+      fill_transposed(item, src.data(), dst, host, pool);
+    else
+      fill_converted(item, src.data(), dst, host, pool);
+    check_finite(item.spec->name, item.info->dtype, src.data(), static_cast<size_t>(item.info->numel()));
     // The file pages were read once; keep them out of this process's memory.
     release_mapped_pages(src);
     if (item.home == &host && item.tier == Tier::resident && !item.spec->is_vector())
@@ -322,6 +356,7 @@ std::vector<std::vector<Prefetcher::Read>> WeightStore::make_views(const Layout&
             layout.read_staging + layout.read_slot_of[s] * layout.read_slot_bytes + layout.positions[b][t];
         source = page + DirectReader::lead(item.source_offset);
         disk_bytes_ += item.bytes;
+        unchecked_disk_[b].push_back({&w.name, item.dtype, source, static_cast<size_t>(item.info->numel())});
       } else {
         source = layout.region.at(item.home) + item.offset;
       }
@@ -467,10 +502,19 @@ void WeightStore::stage(size_t block) {
   holds = st.content;
 }
 
+void WeightStore::check_finite(const std::string& name, DType dtype, const void* data, size_t n) {
+  if (warned_ || !warning_ || all_finite(dtype, data, n)) return;
+  warned_ = true;
+  warning_("weight " + name + " holds NaN or Inf: outputs will be NaN (is the checkpoint damaged?)");
+}
+
 void WeightStore::onload(size_t block) {
   // A disk block's read is waited every pass, in order, even when its slot
   // still holds it: the prefetcher's stream runs through all of them.
   wait_read(block);
+  // Disk weights are checked once, on their first read, never on later passes.
+  for (const DiskTensor& t : unchecked_disk_[block]) check_finite(*t.name, t.dtype, t.data, t.count);
+  unchecked_disk_[block].clear();
   const StagedBlock& st = staged_[block];
   if (st.device) {
     stage(block);

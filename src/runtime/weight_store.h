@@ -46,6 +46,9 @@ struct WeightStoreOptions {
   size_t disk_read_slots = 2;  // host staging slots for disk reads: blocks read ahead + the one in use
   size_t staging_slots = 2;    // per accelerator, for streamed blocks: one fills while one computes
   std::function<void(uint64_t placed, uint64_t total)> progress;  // while the regions fill; may be empty
+  // Told once, naming the tensor, when a weight holds NaN or Inf (its
+  // outputs then are NaN, and greedy decoding picks token 0); may be empty.
+  std::function<void(const std::string& message)> warning;
 };
 
 class WeightStore : public WeightSource {
@@ -128,6 +131,7 @@ class WeightStore : public WeightSource {
   void plan_prefetch(const std::vector<BlockSpec>& blocks);
   const Held& held(const std::string& name, const std::vector<int64_t>& shape) const;
   void wait_read(size_t block);
+  void check_finite(const std::string& name, DType dtype, const void* data, size_t n);
   void stage(size_t block);
 
   static constexpr size_t kNotStreamed = static_cast<size_t>(-1);
@@ -149,6 +153,17 @@ class WeightStore : public WeightSource {
   std::vector<bool> in_use_;
   std::map<Device*, std::vector<size_t>> slot_holds_;  // the content each staging slot holds, or kNone
   std::map<std::filesystem::path, std::unique_ptr<DirectReader>> readers_;
+  std::function<void(const std::string&)> warning_;
+  bool warned_ = false;               // warning_ says it once
+  // Per block: its disk tensors where their read lands in host memory, until
+  // their first read has been checked.
+  struct DiskTensor {
+    const std::string* name;
+    DType dtype;
+    const void* data;
+    size_t count;
+  };
+  std::vector<std::vector<DiskTensor>> unchecked_disk_;
   std::unique_ptr<Prefetcher> prefetcher_;  // declared last: its thread stops before the buffers go
   std::vector<std::span<const uint8_t>> resident_host_ranges_;
   std::vector<DiskRange> disk_ranges_;

@@ -18,7 +18,7 @@ namespace fs = std::filesystem;
 class BatchGeneration : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
-    if (!fs::exists(test::fixtures_dir() / "README.md")) GTEST_SKIP() << "fixtures not found (set STRATA_FIXTURES)";
+    STRATA_REQUIRE_FIXTURES();
     dir_ = test::fixtures_dir() / "models" / GetParam();
     const test::Reference ref = test::read_reference(dir_);
     // Three prompts of different lengths, cut from the reference rows.
@@ -56,7 +56,11 @@ TEST_P(BatchGeneration, RowsComputeWhatTheyComputeAlone) { expect_rows_match_alo
 TEST_P(BatchGeneration, RowsComputeWhatTheyComputeAloneWhenStreaming) {
   test::TempDir offload;
   ModelOptions o = test::with_threads(2);
-  o.device_map = R"({"": "disk", "model.embed_tokens": 0, "lm_head": 0})";
+  // The embeddings and head on sim:0, the layers and final norm streamed from disk to it.
+  const test::FixtureModules m = test::fixture_modules(dir_);
+  o.device_map = R"({"": "disk", ")" + m.head + R"(": 0)";
+  for (const std::string& embedding : m.embeddings) o.device_map += R"(, ")" + embedding + R"(": 0)";
+  o.device_map += "}";
   o.sim_devices = "1x8MiB";
   o.offload_folder = offload.path();
   o.batch = 3;

@@ -47,7 +47,7 @@ TEST_P(CliFixture, LogitsCommandMatchesReference) {
   ASSERT_EQ(got.size(), want.size());
   double max_diff = 0;
   for (size_t i = 0; i < got.size(); ++i) max_diff = std::max(max_diff, std::abs(double(got[i]) - want[i]));
-  EXPECT_LE(max_diff, 1e-4);
+  EXPECT_LE(max_diff, 1e-4);  // the fixtures README's float32 threshold (reference.json: tolerance)
 }
 
 // The same command through a device map that puts layers on two simulated
@@ -58,7 +58,10 @@ TEST_P(CliFixture, LogitsCommandIsBitIdenticalUnderADeviceMap) {
   const std::string common = "logits -m " + dir().string() + " --input " + (dir() / "reference.safetensors").string();
   const auto cpu = test::run_cli(common + " -o " + (tmp.path() / "cpu.safetensors").string());
   ASSERT_EQ(cpu.exit_code, 0) << cpu.err;
-  const std::string map = R"('{"": "disk", "model.embed_tokens": 0, "lm_head": 0, "model.layers.0": 1, "model.layers.1": "cpu"}')";
+  const test::FixtureModules m = test::fixture_modules(dir());
+  std::string map = R"('{"": "disk", ")" + m.head + R"(": 0, ")" + m.layers.at(0) + R"(": 1, ")" + m.layers.at(1) + R"(": "cpu")";
+  for (const std::string& embedding : m.embeddings) map += R"(, ")" + embedding + R"(": 0)";
+  map += "}'";
   const auto mapped = test::run_cli(common + " -o " + (tmp.path() / "mapped.safetensors").string() +
                                     " --sim-devices 2x4MiB --offload-folder " + (tmp.path() / "offload").string() +
                                     " --device-map " + map);
@@ -135,6 +138,20 @@ TEST(CliStories260k, PromptFromStandardInput) {
   // Empty stdin still gives BOS, so generation runs from BOS.
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(json::parse(r.out).at("prompt_ids"), json::array({1}));
+}
+
+// Decoded text is bytes end to end: GPT-2's byte tokens for NUL and 0x01
+// (Ā, ā) come out as those bytes, not as the end of a C string.
+TEST(CliTokenize, DecodeWritesNulBytes) {
+  STRATA_REQUIRE_FIXTURES();
+  const fs::path dir = test::fixtures_dir() / "tokenizers" / "gpt2";
+  const auto encoded = test::run_cli("tokenize -m " + dir.string() + " -p 'ctrl:'");
+  ASSERT_EQ(encoded.exit_code, 0) << encoded.err;
+  std::string ids = json::parse(encoded.out).dump();
+  ids = ids.substr(1, ids.size() - 2) + ",188,189";
+  const auto decoded = test::run_cli("tokenize -m " + dir.string() + " --decode " + ids);
+  ASSERT_EQ(decoded.exit_code, 0) << decoded.err;
+  EXPECT_EQ(decoded.out, std::string("ctrl:\0\x01\n", 8));
 }
 
 }  // namespace

@@ -28,7 +28,7 @@ bool gpu_usable(std::string& why) {
 #define STRATA_REQUIRE_GPU()                                          \
   do {                                                                \
     std::string why_;                                                 \
-    if (!gpu_usable(why_)) GTEST_SKIP() << "no GPU here: " << why_;   \
+    if (!gpu_usable(why_)) STRATA_SKIP_WITHOUT_GPU("no GPU here: " << why_); \
   } while (0)
 
 class CudaFidelity : public ::testing::TestWithParam<std::string> {

@@ -22,13 +22,12 @@ namespace fs = std::filesystem;
 
 fs::path model_dir(const std::string& name) { return test::fixtures_dir() / "models" / name; }
 
-std::string layer_key(int64_t i) { return "\"model.layers." + std::to_string(i) + "\""; }
-
 // A JSON map from per-layer devices plus the other modules' entries.
-std::string map_json(int64_t layers, const std::function<std::string(int64_t)>& layer_device,
+std::string map_json(const std::vector<std::string>& layers, const std::function<std::string(int64_t)>& layer_device,
                      const std::string& others) {
   std::string json = "{" + others;
-  for (int64_t i = 0; i < layers; ++i) json += ", " + layer_key(i) + ": " + layer_device(i);
+  for (size_t i = 0; i < layers.size(); ++i)
+    json += ", \"" + layers[i] + "\": " + layer_device(static_cast<int64_t>(i));
   return json + "}";
 }
 
@@ -41,10 +40,10 @@ struct Outcome {
 class DeviceMapFidelity : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
-    if (!fs::exists(test::fixtures_dir() / "README.md")) GTEST_SKIP() << "fixtures not found (set STRATA_FIXTURES)";
+    STRATA_REQUIRE_FIXTURES();
     ref_ = test::read_reference(model_dir(GetParam()));
-    layers_ = ModelConfig::from_file(model_dir(GetParam()) / "config.json").num_layers;
-    tied_ = ModelConfig::from_file(model_dir(GetParam()) / "config.json").tie_word_embeddings;
+    modules_ = test::fixture_modules(model_dir(GetParam()));
+    layers_ = static_cast<int64_t>(modules_.layers.size());
   }
 
   ModelOptions options(const std::string& device_map, const std::string& sims = "") const {
@@ -92,8 +91,8 @@ class DeviceMapFidelity : public ::testing::TestWithParam<std::string> {
   }
 
   test::Reference ref_;
+  test::FixtureModules modules_;
   int64_t layers_ = 0;
-  bool tied_ = false;
   test::TempDir offload_;
   mutable Outcome cpu_run_;
 };
@@ -108,10 +107,10 @@ TEST_P(DeviceMapFidelity, AllOnCpuMatchesTransformers) {
 
 TEST_P(DeviceMapFidelity, LayersSplitOverTwoSimDevicesAndCpu) {
   const int64_t third = std::max<int64_t>(1, layers_ / 3);
+  std::string others = "\"" + modules_.final_norm + "\": 1, \"" + modules_.head + "\": " + (modules_.tied ? "0" : "\"cpu\"");
+  for (const std::string& embedding : modules_.embeddings) others += ", \"" + embedding + "\": 0";
   const std::string map = map_json(
-      layers_, [&](int64_t i) { return i < third ? "0" : i < 2 * third ? "1" : "\"cpu\""; },
-      std::string(R"("model.embed_tokens": 0, "model.norm": 1, "lm_head": )") +
-          (tied_ ? "0" : "\"cpu\""));
+      modules_.layers, [&](int64_t i) { return i < third ? "0" : i < 2 * third ? "1" : "\"cpu\""; }, others);
   // cpu layers are offloaded: their weights stream to sim:0, which runs them.
   expect_same(run(options(map, "2x8MiB")), "sim:0/sim:1/cpu, cpu layers run on sim:0");
   ModelOptions on_cpu = options(map, "2x8MiB");
@@ -121,7 +120,7 @@ TEST_P(DeviceMapFidelity, LayersSplitOverTwoSimDevicesAndCpu) {
 
 TEST_P(DeviceMapFidelity, HalfTheLayersOnDisk) {
   const std::string map = map_json(
-      layers_, [&](int64_t i) { return i < layers_ / 2 ? "\"cpu\"" : "\"disk\""; }, R"("": "cpu")");
+      modules_.layers, [&](int64_t i) { return i < layers_ / 2 ? "\"cpu\"" : "\"disk\""; }, R"("": "cpu")");
   expect_same(run(options(map)), "half the layers on disk");
 }
 

@@ -283,6 +283,20 @@ void add_config_cases(Gallery& g) {
         write_tiny_weights(d / "model.safetensors");
       },
       BrokenLevel::config);
+  // A layer count no model has fails at once (it used to build a billion
+  // layers' plan first); one the weights do not hold fails before planning.
+  const auto with_layers = [](int64_t layers) {
+    return [layers](const fs::path& d) {
+      write_tiny_llama_config(d);
+      nlohmann::json config = nlohmann::json::parse(read_text(d / "config.json"));
+      config["num_hidden_layers"] = layers;
+      write_text(d / "config.json", config.dump());
+      write_tiny_weights(d / "model.safetensors");
+    };
+  };
+  g.add("billion_layers", "more than any model has", "config.json", with_layers(1'000'000'000), BrokenLevel::config);
+  g.add("more_layers_than_weights", "asks for 1000 decoder layers, but the checkpoint holds 1", "more_layers_than_weights",
+        with_layers(1000), BrokenLevel::config);
 }
 
 }  // namespace

@@ -142,8 +142,7 @@ TEST(CliMap, BadInputGivesOneLineErrors) {
         "map --config " + (dir.path() / "missing.json").string() + " --max-memory cpu=1GiB"}) {
     SCOPED_TRACE(args);
     const test::CliResult r = test::run_cli(args);
-    EXPECT_NE(r.exit_code, 0);
-    EXPECT_FALSE(r.signaled);
+    EXPECT_NE(r.exit_code, 0);  // run_cli fails the test on a crash
     EXPECT_EQ(r.err.rfind("strata: error: ", 0), 0u) << r.err;
   }
 }

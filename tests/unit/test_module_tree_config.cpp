@@ -187,7 +187,7 @@ TEST(ModuleTreeConfig, MistralAndLlamaBiasesAndHeadDim) {
   EXPECT_EQ(names(child(lt.root, "model").children),
             (std::vector<std::string>{"embed_tokens", "layers", "norm", "rotary_emb"}));
 
-  ModelConfig bad = small("GPT2LMHeadModel");
+  ModelConfig bad = small("FalconForCausalLM");
   EXPECT_THROW(module_tree_for(bad, [](const std::string&) { return "float32"; }), Error);
   EXPECT_THROW(no_split_classes_for(bad), Error);
 }

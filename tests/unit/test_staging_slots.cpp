@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "format/synth_checkpoint.h"
+#include "synth/synth_checkpoint.h"
 #include "runtime/model_impl.h"
 #include "strata/error.h"
 #include "strata/model.h"

@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "format/safetensors.h"
+#include "models/causal_lm.h"
 
 namespace strata::test {
 
@@ -29,21 +30,32 @@ CliResult run_cli(const std::string& args) {
   static std::atomic<int> counter{0};
   const auto err_path = std::filesystem::temp_directory_path() /
                         ("strata-cli-" + std::to_string(::getpid()) + "-" + std::to_string(counter++) + ".err");
-  const std::string command = cli_path().string() + " " + args + " 2>" + err_path.string() + " </dev/null";
+  // exec: the shell becomes the command, so a crash is seen as the signal it
+  // is; a shell that waited for it would report exit 128 + the signal instead.
+  const std::string command = "exec " + cli_path().string() + " " + args + " 2>" + err_path.string() + " </dev/null";
   CliResult result;
   FILE* pipe = popen(command.c_str(), "r");
-  if (!pipe) return result;
+  if (!pipe) {
+    ADD_FAILURE() << "could not start: " << command;
+    return result;
+  }
   char buffer[4096];
   size_t n;
   while ((n = fread(buffer, 1, sizeof buffer, pipe)) > 0) result.out.append(buffer, n);
   const int status = pclose(pipe);
-  result.signaled = WIFSIGNALED(status);
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  result.signaled = status != -1 && WIFSIGNALED(status);
+  result.exit_code = status != -1 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   std::ifstream err(err_path);
   std::ostringstream text;
   text << err.rdbuf();
   result.err = text.str();
   std::filesystem::remove(err_path);
+  if (result.signaled) {
+    ADD_FAILURE() << "strata " << args << ": killed by signal " << WTERMSIG(status) << "\n" << result.err;
+  } else if (result.exit_code == 126 || result.exit_code == 127 || result.exit_code == -1) {
+    ADD_FAILURE() << "strata " << args << ": did not run to an exit of its own (exit " << result.exit_code << ")\n"
+                  << result.err;
+  }
   return result;
 }
 
@@ -58,6 +70,19 @@ TempDir::TempDir() {
 TempDir::~TempDir() {
   std::error_code ignored;
   std::filesystem::remove_all(path_, ignored);
+}
+
+FixtureModules fixture_modules(const std::filesystem::path& model_dir) {
+  const ModelConfig config = ModelConfig::from_file(model_dir / "config.json");
+  FixtureModules m;
+  m.tied = config.tie_word_embeddings;
+  for (const BlockSpec& b : model_blocks(config)) {
+    if (b.role == Role::embedding || b.role == Role::position_embedding) m.embeddings.push_back(b.module);
+    if (b.role == Role::decoder_layer) m.layers.push_back(b.module);
+    if (b.role == Role::final_norm) m.final_norm = b.module;
+    if (b.role == Role::head) m.head = b.module;
+  }
+  return m;
 }
 
 Reference read_reference(const std::filesystem::path& model_dir) {

@@ -15,8 +15,8 @@
 
 #include "backend/cpu/kernels.h"
 #include "format/safetensors.h"
-#include "format/synth_checkpoint.h"
-#include "format/synth_tokenizer.h"
+#include "synth/synth_checkpoint.h"
+#include "synth/synth_tokenizer.h"
 #include "plan/byte_size.h"
 #include "strata/error.h"
 #include "strata/model.h"

@@ -6,12 +6,26 @@
 
 namespace strata {
 
+bool CpuOps::supports(OpKind op, DType weights) const {
+  // Matrix weights are widened by the kernels of kernels.h (F32, BF16, F16);
+  // every other op takes f32 activations only and ignores the dtype.
+  if (op == OpKind::matmul || op == OpKind::embedding)
+    return weights == DType::F32 || weights == DType::BF16 || weights == DType::F16;
+  return true;
+}
+
 void CpuOps::matmul(const float* x, size_t n, std::span<const MatmulOutput> outputs) {
   cpu::matmul(pool_, x, n, outputs);
 }
 
-void CpuOps::rms_norm(const float* x, const float* weight, size_t rows, size_t dim, float eps, float* y) {
-  cpu::rms_norm(x, weight, rows, dim, eps, y);
+void CpuOps::rms_norm(const float* x, const float* weight, float weight_offset, size_t rows, size_t dim, float eps,
+                      float* y) {
+  cpu::rms_norm(x, weight, weight_offset, rows, dim, eps, y);
+}
+
+void CpuOps::layer_norm(const float* x, const float* weight, const float* bias, size_t rows, size_t dim, float eps,
+                        float* y) {
+  cpu::layer_norm(x, weight, bias, rows, dim, eps, y);
 }
 
 void CpuOps::embedding(const MatrixView& table, std::span<const int32_t> ids, float* out) {
@@ -20,7 +34,13 @@ void CpuOps::embedding(const MatrixView& table, std::span<const int32_t> ids, fl
 
 void CpuOps::add_inplace(float* x, const float* y, size_t n) { cpu::add_inplace(x, y, n); }
 
-void CpuOps::silu_mul(float* gate, const float* up, size_t n) { cpu::silu_mul(gate, up, n); }
+void CpuOps::glu(Activation act, float* gate, const float* up, size_t n) { cpu::glu(act, gate, up, n); }
+
+void CpuOps::activate(Activation act, float* x, size_t n) { cpu::activate(act, x, n); }
+
+void CpuOps::scale(float* x, float factor, size_t n) { cpu::scale(x, factor, n); }
+
+void CpuOps::softcap(float* x, float cap, size_t n) { cpu::softcap(x, cap, n); }
 
 void CpuOps::rope(const Rope& rope, float* x, int heads, int64_t rows, int64_t tokens, int64_t past,
                   std::span<const int64_t> row_starts) {

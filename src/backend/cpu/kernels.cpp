@@ -37,19 +37,11 @@ bool cpu_supports_avx512() {
 
 namespace {
 
+// The set force_kernels() asked for, else null: the best the CPU runs.
+const MatmulKernels* forced = nullptr;
+
 const MatmulKernels& choose_kernels() {
-  const char* forced = std::getenv("STRATA_KERNELS");
-  const std::string_view want = forced ? forced : "";
-  if (want == "generic") return generic_kernels();
-  if (want == "avx2") {
-    if (!cpu_supports_avx2()) throw Error("STRATA_KERNELS=avx2 but this CPU lacks AVX2/FMA/F16C");
-    return avx2_kernels();
-  }
-  if (want == "avx512" && !cpu_supports_avx512())
-    throw Error("STRATA_KERNELS=avx512 but this CPU lacks AVX-512 F/BW/VL/DQ");
-  if (!want.empty() && want != "avx512")
-    throw Error("unknown STRATA_KERNELS value '" + std::string(want) + "'", "", "",
-                "use generic, avx2 or avx512");
+  if (forced) return *forced;
   if (cpu_supports_avx512()) return avx512_kernels();
   if (cpu_supports_avx2()) return avx2_kernels();
   return generic_kernels();
@@ -57,8 +49,23 @@ const MatmulKernels& choose_kernels() {
 
 }  // namespace
 
+void force_kernels(std::string_view name) {
+  if (name == "generic") {
+    forced = &generic_kernels();
+  } else if (name == "avx2") {
+    if (!cpu_supports_avx2()) throw Error("the avx2 kernels were asked for, but this CPU lacks AVX2/FMA/F16C");
+    forced = &avx2_kernels();
+  } else if (name == "avx512") {
+    if (!cpu_supports_avx512()) throw Error("the avx512 kernels were asked for, but this CPU lacks AVX-512 F/BW/VL/DQ");
+    forced = &avx512_kernels();
+  } else {
+    throw Error("unknown kernel set '" + std::string(name) + "'", "", "", "use generic, avx2 or avx512");
+  }
+}
+
 const MatmulKernels& best_kernels() {
-  // Chosen once: the CPU does not change under a running process.
+  // Chosen once, at the first product: the CPU does not change under a
+  // running process.
   static const MatmulKernels& chosen = choose_kernels();
   return chosen;
 }

@@ -10,6 +10,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string_view>
 
 #include "strata/dtype.h"
 
@@ -30,9 +31,13 @@ struct MatmulKernels {
   TileFn tile_for(DType dtype) const;
 };
 
-// The fastest kernel set this CPU supports (STRATA_KERNELS=generic|avx2|avx512
-// forces one, for tests and benchmarks).
+// The kernel set products use: the fastest this CPU supports, or the one
+// force_kernels() named before the first product.
 const MatmulKernels& best_kernels();
+// Makes best_kernels() return "generic", "avx2" or "avx512" (the `strata`
+// command reads STRATA_KERNELS, for benchmarks and tests). Throws
+// strata::Error for an unknown name or a set this CPU cannot run.
+void force_kernels(std::string_view name);
 
 // Individual kernel sets; those the CPU cannot run must not be called.
 const MatmulKernels& generic_kernels();

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <numbers>
 
 #include "backend/cpu/kernels.h"
 #include "strata/error.h"
@@ -20,6 +21,17 @@ constexpr size_t kMinParallelMacs = 1 << 15;
 
 // Products sharing one input in a single matmul call (q/k/v is the most).
 constexpr size_t kMaxMatmulOutputs = 8;
+
+// sqrt(2/pi) rounded once to float, as torch's kBeta (M_SQRT2 * M_2_SQRTPI * 0.5).
+constexpr float kSqrt2OverPi = static_cast<float>(std::numbers::sqrt2 * std::numbers::inv_sqrtpi);
+
+// The activations in float32, in torch's order of operations (its CPU
+// GeluKernel for approximate="tanh": 0.5 * x * (1 + tanh(kBeta * (x + kKappa * x^3)))).
+float silu(float v) { return v / (1.0f + std::exp(-v)); }
+float gelu_tanh(float v) {
+  const float cube = v * v * v;
+  return 0.5f * v * (1.0f + std::tanh(kSqrt2OverPi * (v + 0.044715f * cube)));
+}
 
 void matmul_rows(const MatmulKernels& kernels, const float* x, size_t n, const MatmulOutput& job,
                  int64_t row_begin, int64_t row_end) {
@@ -74,14 +86,34 @@ void matmul(ThreadPool& pool, const float* x, size_t n, std::span<const MatmulOu
                     });
 }
 
-void rms_norm(const float* x, const float* weight, size_t rows, size_t dim, float eps, float* y) {
+void rms_norm(const float* x, const float* weight, float weight_offset, size_t rows, size_t dim, float eps,
+              float* y) {
   for (size_t r = 0; r < rows; ++r) {
     const float* xr = x + r * dim;
     float* yr = y + r * dim;
     float sum = 0.0f;
     for (size_t i = 0; i < dim; ++i) sum += xr[i] * xr[i];
     const float scale = 1.0f / std::sqrt(sum / static_cast<float>(dim) + eps);
-    for (size_t i = 0; i < dim; ++i) yr[i] = weight[i] * (xr[i] * scale);
+    // (1 + w) rounded to float before the product, as modeling_gemma.py's
+    // `output * (1.0 + self.weight.float())`; 0 + w is exactly w.
+    for (size_t i = 0; i < dim; ++i) yr[i] = (weight_offset + weight[i]) * (xr[i] * scale);
+  }
+}
+
+void layer_norm(const float* x, const float* weight, const float* bias, size_t rows, size_t dim, float eps,
+                float* y) {
+  for (size_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * dim;
+    float* yr = y + r * dim;
+    // Two passes (mean, then squared deviations): no cancellation when the
+    // mean is large against the spread.
+    float sum = 0.0f;
+    for (size_t i = 0; i < dim; ++i) sum += xr[i];
+    const float mean = sum / static_cast<float>(dim);
+    float squares = 0.0f;
+    for (size_t i = 0; i < dim; ++i) squares += (xr[i] - mean) * (xr[i] - mean);
+    const float rstd = 1.0f / std::sqrt(squares / static_cast<float>(dim) + eps);
+    for (size_t i = 0; i < dim; ++i) yr[i] = (xr[i] - mean) * rstd * weight[i] + (bias ? bias[i] : 0.0f);
   }
 }
 
@@ -94,8 +126,34 @@ void add_inplace(float* x, const float* y, size_t n) {
   for (size_t i = 0; i < n; ++i) x[i] += y[i];
 }
 
-void silu_mul(float* gate, const float* up, size_t n) {
-  for (size_t i = 0; i < n; ++i) gate[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
+void glu(Activation act, float* gate, const float* up, size_t n) {
+  switch (act) {
+    case Activation::silu:
+      for (size_t i = 0; i < n; ++i) gate[i] = silu(gate[i]) * up[i];
+      return;
+    case Activation::gelu_tanh:
+      for (size_t i = 0; i < n; ++i) gate[i] = gelu_tanh(gate[i]) * up[i];
+      return;
+  }
+}
+
+void activate(Activation act, float* x, size_t n) {
+  switch (act) {
+    case Activation::silu:
+      for (size_t i = 0; i < n; ++i) x[i] = silu(x[i]);
+      return;
+    case Activation::gelu_tanh:
+      for (size_t i = 0; i < n; ++i) x[i] = gelu_tanh(x[i]);
+      return;
+  }
+}
+
+void scale(float* x, float factor, size_t n) {
+  for (size_t i = 0; i < n; ++i) x[i] *= factor;
+}
+
+void softcap(float* x, float cap, size_t n) {
+  for (size_t i = 0; i < n; ++i) x[i] = std::tanh(x[i] / cap) * cap;
 }
 
 void attention(ThreadPool& pool, const AttentionShape& shape, const float* q, size_t tokens,
@@ -104,7 +162,8 @@ void attention(ThreadPool& pool, const AttentionShape& shape, const float* q, si
   const size_t d = static_cast<size_t>(shape.head_dim);
   const size_t heads = static_cast<size_t>(shape.heads);
   const size_t group = heads / static_cast<size_t>(shape.kv_heads);
-  const float inv_sqrt_d = 1.0f / std::sqrt(static_cast<float>(d));
+  const float scale = shape.scale != 0.0f ? shape.scale : 1.0f / std::sqrt(static_cast<float>(d));
+  const float cap = shape.softcap;
   // One (token, head) pair per work item; each worker keeps its own scores.
   // Short contexts are cheaper on one thread than spread out.
   const size_t grain = (past + tokens) * d < 4096 ? tokens * heads : 1;
@@ -125,7 +184,9 @@ void attention(ThreadPool& pool, const AttentionShape& shape, const float* q, si
       for (size_t s = first; s < visible; ++s) {
         float dot = 0.0f;
         for (size_t i = 0; i < d; ++i) dot += qh[i] * k[s * d + i];
-        scores[s] = dot * inv_sqrt_d;
+        scores[s] = dot * scale;
+        // Gemma 2 caps before the mask and softmax (modeling_gemma2.py).
+        if (cap != 0.0f) scores[s] = std::tanh(scores[s] / cap) * cap;
         max_score = std::max(max_score, scores[s]);
       }
       float sum = 0.0f;

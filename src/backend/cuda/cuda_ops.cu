@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <numbers>
 #include <string>
 
 #include "backend/cuda/cuda_check.h"
@@ -18,6 +19,8 @@ constexpr int kWarp = 32;
 constexpr int kMaxVectorRows = 8;
 // Largest head_dim the attention kernel takes (one thread per dimension).
 constexpr int kMaxHeadDim = kThreads;
+// sqrt(2/pi) rounded once to float, as torch's kBeta and the CPU's gelu_tanh.
+constexpr float kSqrt2OverPi = static_cast<float>(std::numbers::sqrt2 * std::numbers::inv_sqrtpi);
 
 unsigned blocks_for(size_t n, int threads = kThreads) {
   return static_cast<unsigned>((n + static_cast<size_t>(threads) - 1) / static_cast<size_t>(threads));
@@ -185,8 +188,9 @@ __global__ void add_bias_kernel(float* out, const float* bias, size_t n, int row
   if (i < n) out[i] += bias[i % static_cast<size_t>(rows)];
 }
 
-__global__ void rms_norm_kernel(const float* __restrict__ x, const float* __restrict__ weight, int dim, float eps,
-                                float* __restrict__ y) {
+// One block per row. weight_offset is 1 for Gemma's (1 + weight), else 0.
+__global__ void rms_norm_kernel(const float* __restrict__ x, const float* __restrict__ weight, float weight_offset,
+                                int dim, float eps, float* __restrict__ y) {
   __shared__ float shared[kThreads / kWarp];
   const float* xr = x + static_cast<size_t>(blockIdx.x) * dim;
   float* yr = y + static_cast<size_t>(blockIdx.x) * dim;
@@ -194,7 +198,26 @@ __global__ void rms_norm_kernel(const float* __restrict__ x, const float* __rest
   for (int i = threadIdx.x; i < dim; i += blockDim.x) sum += xr[i] * xr[i];
   sum = block_reduce<false>(sum, shared);
   const float scale = 1.0f / sqrtf(sum / static_cast<float>(dim) + eps);
-  for (int i = threadIdx.x; i < dim; i += blockDim.x) yr[i] = weight[i] * (xr[i] * scale);
+  for (int i = threadIdx.x; i < dim; i += blockDim.x) yr[i] = (weight_offset + weight[i]) * (xr[i] * scale);
+}
+
+// One block per row: the mean, then the biased variance from the squared
+// deviations (two passes, as on the CPU), then torch's nn.LayerNorm.
+__global__ void layer_norm_kernel(const float* __restrict__ x, const float* __restrict__ weight,
+                                  const float* __restrict__ bias, int dim, float eps, float* __restrict__ y) {
+  __shared__ float shared[kThreads / kWarp];
+  const float* xr = x + static_cast<size_t>(blockIdx.x) * dim;
+  float* yr = y + static_cast<size_t>(blockIdx.x) * dim;
+  float sum = 0.0f;
+  for (int i = threadIdx.x; i < dim; i += blockDim.x) sum += xr[i];
+  const float mean = block_reduce<false>(sum, shared) / static_cast<float>(dim);
+  float squares = 0.0f;
+  for (int i = threadIdx.x; i < dim; i += blockDim.x) squares += (xr[i] - mean) * (xr[i] - mean);
+  // block_reduce's leading barrier keeps this from overwriting `shared`
+  // before every thread has read the mean out of it.
+  const float rstd = 1.0f / sqrtf(block_reduce<false>(squares, shared) / static_cast<float>(dim) + eps);
+  for (int i = threadIdx.x; i < dim; i += blockDim.x)
+    yr[i] = (xr[i] - mean) * rstd * weight[i] + (bias ? bias[i] : 0.0f);
 }
 
 template <typename W>
@@ -210,14 +233,40 @@ __global__ void add_kernel(float* x, const float* y, size_t n) {
   if (i < n) x[i] += y[i];
 }
 
-__global__ void silu_mul_kernel(float* gate, const float* up, size_t n) {
-  const size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x;
-  if (i < n) gate[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+// The activations of backend/ops.h in float32, in the CPU's order of operations.
+__device__ __forceinline__ float activation(Activation act, float v) {
+  if (act == Activation::gelu_tanh) {
+    const float cube = v * v * v;
+    return 0.5f * v * (1.0f + tanhf(kSqrt2OverPi * (v + 0.044715f * cube)));
+  }
+  return v / (1.0f + expf(-v));  // silu
 }
 
-// One thread per (token, head, frequency): x * cos + rotate_half(x) * sin.
+__global__ void glu_kernel(Activation act, float* gate, const float* up, size_t n) {
+  const size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x;
+  if (i < n) gate[i] = activation(act, gate[i]) * up[i];
+}
+
+__global__ void activate_kernel(Activation act, float* x, size_t n) {
+  const size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x;
+  if (i < n) x[i] = activation(act, x[i]);
+}
+
+__global__ void scale_kernel(float* x, float factor, size_t n) {
+  const size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x;
+  if (i < n) x[i] *= factor;
+}
+
+__global__ void softcap_kernel(float* x, float cap, size_t n) {
+  const size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x;
+  if (i < n) x[i] = tanhf(x[i] / cap) * cap;
+}
+
+// One thread per (token, head, frequency): x * cos + rotate_half(x) * sin,
+// cos and sin times attention_scaling (exact when it is 1: v * 1 == v).
 __global__ void rope_kernel(float* x, const float* __restrict__ inv_freq, const int64_t* __restrict__ row_starts,
-                            int heads, int head_dim, int64_t tokens, int64_t past, size_t n) {
+                            int heads, int head_dim, float attention_scaling, int64_t tokens, int64_t past,
+                            size_t n) {
   const size_t item = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x;
   if (item >= n) return;
   const int half = head_dim / 2;
@@ -227,7 +276,7 @@ __global__ void rope_kernel(float* x, const float* __restrict__ inv_freq, const 
   const int64_t r = token / tokens, t = token % tokens;
   const int64_t pos = max(past + t - row_starts[r], static_cast<int64_t>(0));
   const float angle = inv_freq[i] * static_cast<float>(pos);
-  const float c = cosf(angle), s = sinf(angle);
+  const float c = cosf(angle) * attention_scaling, s = sinf(angle) * attention_scaling;
   float* h = x + head * static_cast<size_t>(head_dim);
   const float x1 = h[i], x2 = h[i + half];
   h[i] = x1 * c - x2 * s;
@@ -251,10 +300,11 @@ __global__ void store_kv_kernel(const float* __restrict__ k, const float* __rest
 // One block per (query token, head), one thread per key of a tile of
 // kThreads keys; an online softmax carries the running maximum and sum over
 // the tiles, and thread i < head_dim accumulates output dimension i.
+// Scores are dot * scale, then soft-capped when softcap is not 0 (Gemma 2).
 __global__ void attention_kernel(const float* __restrict__ q, const float* __restrict__ keys,
                                  const float* __restrict__ values, float* __restrict__ out, int heads, int group,
                                  int head_dim, size_t capacity, size_t past, size_t start, size_t window,
-                                 float scale) {
+                                 float scale, float softcap) {
   __shared__ float shared[kThreads / kWarp];
   __shared__ float q_shared[kMaxHeadDim];
   __shared__ float p_shared[kThreads];
@@ -275,6 +325,7 @@ __global__ void attention_kernel(const float* __restrict__ q, const float* __res
       float dot = 0.0f;
       for (size_t i = 0; i < d; ++i) dot += q_shared[i] * k[j * d + i];
       score = dot * scale;
+      if (softcap != 0.0f) score = tanhf(score / softcap) * softcap;
     }
     const float new_max = fmaxf(running_max, block_reduce<true>(score, shared));
     const float p = j < visible ? expf(score - new_max) : 0.0f;
@@ -326,8 +377,12 @@ CudaOps::~CudaOps() {
 
 void CudaOps::make_current() const { STRATA_CUDA_CHECK(cudaSetDevice(index_)); }
 
-bool CudaOps::supports(OpKind, DType weights) const {
-  return weights == DType::F32 || weights == DType::BF16 || weights == DType::F16;
+bool CudaOps::supports(OpKind op, DType weights) const {
+  // Matrix weights are widened by widen() (F32, BF16, F16); every other op
+  // takes f32 activations only and ignores the dtype.
+  if (op == OpKind::matmul || op == OpKind::embedding)
+    return weights == DType::F32 || weights == DType::BF16 || weights == DType::F16;
+  return true;
 }
 
 void CudaOps::matmul(const float* x, size_t n, std::span<const MatmulOutput> outputs) {
@@ -384,10 +439,21 @@ void CudaOps::matmul_one(const float* x, size_t n, const MatmulOutput& job) {
   }
 }
 
-void CudaOps::rms_norm(const float* x, const float* weight, size_t rows, size_t dim, float eps, float* y) {
+void CudaOps::rms_norm(const float* x, const float* weight, float weight_offset, size_t rows, size_t dim, float eps,
+                       float* y) {
   if (rows == 0) return;
   make_current();
-  rms_norm_kernel<<<static_cast<unsigned>(rows), kThreads, 0, stream_>>>(x, weight, static_cast<int>(dim), eps, y);
+  rms_norm_kernel<<<static_cast<unsigned>(rows), kThreads, 0, stream_>>>(x, weight, weight_offset,
+                                                                         static_cast<int>(dim), eps, y);
+  check_launch();
+}
+
+void CudaOps::layer_norm(const float* x, const float* weight, const float* bias, size_t rows, size_t dim, float eps,
+                         float* y) {
+  if (rows == 0) return;
+  make_current();
+  layer_norm_kernel<<<static_cast<unsigned>(rows), kThreads, 0, stream_>>>(x, weight, bias, static_cast<int>(dim),
+                                                                           eps, y);
   check_launch();
 }
 
@@ -441,10 +507,31 @@ void CudaOps::add_inplace(float* x, const float* y, size_t n) {
   check_launch();
 }
 
-void CudaOps::silu_mul(float* gate, const float* up, size_t n) {
+void CudaOps::glu(Activation act, float* gate, const float* up, size_t n) {
   if (n == 0) return;
   make_current();
-  silu_mul_kernel<<<blocks_for(n), kThreads, 0, stream_>>>(gate, up, n);
+  glu_kernel<<<blocks_for(n), kThreads, 0, stream_>>>(act, gate, up, n);
+  check_launch();
+}
+
+void CudaOps::activate(Activation act, float* x, size_t n) {
+  if (n == 0) return;
+  make_current();
+  activate_kernel<<<blocks_for(n), kThreads, 0, stream_>>>(act, x, n);
+  check_launch();
+}
+
+void CudaOps::scale(float* x, float factor, size_t n) {
+  if (n == 0) return;
+  make_current();
+  scale_kernel<<<blocks_for(n), kThreads, 0, stream_>>>(x, factor, n);
+  check_launch();
+}
+
+void CudaOps::softcap(float* x, float cap, size_t n) {
+  if (n == 0) return;
+  make_current();
+  softcap_kernel<<<blocks_for(n), kThreads, 0, stream_>>>(x, cap, n);
   check_launch();
 }
 
@@ -470,7 +557,8 @@ void CudaOps::rope(const Rope& rope, float* x, int heads, int64_t rows, int64_t 
   make_current();
   const float* inv_freq = inv_freq_on_device(rope);
   const int64_t* starts = mirror(row_starts.first(static_cast<size_t>(rows)), starts_);
-  rope_kernel<<<blocks_for(n), kThreads, 0, stream_>>>(x, inv_freq, starts, heads, rope.head_dim(), tokens, past, n);
+  rope_kernel<<<blocks_for(n), kThreads, 0, stream_>>>(x, inv_freq, starts, heads, rope.head_dim(),
+                                                       rope.attention_scaling(), tokens, past, n);
   check_launch();
 }
 
@@ -492,10 +580,11 @@ void CudaOps::attention(const AttentionShape& shape, const float* q, size_t toke
   if (tokens == 0) return;
   make_current();
   const unsigned blocks = static_cast<unsigned>(tokens * static_cast<size_t>(shape.heads));
+  // The CPU's default: 1/sqrt(head_dim) when the caller leaves scale at 0.
+  const float score_scale = shape.scale != 0.0f ? shape.scale : 1.0f / sqrtf(static_cast<float>(shape.head_dim));
   attention_kernel<<<blocks, kThreads, 0, stream_>>>(q, keys, values, out, shape.heads, shape.heads / shape.kv_heads,
                                                      shape.head_dim, capacity, past, start,
-                                                     static_cast<size_t>(shape.window),
-                                                     1.0f / sqrtf(static_cast<float>(shape.head_dim)));
+                                                     static_cast<size_t>(shape.window), score_scale, shape.softcap);
   check_launch();
 }
 

@@ -28,10 +28,16 @@ class CudaOps final : public Ops {
   std::string_view name() const override { return "cuda"; }
   bool supports(OpKind op, DType weights) const override;
   void matmul(const float* x, size_t n, std::span<const MatmulOutput> outputs) override;
-  void rms_norm(const float* x, const float* weight, size_t rows, size_t dim, float eps, float* y) override;
+  void rms_norm(const float* x, const float* weight, float weight_offset, size_t rows, size_t dim, float eps,
+                float* y) override;
+  void layer_norm(const float* x, const float* weight, const float* bias, size_t rows, size_t dim, float eps,
+                  float* y) override;
   void embedding(const MatrixView& table, std::span<const int32_t> ids, float* out) override;
   void add_inplace(float* x, const float* y, size_t n) override;
-  void silu_mul(float* gate, const float* up, size_t n) override;
+  void glu(Activation act, float* gate, const float* up, size_t n) override;
+  void activate(Activation act, float* x, size_t n) override;
+  void scale(float* x, float factor, size_t n) override;
+  void softcap(float* x, float cap, size_t n) override;
   void rope(const Rope& rope, float* x, int heads, int64_t rows, int64_t tokens, int64_t past,
             std::span<const int64_t> row_starts) override;
   void store_kv(const float* k, const float* v, size_t tokens, int kv_heads, int head_dim, size_t capacity,

@@ -1,0 +1,320 @@
+#include "models/decoder.h"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include "models/building_blocks.h"
+#include "models/rope_variants.h"
+#include "strata/error.h"
+
+namespace strata {
+namespace {
+
+// Where each activation buffer lies in a workspace, in floats. The layout
+// depends only on the limits, so it is the same on every device of a session
+// and an activation moves between devices at unchanged offsets.
+struct WorkspaceLayout {
+  size_t x, normed, q, k, v, attn, proj, gate, up, logits, scores;
+  size_t scores_floats;
+  size_t total;
+
+  WorkspaceLayout(const ModelConfig& c, const StepLimits& l) {
+    const size_t tokens = static_cast<size_t>(l.max_tokens);
+    const size_t hidden = static_cast<size_t>(c.hidden_size);
+    const size_t q_dim = static_cast<size_t>(c.num_heads * c.head_dim);
+    const size_t kv_dim = static_cast<size_t>(c.num_kv_heads * c.head_dim);
+    const size_t inter = static_cast<size_t>(c.intermediate_size);
+    size_t at = 0;
+    // Each buffer starts on a 64-byte boundary.
+    auto take = [&](size_t floats) {
+      const size_t offset = at;
+      at += (floats + 15) / 16 * 16;
+      return offset;
+    };
+    x = take(tokens * hidden);
+    normed = take(tokens * hidden);
+    q = take(tokens * q_dim);
+    k = take(tokens * kv_dim);
+    v = take(tokens * kv_dim);
+    attn = take(tokens * q_dim);
+    proj = take(tokens * hidden);
+    gate = take(tokens * inter);
+    up = take(tokens * inter);
+    logits = take(static_cast<size_t>(l.logit_rows * c.vocab_size));
+    scores_floats = static_cast<size_t>(l.workers) * static_cast<size_t>(l.capacity);
+    scores = take(scores_floats);
+    total = at;
+  }
+};
+
+// The buffers of one device's workspace.
+struct Workspace {
+  float *x, *normed, *q, *k, *v, *attn, *proj, *gate, *up, *logits, *scores;
+  size_t scores_floats;
+
+  Workspace(float* base, const WorkspaceLayout& w)
+      : x(base + w.x), normed(base + w.normed), q(base + w.q), k(base + w.k), v(base + w.v), attn(base + w.attn),
+        proj(base + w.proj), gate(base + w.gate), up(base + w.up), logits(base + w.logits), scores(base + w.scores),
+        scores_floats(w.scores_floats) {}
+};
+
+struct LayerWeights {
+  NormWeights attention_norm, attention_output_norm, mlp_norm, mlp_output_norm;
+  AttentionWeights attention;
+  MlpWeights mlp;
+};
+
+// Rows [first, first + rows) of a matrix, and of its bias: one part of a
+// fused projection (Phi-3's qkv_proj, GPT-2's c_attn).
+Linear rows_of(const Linear& fused, int64_t first, int64_t rows) {
+  Linear part = fused;
+  part.weight.data = fused.weight.row(first);
+  part.weight.rows = rows;
+  if (fused.bias) part.bias = fused.bias + first;
+  return part;
+}
+
+class DecoderModel final : public CausalLM {
+ public:
+  DecoderModel(const ModelConfig& config, const Description& description, std::vector<BlockSpec> blocks,
+               WeightSource& weights)
+      : config_(config), settings_(description.forward), rope_(rope_tables(config)), blocks_(std::move(blocks)) {
+    bind(description, weights);
+  }
+
+  const ModelConfig& config() const override { return config_; }
+  const std::vector<BlockSpec>& blocks() const override { return blocks_; }
+  uint64_t block_bytes_per_token(size_t block) const override { return bytes_per_token_[block]; }
+  void run_block(size_t block, const BlockRun& run) override;
+  WorkspaceRange block_output(size_t block, const StepLimits& limits, const ForwardStep& step) const override;
+
+ private:
+  void bind(const Description& description, WeightSource& w);
+  void bind_layer(const ModuleDecl& layer, const std::string& path, WeightSource& w);
+  void embed_positions(const BlockRun& run, const Workspace& ws);
+  void decoder_layer(const BlockRun& run, const Workspace& ws, int64_t layer);
+  void final_norm(const BlockRun& run, const Workspace& ws);
+  void norm(Ops& ops, const NormWeights& w, const float* x, size_t rows, float* y) const {
+    apply_norm(ops, settings_.norm, static_cast<float>(config_.norm_eps), w, x, rows,
+               static_cast<size_t>(config_.hidden_size), y);
+  }
+
+  ModelConfig config_;
+  ForwardSettings settings_;
+  RopeTables rope_;
+  std::vector<BlockSpec> blocks_;
+  std::vector<uint64_t> bytes_per_token_;  // per block
+  MatrixView embed_, positions_, head_;
+  NormWeights final_norm_;
+  std::vector<LayerWeights> layers_;
+  std::vector<int32_t> position_ids_;  // learned positions of the current step (host)
+};
+
+// Binds each block's weights by role, from the description's modules.
+void DecoderModel::bind(const Description& d, WeightSource& w) {
+  const auto matrix_of = [&](const BlockSpec& b) {
+    const WeightSpec& s = b.weights.front();
+    return w.matrix(s.name, s.shape[0], s.shape[1]);
+  };
+  const auto bytes = [](const MatrixView& m) { return static_cast<uint64_t>(m.rows * m.cols) * dtype_size(m.dtype); };
+  size_t b = 0;
+  walk(d.root, "", [&](const ModuleDecl& m, const std::string& path) {
+    if (b >= blocks_.size() || path != blocks_[b].module) return;
+    const BlockSpec& block = blocks_[b++];
+    uint64_t per_token = 0;
+    switch (block.role) {
+      case Role::embedding:
+        embed_ = matrix_of(block);
+        per_token = bytes(embed_) / static_cast<uint64_t>(embed_.rows);  // one row
+        break;
+      case Role::position_embedding:
+        positions_ = matrix_of(block);
+        per_token = bytes(positions_) / static_cast<uint64_t>(positions_.rows);
+        break;
+      case Role::decoder_layer: {
+        bind_layer(m, path, w);
+        for (const WeightSpec& s : block.weights)
+          if (!s.is_vector()) per_token += bytes(w.matrix(s.name, s.shape[0], s.shape[1]));
+        break;
+      }
+      case Role::final_norm:
+        final_norm_ = {w.vector_f32(block.weights[0].name, config_.hidden_size),
+                       block.weights.size() > 1 ? w.vector_f32(block.weights[1].name, config_.hidden_size) : nullptr};
+        break;
+      case Role::head:
+        head_ = matrix_of(block);
+        per_token = bytes(head_);
+        break;
+      default:
+        throw Error("internal: block " + block.module + " has no block role");
+    }
+    bytes_per_token_.push_back(per_token);
+  });
+  if (b != blocks_.size()) throw Error("internal: the blocks do not follow the description");
+}
+
+void DecoderModel::bind_layer(const ModuleDecl& layer, const std::string& path, WeightSource& w) {
+  const ModelConfig& c = config_;
+  LayerWeights l;
+  walk(layer, path, [&](const ModuleDecl& m, const std::string& at) {
+    if (m.role == Role::none || &m == &layer) return;
+    const auto vector = [&](size_t p) {
+      return p < m.params.size() ? w.vector_f32(plan::join_name(at, m.params[p].name), m.params[p].shape[0]) : nullptr;
+    };
+    const auto linear = [&] {
+      const std::vector<int64_t>& shape = m.params[0].shape;  // as stored
+      const int64_t rows = m.conv1d ? shape[1] : shape[0], cols = m.conv1d ? shape[0] : shape[1];
+      return Linear{w.matrix(plan::join_name(at, m.params[0].name), rows, cols), vector(1)};
+    };
+    const int64_t q_rows = c.num_heads * c.head_dim, kv_rows = c.num_kv_heads * c.head_dim;
+    switch (m.role) {
+      case Role::attention_norm: l.attention_norm = {vector(0), vector(1)}; break;
+      case Role::attention_output_norm: l.attention_output_norm = {vector(0), vector(1)}; break;
+      case Role::mlp_norm: l.mlp_norm = {vector(0), vector(1)}; break;
+      case Role::mlp_output_norm: l.mlp_output_norm = {vector(0), vector(1)}; break;
+      case Role::q_norm: l.attention.q_norm = {vector(0), vector(1)}; break;
+      case Role::k_norm: l.attention.k_norm = {vector(0), vector(1)}; break;
+      case Role::q: l.attention.q = linear(); break;
+      case Role::k: l.attention.k = linear(); break;
+      case Role::v: l.attention.v = linear(); break;
+      case Role::o: l.attention.o = linear(); break;
+      case Role::qkv: {
+        const Linear fused = linear();
+        l.attention.q = rows_of(fused, 0, q_rows);
+        l.attention.k = rows_of(fused, q_rows, kv_rows);
+        l.attention.v = rows_of(fused, q_rows + kv_rows, kv_rows);
+        break;
+      }
+      case Role::gate: l.mlp.gate = linear(); break;
+      case Role::up: l.mlp.up = linear(); break;
+      case Role::down: l.mlp.down = linear(); break;
+      case Role::gate_up: {
+        const Linear fused = linear();
+        l.mlp.gate = rows_of(fused, 0, c.intermediate_size);
+        l.mlp.up = rows_of(fused, c.intermediate_size, c.intermediate_size);
+        break;
+      }
+      default: throw Error("internal: " + at + " has a role a decoder layer does not use");
+    }
+  });
+  layers_.push_back(l);
+}
+
+void DecoderModel::run_block(size_t block, const BlockRun& run) {
+  const Workspace ws(run.workspace, WorkspaceLayout(config_, run.limits));
+  const size_t tokens = static_cast<size_t>(run.step.rows * run.step.tokens);
+  const size_t hidden = static_cast<size_t>(config_.hidden_size);
+  switch (blocks_[block].role) {
+    case Role::embedding:
+      run.ops.embedding(embed_, run.step.ids, ws.x);
+      // Gemma scales embeddings by sqrt(hidden_size), as a float32 tensor.
+      if (settings_.embedding_scale != 1.0f) run.ops.scale(ws.x, settings_.embedding_scale, tokens * hidden);
+      return;
+    case Role::position_embedding: embed_positions(run, ws); return;
+    case Role::decoder_layer: decoder_layer(run, ws, blocks_[block].layer); return;
+    case Role::final_norm: final_norm(run, ws); return;
+    case Role::head: {
+      const size_t logit_rows = block_output(block, run.limits, run.step).count / static_cast<size_t>(config_.vocab_size);
+      const MatmulOutput head[] = {{head_, nullptr, ws.logits}};
+      run.ops.matmul(ws.normed, logit_rows, head);
+      if (settings_.final_softcap > 0)
+        run.ops.softcap(ws.logits, settings_.final_softcap, logit_rows * static_cast<size_t>(config_.vocab_size));
+      return;
+    }
+    default: throw Error("internal: block " + blocks_[block].module + " has no block role");
+  }
+}
+
+WorkspaceRange DecoderModel::block_output(size_t block, const StepLimits& limits, const ForwardStep& step) const {
+  const WorkspaceLayout ws(config_, limits);
+  const size_t tokens = static_cast<size_t>(step.rows * step.tokens);
+  const size_t logit_rows = step.all_logits ? tokens : static_cast<size_t>(step.rows);
+  const size_t hidden = static_cast<size_t>(config_.hidden_size);
+  switch (blocks_[block].role) {
+    case Role::final_norm: return {ws.normed, logit_rows * hidden};
+    case Role::head: return {ws.logits, logit_rows * static_cast<size_t>(config_.vocab_size)};
+    default: return {ws.x, tokens * hidden};
+  }
+}
+
+// GPT-2: x += wpe[position]; a left-padded row counts positions from its
+// first real token, as its decoder layers' rope would.
+void DecoderModel::embed_positions(const BlockRun& run, const Workspace& ws) {
+  const ForwardStep& step = run.step;
+  const int64_t past = run.cache.length();
+  position_ids_.resize(static_cast<size_t>(step.rows * step.tokens));
+  for (int64_t r = 0; r < step.rows; ++r)
+    for (int64_t t = 0; t < step.tokens; ++t) {
+      const int64_t position = std::max<int64_t>(past + t - run.cache.row_start(r), 0);
+      if (position >= positions_.rows)
+        throw Error("position " + std::to_string(position) + " is past the model's " +
+                        std::to_string(positions_.rows) + " learned positions",
+                    "", "", "lower --ctx or the number of new tokens");
+      position_ids_[static_cast<size_t>(r * step.tokens + t)] = static_cast<int32_t>(position);
+    }
+  run.ops.embedding(positions_, position_ids_, ws.proj);
+  run.ops.add_inplace(ws.x, ws.proj, position_ids_.size() * static_cast<size_t>(config_.hidden_size));
+}
+
+void DecoderModel::decoder_layer(const BlockRun& run, const Workspace& ws, int64_t layer) {
+  const ModelConfig& c = config_;
+  const LayerWeights& l = layers_[static_cast<size_t>(layer)];
+  const size_t tokens = static_cast<size_t>(run.step.rows * run.step.tokens);
+  const size_t hidden = static_cast<size_t>(c.hidden_size);
+  Ops& ops = run.ops;
+
+  AttentionSettings s;
+  s.shape = {static_cast<int>(c.num_heads), static_cast<int>(c.num_kv_heads), static_cast<int>(c.head_dim),
+             settings_.window.empty() ? 0 : settings_.window[static_cast<size_t>(layer)], settings_.attention_scale,
+             settings_.attention_softcap};
+  s.norm = settings_.norm;
+  s.norm_eps = static_cast<float>(c.norm_eps);
+  s.rope = settings_.positions == Positions::rotary ? &rope_ : nullptr;
+  norm(ops, l.attention_norm, ws.x, tokens, ws.normed);
+  attention(run, layer, s, l.attention,
+            {ws.normed, ws.q, ws.k, ws.v, ws.attn, ws.proj, std::span<float>(ws.scores, ws.scores_floats)});
+  // Gemma 2 normalizes each sub-block's output before the residual add.
+  const auto add_residual = [&](const NormWeights& output_norm) {
+    if (output_norm.weight) {
+      norm(ops, output_norm, ws.proj, tokens, ws.normed);
+      ops.add_inplace(ws.x, ws.normed, tokens * hidden);
+    } else {
+      ops.add_inplace(ws.x, ws.proj, tokens * hidden);
+    }
+  };
+  add_residual(l.attention_output_norm);
+  norm(ops, l.mlp_norm, ws.x, tokens, ws.normed);
+  mlp(ops, settings_.activation, l.mlp, ws.normed, tokens, ws.gate, ws.up, ws.proj);
+  add_residual(l.mlp_output_norm);
+}
+
+// The last position of each row (or every position), normalized: the head's input.
+void DecoderModel::final_norm(const BlockRun& run, const Workspace& ws) {
+  const ForwardStep& step = run.step;
+  const size_t hidden = static_cast<size_t>(config_.hidden_size);
+  const float* input = ws.x;
+  size_t rows = static_cast<size_t>(step.rows * step.tokens);
+  if (!step.all_logits) {
+    for (int64_t r = 0; r < step.rows; ++r) {
+      const float* last = ws.x + (static_cast<size_t>((r + 1) * step.tokens) - 1) * hidden;
+      run.ops.copy(ws.proj + static_cast<size_t>(r) * hidden, last, hidden);
+    }
+    input = ws.proj;
+    rows = static_cast<size_t>(step.rows);
+  }
+  norm(run.ops, final_norm_, input, rows, ws.normed);
+}
+
+}  // namespace
+
+std::unique_ptr<CausalLM> create_decoder(const ModelConfig& config, const Description& description,
+                                         std::vector<BlockSpec> blocks, WeightSource& weights) {
+  return std::make_unique<DecoderModel>(config, description, std::move(blocks), weights);
+}
+
+size_t decoder_workspace_floats(const ModelConfig& config, const StepLimits& limits) {
+  return WorkspaceLayout(config, limits).total;
+}
+
+}  // namespace strata
