@@ -20,12 +20,12 @@
 #include "models/architecture.h"
 #include "models/memory_needs.h"
 #include "models/module_tree.h"
-#include "plan/auto_map.h"
-#include "plan/balanced_memory.h"
 #include "plan/byte_size.h"
 #include "plan/device_map.h"
 #include "plan/map_usage.h"
 #include "plan/max_memory.h"
+#include "plan/plan_map.h"
+#include "runtime/devices.h"
 #include "runtime/plan_request.h"
 #include "strata/error.h"
 #include "strata/model_config.h"
@@ -81,16 +81,6 @@ std::vector<std::string> split_list(const std::string& text) {
     if (!item.empty()) out.push_back(item);
   }
   return out;
-}
-
-// MemAvailable of /proc/meminfo in bytes, or 0 when it cannot be read.
-double mem_available() {
-  std::ifstream in("/proc/meminfo");
-  std::string key, unit;
-  double kb = 0;
-  while (in >> key >> kb >> unit)
-    if (key == "MemAvailable:") return kb * 1024;
-  return 0;
 }
 
 // -m DIR or --config FILE: the tree transformers would build, plus the KV and
@@ -168,62 +158,23 @@ Request from_tree_file(const MapArgs& a) {
   return r;
 }
 
-// The planned map, where offloaded modules execute, and the bill.
-struct Outcome {
-  plan::DeviceMap map;
-  std::optional<plan::Device> main_accelerator;
-  plan::MapUsage usage;
-  bool buffer_warning = false;
-};
-
-Outcome plan_request(const Request& r, const plan::MaxMemory& mm, const std::string& kind) {
-  Outcome out;
-  // As loading does (runtime/plan_request.cpp): one staging slot where two
-  // do not fit.
-  plan::MemoryNeeds one_slot = r.needs;
-  one_slot.staging_slots = 1;
-  const auto note_one_slot = [] {
+// The planned map, where offloaded modules execute, and the bill: the
+// function loading uses (plan/plan_map.h).
+plan::MapPlan plan_request(const Request& r, const plan::MaxMemory& mm, const std::string& kind) {
+  plan::MapRequest request;
+  request.tree = &r.tree;
+  request.no_split = r.no_split;
+  request.sizes = r.sizes;
+  request.needs = r.needs;
+  request.max_memory = mm;
+  request.strategy = r.strategy;
+  request.offload_buffers = r.offload_buffers;
+  request.accelerator_kind = kind;
+  plan::MapPlan p = plan::plan_map(request);
+  if (p.staging_slots == 1)
     std::fprintf(stderr, "strata: the accelerator has room for one staging slot only: offloaded layers would be "
                          "copied to it in turn with its compute, not beside it\n");
-  };
-  if (r.strategy == "auto") {
-    plan::AutoPlan p;
-    try {
-      p = plan::plan_auto(r.tree, mm, r.no_split, r.sizes, r.needs, kind);
-    } catch (const Error&) {
-      if (r.needs.staging_slots <= 1) throw;
-      p = plan::plan_auto(r.tree, mm, r.no_split, r.sizes, one_slot, kind);
-      if (!plan::stages_on_an_accelerator(p.usage)) throw;
-      note_one_slot();
-    }
-    return {std::move(p.device_map), p.main_accelerator, std::move(p.usage), false};
-  }
-  const bool balanced = r.strategy == "balanced" || r.strategy == "balanced_low_0";
-  const plan::MaxMemory budgets =
-      balanced ? plan::get_balanced_memory(r.tree, mm, r.no_split, r.sizes, r.strategy == "balanced_low_0") : mm;
-  // Unclean first, for the placement order; cleaning it gives Accelerate's clean map.
-  plan::InferOptions options{r.no_split, r.sizes, false, r.offload_buffers};
-  const plan::InferResult result = plan::infer_auto_device_map(r.tree, budgets, options);
-  out.map = plan::clean_in_placement_order(result.device_map);
-  out.buffer_warning = result.buffer_warning;
-  // As Accelerate's dispatch_model (and strata's runtime) picks it: the first accelerator in the map.
-  for (const auto& [name, d] : out.map)
-    if (d.is_gpu()) {
-      out.main_accelerator = d;
-      break;
-    }
-  out.usage = plan::map_usage(r.tree, out.map, mm, r.no_split, r.sizes, r.needs, out.main_accelerator);
-  const auto over = [](const plan::MapUsage& u) {
-    return std::any_of(u.devices.begin(), u.devices.end(), [](const auto& d) { return d.total() > d.budget; });
-  };
-  if (over(out.usage) && r.needs.staging_slots > 1) {
-    plan::MapUsage fewer = plan::map_usage(r.tree, out.map, mm, r.no_split, r.sizes, one_slot, out.main_accelerator);
-    if (!over(fewer)) {
-      out.usage = std::move(fewer);
-      note_one_slot();
-    }
-  }
-  return out;
+  return p;
 }
 
 // "model.layers.7" -> ("model.layers", 7); nullopt when not numbered.
@@ -235,21 +186,21 @@ std::optional<std::pair<std::string, long>> numbered(const std::string& name) {
   return std::make_pair(name.substr(0, dot), std::stol(name.substr(dot + 1)));
 }
 
-void print_table(const Request& r, const Outcome& o, const plan::MaxMemory& mm, const std::string& kind) {
+void print_table(const Request& r, const plan::MapPlan& o, const plan::MaxMemory& mm, const std::string& kind) {
   const plan::ModuleSizes sizes = plan::compute_module_sizes(r.tree, r.sizes);
   std::printf("strategy %s: %s\n\n%-40s %-8s %s\n", r.strategy.c_str(), r.summary.c_str(), "module", "device", "bytes");
   // Runs of numbered siblings (decoder layers) on one device print as one line.
-  for (size_t i = 0; i < o.map.size();) {
-    const auto& [name, device] = o.map[i];
+  for (size_t i = 0; i < o.device_map.size();) {
+    const auto& [name, device] = o.device_map[i];
     size_t j = i + 1;
     const auto first = numbered(name);
     double total = sizes.at(name);
     bool same_size = true;
-    while (first && j < o.map.size() && o.map[j].second == device) {
-      const auto next = numbered(o.map[j].first);
+    while (first && j < o.device_map.size() && o.device_map[j].second == device) {
+      const auto next = numbered(o.device_map[j].first);
       if (!next || next->first != first->first || next->second != first->second + static_cast<long>(j - i)) break;
-      same_size = same_size && sizes.at(o.map[j].first) == sizes.at(name);
-      total += sizes.at(o.map[j].first);
+      same_size = same_size && sizes.at(o.device_map[j].first) == sizes.at(name);
+      total += sizes.at(o.device_map[j].first);
       ++j;
     }
     std::string shown = name.empty() ? "(everything)" : name, detail;
@@ -289,7 +240,7 @@ void print_table(const Request& r, const Outcome& o, const plan::MaxMemory& mm, 
   for (const auto& name : r.needs.local_when_offloaded) {
     const plan::Device* placed = nullptr;
     size_t longest = 0;
-    for (const auto& [key, device] : o.map)
+    for (const auto& [key, device] : o.device_map)
       if ((key.empty() || key == name || name.rfind(key + ".", 0) == 0) && (!placed || key.size() > longest)) {
         placed = &device;
         longest = key.size();
@@ -329,18 +280,16 @@ void run_map(const MapArgs& a) {
   } else if (r.max_memory) {
     mm = *r.max_memory;
   } else if (!a.model_dir.empty()) {
-    // This machine's free RAM, and the disk tier (Accelerate always has one;
-    // its balanced strategies refuse a disk key, so it is left out there).
-    mm.emplace_back(plan::Device::cpu_(), mem_available());
-    if (r.strategy == "auto" || r.strategy == "sequential")
-      mm.emplace_back(plan::Device::disk_(), std::numeric_limits<double>::infinity());
+    // What loading assumes on a machine without accelerators: 90% of the
+    // RAM available now, and the disk tier.
+    mm = plan::default_max_memory({}, static_cast<double>(available_ram_bytes()));
   } else {
     throw Error("no memory budget", "", "", "give --max-memory, e.g. --max-memory 0=24GiB,cpu=64GiB,disk");
   }
-  const Outcome o = plan_request(r, mm, a.accelerators);
+  const plan::MapPlan o = plan_request(r, mm, a.accelerators);
   if (a.json) {
     Json out = Json::object();
-    for (const auto& [name, d] : o.map) out[name] = d.is_gpu() ? Json(d.index) : Json(d.to_string());
+    for (const auto& [name, d] : o.device_map) out[name] = d.is_gpu() ? Json(d.index) : Json(d.to_string());
     std::printf("%s\n", out.dump().c_str());
   } else {
     print_table(r, o, mm, a.accelerators);
@@ -367,8 +316,8 @@ void add_map_command(CLI::App& app) {
   cmd->add_option("--max-memory", a->max_memory,
                   "Budgets like 0=8GiB,1=8GiB,cpu=30GiB,disk: accelerator ordinals (0, cuda:0, sim:0), cpu, and "
                   "disk (unlimited; without it auto never offloads to disk). GiB/MiB are powers of 2, GB/MB of 10. "
-                  "Required with --config and --tree (unless the file has max_memory); with -m the default is "
-                  "cpu=<MemAvailable>,disk");
+                  "Required with --config and --tree (unless the file has max_memory); with -m the default is what "
+                  "loading assumes without accelerators: 90% of the RAM available now, and disk");
   a->strategy_opt = cmd->add_option("--strategy", a->strategy,
                                     "auto (strata: budgets KV cache, activations and staging), or Accelerate's "
                                     "sequential, balanced, balanced_low_0 (identical maps to accelerate 0.33)")

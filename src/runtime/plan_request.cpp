@@ -8,11 +8,10 @@
 #include "format/direct_reader.h"
 #include "models/memory_needs.h"
 #include "models/module_tree.h"
-#include "plan/auto_map.h"
-#include "plan/balanced_memory.h"
 #include "plan/byte_size.h"
 #include "plan/device_map.h"
 #include "plan/max_memory.h"
+#include "plan/plan_map.h"
 #include "runtime/offload_compute.h"
 #include "runtime/placement.h"
 #include "strata/error.h"
@@ -24,21 +23,13 @@ using Json = nlohmann::ordered_json;
 
 const char* kStrategies = "auto, sequential, balanced, balanced_low_0";
 
-// Without --max-memory: every accelerator's capacity, 90% of the RAM that is
-// available now (the rest is the process's own code, the page cache's
-// minimum and the session's host buffers), and the disk.
+// Without --max-memory: every accelerator's capacity, 90% of the RAM
+// available now, and the disk (plan::default_max_memory).
 plan::MaxMemory budgets_from_devices(DeviceSet& devices) {
-  plan::MaxMemory budgets;
+  std::vector<std::pair<plan::Device, double>> capacities;
   for (const auto& a : devices.accelerators())
-    budgets.emplace_back(plan::Device::gpu_(a->ordinal()), static_cast<double>(a->capacity()));
-  budgets.emplace_back(plan::Device::cpu_(), 0.9 * static_cast<double>(available_ram_bytes()));
-  budgets.emplace_back(plan::Device::disk_(), std::numeric_limits<double>::infinity());
-  return plan::normalize_max_memory(budgets);
-}
-
-plan::MaxMemory without_disk(plan::MaxMemory budgets) {
-  std::erase_if(budgets, [](const auto& b) { return b.first == plan::Device::disk_(); });
-  return budgets;
+    capacities.emplace_back(plan::Device::gpu_(a->ordinal()), static_cast<double>(a->capacity()));
+  return plan::default_max_memory(capacities, static_cast<double>(available_ram_bytes()));
 }
 
 std::string bill(const plan::DeviceUse& use) {
@@ -193,49 +184,35 @@ PlannedMap plan_device_map(const ModelConfig& config, const Checkpoint& checkpoi
   const std::optional<plan::Device> main =
       decide_main_device(checkpoint, options, p.max_memory, devices, pool, p.offload_choice);
   const std::string& strategy = options.device_map.empty() ? std::string("auto") : options.device_map;
-  const auto plan_with = [&](const plan::MemoryNeeds& n) {
-    p.source = strategy;
-    if (strategy == "auto") {
-      plan::AutoPlan a = plan::plan_auto(p.tree, p.max_memory, no_split, sizes, n, devices.accelerator_kind(), main);
-      p.device_map = std::move(a.device_map);
-      p.main_accelerator = a.main_accelerator;
-    } else if (strategy == "sequential" || strategy == "balanced" || strategy == "balanced_low_0") {
-      plan::MaxMemory budgets = p.max_memory;
-      if (strategy != "sequential")
-        budgets =
-            plan::get_balanced_memory(p.tree, without_disk(budgets), no_split, sizes, strategy == "balanced_low_0");
-      plan::InferOptions infer;
-      infer.no_split_module_classes = no_split;
-      infer.sizes = sizes;
-      p.device_map = plan::infer_auto_device_map(p.tree, budgets, infer).device_map;
-      p.main_accelerator = first_accelerator_in(p.device_map);
-    } else {
-      p.device_map = parse_device_map(strategy);
-      p.main_accelerator = first_accelerator_in(p.device_map);
-      p.source = "user map";
-    }
-    if (main) p.main_accelerator = main->is_gpu() ? main : std::nullopt;
-    p.usage = plan::map_usage(p.tree, p.device_map, p.max_memory, no_split, sizes, n, p.main_accelerator);
-    check_and_limit(p.usage, p.max_memory, devices, strategy);
+  plan::MapRequest request;
+  request.tree = &p.tree;
+  request.no_split = no_split;
+  request.sizes = sizes;
+  request.needs = needs;
+  request.max_memory = p.max_memory;
+  request.strategy = strategy;
+  request.accelerator_kind = devices.accelerator_kind();
+  request.main_device = main;
+  // A device holds no more than its budget and its capacity.
+  request.limit = [&](const plan::Device& d) {
+    const double budget = plan::budget_of(p.max_memory, d);
+    return d.is_gpu() ? std::min(budget, static_cast<double>(devices.resolve(d).capacity())) : budget;
   };
-  try {
-    plan_with(needs);
-  } catch (const Error& two_slots) {
-    // Overlapped copies need a second staging slot; an accelerator with room
-    // for one still runs the model, its copies in turn with its compute. If
-    // even that does not fit, the error states the one-slot minimum; if it
-    // fits but stages nothing, slots were not the trouble.
-    if (needs.staging_slots <= 1) throw;
-    plan::MemoryNeeds one_slot = needs;
-    one_slot.staging_slots = 1;
-    plan_with(one_slot);
-    if (!plan::stages_on_an_accelerator(p.usage)) throw two_slots;
-    p.staging_slots = 1;
-    if (options.warning)
-      options.warning(
-          "the accelerator has room for one staging slot only: offloaded layers are copied to it in turn with its "
-          "compute, not beside it");
+  if (strategy != "auto" && strategy != "sequential" && strategy != "balanced" && strategy != "balanced_low_0") {
+    request.strategy = "given";
+    request.given = parse_device_map(strategy);
   }
+  plan::MapPlan planned = plan::plan_map(request);
+  p.source = request.strategy == "given" ? "user map" : strategy;
+  p.device_map = std::move(planned.device_map);
+  p.main_accelerator = planned.main_accelerator;
+  p.usage = std::move(planned.usage);
+  p.staging_slots = static_cast<size_t>(planned.staging_slots);
+  check_and_limit(p.usage, p.max_memory, devices, strategy);
+  if (p.staging_slots == 1 && options.warning)
+    options.warning(
+        "the accelerator has room for one staging slot only: offloaded layers are copied to it in turn with its "
+        "compute, not beside it");
   return p;
 }
 
