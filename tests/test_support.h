@@ -16,13 +16,6 @@
 
 namespace strata::test {
 
-// Default model options with `threads` workers.
-inline ModelOptions with_threads(int threads) {
-  ModelOptions options;
-  options.threads = threads;
-  return options;
-}
-
 // The fixtures folder: $STRATA_FIXTURES, else the repository's tests/fixtures
 // (a copy of ../shared/fixtures that scripts/sync-fixtures.sh keeps equal).
 inline std::filesystem::path fixtures_dir() {
@@ -38,6 +31,15 @@ inline std::filesystem::path cli_path() { return STRATA_CLI_PATH; }
 inline bool env_flag(const char* name) {
   const char* value = std::getenv(name);
   return value && std::string(value) == "1";
+}
+
+// Default model options with `threads` workers. GPUs are used only inside
+// a ScopedGpus (the suite's expectations are the CPU's; see test_support.cpp).
+inline ModelOptions with_threads(int threads) {
+  ModelOptions options;
+  options.threads = threads;
+  options.gpus = !env_flag("STRATA_NO_GPU");
+  return options;
 }
 
 // The model folders under fixtures/models that hold transformers references.

@@ -15,9 +15,6 @@ void write_text(std::string_view text);
 // Parses "1,403,407" (spaces allowed) into ids; throws strata::Error otherwise.
 std::vector<int32_t> parse_id_list(const std::string& text);
 
-// "1.23 GB"-style rendering of a byte count (powers of 10) and of a rate.
-std::string human_bytes(uint64_t bytes);
-
 // Reads all of standard input.
 std::string read_stdin();
 

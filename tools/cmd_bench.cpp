@@ -12,11 +12,11 @@
 #include "backend/cpu/memory_bandwidth.h"
 #include "cli_util.h"
 #include "commands.h"
+#include "core/byte_size.h"
+#include "core/clock.h"
 #include "device_map_options.h"
 #include "io_bandwidth.h"
-#include "plan/byte_size.h"
 #include "process_memory.h"
-#include "runtime/clock.h"
 #include "runtime/model_impl.h"
 #include "runtime/offload_compute.h"
 #include "strata/error.h"
@@ -100,8 +100,8 @@ void run_bench(const BenchArgs& args) {
   print_device_map(*model, map);
   const ModelConfig& c = model->config();
   std::fprintf(stderr, "strata bench: %s, %lld layers, %s weights, %d threads, kernels %s\n", c.architecture.c_str(),
-               static_cast<long long>(c.num_layers), human_bytes(model->checkpoint_bytes()).c_str(), model->threads(),
-               cpu::best_kernels().name);
+               static_cast<long long>(c.num_layers), format_bytes(model->checkpoint_bytes(), ByteUnits::decimal).c_str(),
+               model->threads(), cpu::best_kernels().name);
 
   // Prompt ids: fixed pseudo-random ids, different in every row, so runs are comparable.
   const auto rows = static_cast<size_t>(args.batch);
@@ -232,14 +232,16 @@ void run_bench(const BenchArgs& args) {
               args.reps);
   std::printf("weights per token    %s (%s of them computed from host memory); %s read from the disk tier, %s "
               "copied to devices\n",
-              human_bytes(static_cast<uint64_t>(bytes_per_token)).c_str(),
-              human_bytes(static_cast<uint64_t>(host_bytes_per_token)).c_str(),
-              human_bytes(model->disk_bytes_per_pass()).c_str(), human_bytes(model->copied_bytes_per_pass()).c_str());
+              format_bytes(static_cast<uint64_t>(bytes_per_token), ByteUnits::decimal).c_str(),
+              format_bytes(static_cast<uint64_t>(host_bytes_per_token), ByteUnits::decimal).c_str(),
+              format_bytes(model->disk_bytes_per_pass(), ByteUnits::decimal).c_str(),
+              format_bytes(model->copied_bytes_per_pass(), ByteUnits::decimal).c_str());
   std::printf("read bandwidth       %.2f GB/s best, %.2f GB/s mean, reading the weights (%d threads, %s)\n",
               bandwidth.best_bytes_per_second / 1e9, bandwidth.mean_bytes_per_second / 1e9, model->threads(),
-              human_bytes(bandwidth.buffer_bytes).c_str());
+              format_bytes(bandwidth.buffer_bytes, ByteUnits::decimal).c_str());
   std::printf("                     %.2f GB/s best reading a fresh %s buffer (for reference)\n",
-              buffer_bandwidth.best_bytes_per_second / 1e9, human_bytes(buffer_bandwidth.buffer_bytes).c_str());
+              buffer_bandwidth.best_bytes_per_second / 1e9,
+              format_bytes(buffer_bandwidth.buffer_bytes, ByteUnits::decimal).c_str());
   if (!streaming.disk_samples.empty()) {
     std::printf("disk read bandwidth  %.2f GB/s mean (%.2f-%.2f over %zu samples between the repetitions: O_DIRECT,\n"
                 "                     requests of up to 64 MiB over the bytes one step streams)\n",
@@ -261,15 +263,15 @@ void run_bench(const BenchArgs& args) {
   for (const DeviceReport& d : run_devices)
     if (d.name != "disk" && !std::isinf(d.budget))
       std::printf("memory %-13s peak %s of a budget of %s (%s)%s\n", d.name.c_str(),
-                  plan::format_bytes(static_cast<double>(d.peak)).c_str(), plan::format_bytes(d.budget).c_str(),
+                  format_bytes(static_cast<double>(d.peak)).c_str(), format_bytes(d.budget).c_str(),
                   d.peak <= d.budget ? "within" : "OVER",
                   d.name == "cpu" && staging_bytes > 0
-                      ? (", which includes " + plan::format_bytes(static_cast<double>(staging_bytes)) +
+                      ? (", which includes " + format_bytes(static_cast<double>(staging_bytes)) +
                          " of disk read slots")
                             .c_str()
                       : "");
   std::printf("memory process       peak anonymous memory %s (sampled every 10 ms)\n",
-              plan::format_bytes(static_cast<double>(run_peak_anon)).c_str());
+              format_bytes(static_cast<double>(run_peak_anon)).c_str());
   print_memory_peaks(run_devices, map, run_peak_anon);
 }
 

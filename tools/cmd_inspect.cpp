@@ -3,8 +3,8 @@
 #include <map>
 #include <memory>
 
-#include "cli_util.h"
 #include "commands.h"
+#include "core/byte_size.h"
 #include "format/safetensors.h"
 #include "strata/model_config.h"
 
@@ -65,9 +65,12 @@ void run_inspect(const InspectArgs& args) {
   }
   std::printf("\n%-40s %14s\n", "module", "bytes");
   for (const auto& [module, bytes] : per_module)
-    std::printf("%-40s %14llu  %s\n", module.c_str(), static_cast<unsigned long long>(bytes), human_bytes(bytes).c_str());
-  std::printf("\ntotal          %llu parameters, %s", static_cast<unsigned long long>(params), human_bytes(total).c_str());
-  for (const auto& [dtype, bytes] : per_dtype) std::printf(" | %s %s", dtype.c_str(), human_bytes(bytes).c_str());
+    std::printf("%-40s %14llu  %s\n", module.c_str(), static_cast<unsigned long long>(bytes),
+                format_bytes(bytes, ByteUnits::decimal).c_str());
+  std::printf("\ntotal          %llu parameters, %s", static_cast<unsigned long long>(params),
+              format_bytes(total, ByteUnits::decimal).c_str());
+  for (const auto& [dtype, bytes] : per_dtype)
+    std::printf(" | %s %s", dtype.c_str(), format_bytes(bytes, ByteUnits::decimal).c_str());
   std::printf("\n");
 }
 

@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <functional>
 #include <limits>
 #include <memory>
@@ -16,16 +15,17 @@
 #include <thread>
 
 #include "commands.h"
+#include "core/byte_size.h"
+#include "core/files.h"
+#include "core/system_memory.h"
 #include "format/safetensors.h"
 #include "models/architecture.h"
 #include "models/memory_needs.h"
 #include "models/module_tree.h"
-#include "plan/byte_size.h"
 #include "plan/device_map.h"
 #include "plan/map_usage.h"
 #include "plan/max_memory.h"
 #include "plan/plan_map.h"
-#include "runtime/devices.h"
 #include "runtime/plan_request.h"
 #include "strata/error.h"
 #include "strata/model_config.h"
@@ -55,14 +55,6 @@ struct Request {
   plan::MemoryNeeds needs;  // empty for --tree: no KV or activation model
   std::string summary;      // one line saying what is planned
 };
-
-std::string read_text(const std::string& path, const char* what) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(std::string("cannot open ") + what, path);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 // --dtype accepts torch names and the short ones strata synth uses.
 std::string torch_dtype_flag(const std::string& text) {
@@ -122,7 +114,7 @@ plan::MaxMemory max_memory_of_json(const Json& j) {
     const plan::Device d = plan::parse_device(k);
     double bytes = std::numeric_limits<double>::infinity();
     if (v.is_number()) bytes = v.get<double>();
-    else if (v.is_string()) bytes = static_cast<double>(plan::parse_byte_size(v.get<std::string>(), true));
+    else if (v.is_string()) bytes = static_cast<double>(parse_byte_size(v.get<std::string>(), true));
     else if (d.kind != plan::Device::disk) throw Error("max_memory['" + k + "'] must be a byte count");
     mm.emplace_back(d, d.kind == plan::Device::disk ? std::numeric_limits<double>::infinity() : bytes);
   }
@@ -133,7 +125,7 @@ plan::MaxMemory max_memory_of_json(const Json& j) {
 Request from_tree_file(const MapArgs& a) {
   Json j;
   try {
-    j = Json::parse(read_text(a.tree_path, "the tree file"));
+    j = Json::parse(read_file(a.tree_path, "the tree file"));
   } catch (const nlohmann::json::exception& e) {
     throw Error(std::string("invalid JSON: ") + e.what(), a.tree_path);
   }
@@ -212,10 +204,10 @@ void print_table(const Request& r, const plan::MapPlan& o, const plan::MaxMemory
             if (sizes.contains(owner)) detail = " (" + member + " is " + owner + ")";
     if (j - i > 1) {
       shown += "-" + std::to_string(first->second + static_cast<long>(j - i - 1));
-      detail = " (" + std::to_string(j - i) + (same_size ? " × " + plan::format_bytes(sizes.at(name)) : " layers") + ")";
+      detail = " (" + std::to_string(j - i) + (same_size ? " × " + format_bytes(sizes.at(name)) : " layers") + ")";
     }
     std::printf("%-40s %-8s %s%s\n", shown.c_str(), plan::device_label(device, kind).c_str(),
-                plan::format_bytes(total).c_str(), detail.c_str());
+                format_bytes(total).c_str(), detail.c_str());
     i = j;
   }
   std::printf("\n%-8s %11s %11s %11s %11s %11s %11s\n", "device", "weights", "KV+runtime", "activations", "staging",
@@ -228,9 +220,9 @@ void print_table(const Request& r, const plan::MapPlan& o, const plan::MaxMemory
     const bool short_of_room = u.total() > u.budget;
     over = over || short_of_room;
     std::printf("%-8s %11s %11s %11s %11s %11s %11s%s\n", plan::device_label(u.device, kind).c_str(),
-                plan::format_bytes(u.weights).c_str(), plan::format_bytes(u.runtime).c_str(),
-                plan::format_bytes(u.activations).c_str(), plan::format_bytes(u.staging).c_str(),
-                plan::format_bytes(u.total()).c_str(), plan::format_bytes(u.budget).c_str(),
+                format_bytes(u.weights).c_str(), format_bytes(u.runtime).c_str(),
+                format_bytes(u.activations).c_str(), format_bytes(u.staging).c_str(),
+                format_bytes(u.total()).c_str(), format_bytes(u.budget).c_str(),
                 short_of_room ? "  over budget" : "");
   }
   const std::string exec = o.main_accelerator ? plan::device_label(*o.main_accelerator, kind) : "cpu";

@@ -9,9 +9,9 @@
 
 #include "cli_util.h"
 #include "commands.h"
+#include "core/byte_size.h"
 #include "progress_line.h"
 #include "synth/synth_checkpoint.h"
-#include "plan/byte_size.h"
 #include "strata/error.h"
 
 namespace strata::cli {
@@ -68,7 +68,7 @@ SynthSpec build_spec(const SynthArgs& a) {
   if (given("--rope-theta")) spec.rope_theta = a.rope_theta;
   if (a.tie_flag->count() > 0) spec.tie_word_embeddings = a.tie;
   spec.dtype = parse_dtype_flag(a.dtype);
-  spec.shard_size = plan::parse_byte_size(a.shard_size);
+  spec.shard_size = parse_byte_size(a.shard_size);
   spec.seed = a.seed;
   return spec;
 }
@@ -91,8 +91,8 @@ void run_synth(const SynthArgs& args) {
   std::printf("wrote %s: %s, %s params, %s, %s in %zu safetensors file(s) + config and tokenizer, "
               "%.2f s (%s/s)\n",
               r.dir.string().c_str(), spec.architecture.c_str(), params_text,
-              std::string(dtype_name(spec.dtype)).c_str(), human_bytes(r.file_bytes).c_str(), r.shards,
-              r.seconds, human_bytes(static_cast<uint64_t>(rate)).c_str());
+              std::string(dtype_name(spec.dtype)).c_str(), format_bytes(r.file_bytes, ByteUnits::decimal).c_str(),
+              r.shards, r.seconds, format_bytes(static_cast<uint64_t>(rate), ByteUnits::decimal).c_str());
 }
 
 }  // namespace

@@ -7,7 +7,7 @@
 #include <filesystem>
 #include <string_view>
 
-#include "plan/byte_size.h"
+#include "core/byte_size.h"
 #include "process_memory.h"
 #include "progress_line.h"
 #include "strata/error.h"
@@ -84,6 +84,8 @@ ModelOptions model_options(const std::string& model_dir, const DeviceMapArgs& ar
   o.device_map = args.device_map;
   o.max_memory = args.max_memory;
   o.offload_folder = args.offload_folder.empty() ? default_offload_folder(model_dir) : std::filesystem::path(args.offload_folder);
+  const char* no_gpu = std::getenv("STRATA_NO_GPU");
+  o.gpus = !(no_gpu && *no_gpu && std::string_view(no_gpu) != "0");
   const char* env_sims = std::getenv("STRATA_SIM_DEVICES");
   o.sim_devices = !args.sim_devices.empty() ? args.sim_devices : env_sims ? env_sims : "";
   o.main_device = args.main_device;
@@ -112,10 +114,10 @@ void print_device_map(const Model& model, const DeviceMapArgs& args) {
     std::string modules;
     for (const auto& m : d.modules) modules += (modules.empty() ? "" : ", ") + m;
     if (d.runs_offloaded) modules += std::string(modules.empty() ? "" : "; ") + "runs the offloaded modules";
-    std::string budget = std::isinf(d.budget) ? "" : ", budget " + plan::format_bytes(d.budget);
+    std::string budget = std::isinf(d.budget) ? "" : ", budget " + format_bytes(d.budget);
     std::fprintf(stderr, "strata: map (%s) %-6s %s | weights %s, planned %s%s\n", model.plan_source().c_str(),
-                 d.name.c_str(), modules.c_str(), plan::format_bytes(d.weight_bytes).c_str(),
-                 plan::format_bytes(d.planned_bytes).c_str(), budget.c_str());
+                 d.name.c_str(), modules.c_str(), format_bytes(d.weight_bytes).c_str(),
+                 format_bytes(d.planned_bytes).c_str(), budget.c_str());
   }
   if (!model.offload_choice().empty())
     std::fprintf(stderr, "strata: offloaded modules %s\n", model.offload_choice().c_str());
@@ -128,14 +130,14 @@ void print_memory_peaks(const std::vector<DeviceReport>& devices, const DeviceMa
   std::string line;
   for (const DeviceReport& d : devices) {
     if (d.name == "disk") continue;
-    line += (line.empty() ? "" : ", ") + d.name + " " + plan::format_bytes(static_cast<double>(d.peak));
-    if (!std::isinf(d.budget)) line += " (budget " + plan::format_bytes(d.budget) + ")";
+    line += (line.empty() ? "" : ", ") + d.name + " " + format_bytes(static_cast<double>(d.peak));
+    if (!std::isinf(d.budget)) line += " (budget " + format_bytes(d.budget) + ")";
   }
   const ProcessMemory now = read_process_memory();
   std::fprintf(stderr, "strata: peak allocated %s | process: peak RssAnon %s (sampled), VmHWM %s, RssFile now %s\n",
-               line.c_str(), plan::format_bytes(static_cast<double>(peak_rss_anon)).c_str(),
-               plan::format_bytes(static_cast<double>(now.vm_hwm)).c_str(),
-               plan::format_bytes(static_cast<double>(now.rss_file)).c_str());
+               line.c_str(), format_bytes(static_cast<double>(peak_rss_anon)).c_str(),
+               format_bytes(static_cast<double>(now.vm_hwm)).c_str(),
+               format_bytes(static_cast<double>(now.rss_file)).c_str());
 }
 
 }  // namespace strata::cli

@@ -6,8 +6,8 @@
 #include <memory>
 
 #include "backend/host_memory.h"
+#include "core/clock.h"
 #include "format/direct_reader.h"
-#include "runtime/clock.h"
 
 namespace strata::cli {
 

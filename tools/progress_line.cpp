@@ -4,7 +4,7 @@
 
 #include <cstdio>
 
-#include "cli_util.h"
+#include "core/byte_size.h"
 
 namespace strata::cli {
 
@@ -26,9 +26,10 @@ void ProgressLine::update(uint64_t done, uint64_t total) {
   last_ = now;
   const double seconds = std::chrono::duration<double>(now - start_).count();
   const double rate = seconds > 0 ? static_cast<double>(done) / seconds : 0;
-  std::fprintf(stderr, "%s%s: %s / %s (%3.0f%%), %s/s%s", tty_ ? "\r" : "", what_.c_str(), human_bytes(done).c_str(),
-               human_bytes(total).c_str(), total ? 100.0 * static_cast<double>(done) / static_cast<double>(total) : 100.0,
-               human_bytes(static_cast<uint64_t>(rate)).c_str(), tty_ ? "   " : "\n");
+  std::fprintf(stderr, "%s%s: %s / %s (%3.0f%%), %s/s%s", tty_ ? "\r" : "", what_.c_str(),
+               format_bytes(done, ByteUnits::decimal).c_str(), format_bytes(total, ByteUnits::decimal).c_str(),
+               total ? 100.0 * static_cast<double>(done) / static_cast<double>(total) : 100.0,
+               format_bytes(static_cast<uint64_t>(rate), ByteUnits::decimal).c_str(), tty_ ? "   " : "\n");
   line_open_ = tty_ && done < total;
   if (tty_ && done >= total) std::fprintf(stderr, "\n");
   std::fflush(stderr);

@@ -29,7 +29,10 @@ struct ModelOptions {
   // loading fails if any does (the `strata` command defaults it to a folder
   // under ~/.cache/strata/offload named after the model).
   std::filesystem::path offload_folder;
-  // Simulated accelerators, e.g. "2x64MiB"; empty: none.
+  // Whether to use the GPUs the CUDA backend finds (the `strata` command
+  // turns them off with STRATA_NO_GPU=1, the test suite by default).
+  bool gpus = true;
+  // Simulated accelerators, e.g. "2x64MiB"; empty: none. They replace the GPUs.
   std::string sim_devices;
   // The device offloaded modules run on ("sim:0"); empty: the planner's main
   // accelerator, else the first accelerator the map names, else the CPU.

@@ -3,8 +3,8 @@
 //
 // `cpu` (host RAM) and `sim:N` (a simulated accelerator: its own memory pool
 // with a hard capacity, explicit copies, CPU compute) are built always; their
-// memory is host-addressable, so the CPU ops run on it directly. A CUDA
-// device (issue 5) implements the same interface with memory the host cannot
+// memory is host-addressable, so the CPU ops run on it directly. The CUDA
+// device (backend/cuda) implements the same interface with memory the host cannot
 // read, which is why every transfer goes through copy_in/copy_out.
 // Thread-safety: allocate/release and the copies are called from the thread
 // that runs the model; the counters are plain reads.
@@ -77,9 +77,9 @@ class Device {
   virtual void finish_fill(size_t slot) { (void)slot; }
   // Host memory this device copies from often (the host tier, the disk read
   // slots): page-locked where that makes copies faster (CUDA); false where
-  // nothing was done (a device that failed says so on stderr). unpin_host
-  // before the memory is released.
-  virtual bool pin_host(void* data, size_t bytes) { return false; }
+  // nothing was done, with `failure` set when the device tried and could
+  // not (its copies then run slower). unpin_host before the memory is released.
+  virtual bool pin_host(void* data, size_t bytes, std::string& failure) { return false; }
   virtual void unpin_host(void* data) {}
 
   uint64_t capacity() const { return capacity_; }

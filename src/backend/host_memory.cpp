@@ -7,6 +7,7 @@
 #include <cstring>
 #include <string>
 
+#include "core/byte_size.h"
 #include "strata/error.h"
 
 namespace strata {
@@ -28,8 +29,9 @@ void* host_allocate(size_t bytes) {
   }
   void* base = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (base == MAP_FAILED)
-    throw Error("cannot reserve " + std::to_string(bytes >> 20) + " MiB of host memory: " + std::strerror(errno), "",
-                "", "not enough RAM; lower the memory budget");
+    throw Error("cannot reserve " + format_bytes(static_cast<double>(bytes)) + " of host memory: " +
+                    std::strerror(errno),
+                "", "", "not enough RAM; lower the memory budget");
   // Huge pages are an optimisation: if the kernel declines, 4 KiB pages work.
   madvise(base, bytes, MADV_HUGEPAGE);
   return base;

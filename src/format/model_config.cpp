@@ -1,9 +1,8 @@
 #include "strata/model_config.h"
 
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
+#include "core/files.h"
 #include "strata/error.h"
 
 namespace strata {
@@ -11,13 +10,7 @@ namespace {
 
 using nlohmann::json;
 
-std::string read_text(const std::filesystem::path& path, const std::string& what) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error("cannot open " + what, path.string(), "", "is this a Hugging Face model folder?");
-  std::ostringstream buffer;
-  buffer << in.rdbuf();
-  return buffer.str();
-}
+constexpr const char* kModelFolderHint = "is this a Hugging Face model folder?";
 
 json parse_object(const std::string& text, const std::string& origin) {
   json doc;
@@ -206,7 +199,7 @@ const std::vector<std::string>& supported_architectures() {
 }
 
 ModelConfig ModelConfig::from_file(const std::filesystem::path& config_json) {
-  return from_json_text(read_text(config_json, "config.json"), config_json.string());
+  return from_json_text(read_file(config_json, "config.json", kModelFolderHint), config_json.string());
 }
 
 ModelConfig ModelConfig::from_json_text(const std::string& text, const std::string& origin) {
@@ -279,7 +272,7 @@ GenerationConfig GenerationConfig::from_dir(const std::filesystem::path& dir) {
   GenerationConfig g;
   const auto path = dir / "generation_config.json";
   if (!std::filesystem::exists(path)) return g;
-  const json doc = parse_object(read_text(path, "generation_config.json"), path.string());
+  const json doc = parse_object(read_file(path, "generation_config.json", kModelFolderHint), path.string());
   const Fields f(doc, path.string());
   g.bos_token_id = f.token_id("bos_token_id");
   g.eos_token_ids = f.token_ids("eos_token_id");

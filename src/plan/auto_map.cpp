@@ -7,7 +7,7 @@
 #include <numeric>
 #include <unordered_map>
 
-#include "plan/byte_size.h"
+#include "core/byte_size.h"
 #include "plan/clean_device_map.h"
 #include "plan/max_memory.h"
 #include "strata/error.h"

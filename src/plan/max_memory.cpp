@@ -4,7 +4,7 @@
 #include <limits>
 #include <string>
 
-#include "plan/byte_size.h"
+#include "core/byte_size.h"
 #include "strata/error.h"
 
 namespace strata::plan {

@@ -5,7 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "backend/cpu/thread_pool.h"
+#include "core/thread_pool.h"
 #include "strata/dtype.h"
 
 namespace strata {

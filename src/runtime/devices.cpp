@@ -1,12 +1,11 @@
 #include "runtime/devices.h"
 
 #include <cstdlib>
-#include <fstream>
 #include <sstream>
 
 #include "backend/cuda/cuda_backend.h"
 #include "backend/sim/sim_device.h"
-#include "plan/byte_size.h"
+#include "core/byte_size.h"
 #include "strata/error.h"
 
 namespace strata {
@@ -18,21 +17,21 @@ const char* kSimHint = "--sim-devices or STRATA_SIM_DEVICES: write e.g. 2x64MiB 
 
 std::vector<SimDeviceSpec> parse_sim_devices(std::string_view text) {
   std::vector<SimDeviceSpec> out;
-  if (plan::trim_space(text).empty()) return out;
+  if (trim_space(text).empty()) return out;
   // getline would drop an empty last item; a trailing comma is a typo worth saying.
-  if (plan::trim_space(text).back() == ',') throw Error("simulated devices: empty item in '" + std::string(text) + "'", "", "", kSimHint);
+  if (trim_space(text).back() == ',') throw Error("simulated devices: empty item in '" + std::string(text) + "'", "", "", kSimHint);
   std::stringstream items{std::string(text)};
   for (std::string item; std::getline(items, item, ',');) {
-    item = std::string(plan::trim_space(item));
+    item = std::string(trim_space(item));
     if (item.empty()) throw Error("simulated devices: empty item in '" + std::string(text) + "'", "", "", kSimHint);
     SimDeviceSpec spec;
     if (const size_t at = item.find('@'); at != std::string::npos) {
       try {
-        spec.copy_bytes_per_second = static_cast<double>(plan::parse_byte_size(plan::trim_space(item.substr(at + 1))));
+        spec.copy_bytes_per_second = static_cast<double>(parse_byte_size(trim_space(item.substr(at + 1))));
       } catch (const Error& e) {
         throw Error("simulated devices: copy rate: " + e.message(), "", "", kSimHint);
       }
-      item = std::string(plan::trim_space(item.substr(0, at)));
+      item = std::string(trim_space(item.substr(0, at)));
     }
     int count = 1;
     if (const size_t x = item.find('x'); x != std::string::npos && x > 0 &&
@@ -42,7 +41,7 @@ std::vector<SimDeviceSpec> parse_sim_devices(std::string_view text) {
     }
     if (count < 1 || count > 64) throw Error("simulated devices: between 1 and 64 per item", "", "", kSimHint);
     try {
-      spec.capacity = plan::parse_byte_size(plan::trim_space(item));
+      spec.capacity = parse_byte_size(trim_space(item));
     } catch (const Error& e) {
       throw Error("simulated devices: " + e.message(), "", "", kSimHint);
     }
@@ -51,7 +50,7 @@ std::vector<SimDeviceSpec> parse_sim_devices(std::string_view text) {
   return out;
 }
 
-DeviceSet::DeviceSet(std::string_view sim_devices) {
+DeviceSet::DeviceSet(std::string_view sim_devices, bool gpus) {
   const auto specs = parse_sim_devices(sim_devices);
   for (size_t i = 0; i < specs.size(); ++i)
     accelerators_.push_back(
@@ -61,8 +60,8 @@ DeviceSet::DeviceSet(std::string_view sim_devices) {
     why_no_gpu_ = "simulated devices replace the GPUs";
     return;
   }
-  if (const char* off = std::getenv("STRATA_NO_GPU"); off && *off && std::string_view(off) != "0") {
-    why_no_gpu_ = "STRATA_NO_GPU is set";
+  if (!gpus) {
+    why_no_gpu_ = "GPUs are turned off (STRATA_NO_GPU)";
     return;
   }
   accelerators_ = cuda::open_devices(0, why_no_gpu_);
@@ -86,14 +85,6 @@ std::vector<Device*> DeviceSet::all() {
   std::vector<Device*> out{&cpu_};
   for (auto& a : accelerators_) out.push_back(a.get());
   return out;
-}
-
-uint64_t available_ram_bytes() {
-  std::ifstream in("/proc/meminfo");
-  for (std::string line; std::getline(in, line);) {
-    if (line.rfind("MemAvailable:", 0) == 0) return std::stoull(line.substr(13)) * 1024;
-  }
-  return 0;
 }
 
 }  // namespace strata

@@ -27,8 +27,9 @@ std::vector<SimDeviceSpec> parse_sim_devices(std::string_view text);
 
 class DeviceSet {
  public:
-  // sim_devices as parse_sim_devices reads it; empty: the GPUs.
-  explicit DeviceSet(std::string_view sim_devices);
+  // sim_devices as parse_sim_devices reads it; empty: the GPUs the CUDA
+  // backend finds, unless `gpus` is false (then there are no accelerators).
+  DeviceSet(std::string_view sim_devices, bool gpus);
 
   Device& cpu() { return cpu_; }
   const std::vector<std::unique_ptr<Device>>& accelerators() const { return accelerators_; }
@@ -49,8 +50,5 @@ class DeviceSet {
   std::string kind_;
   std::string why_no_gpu_;
 };
-
-// Bytes of RAM the kernel says are available now (MemAvailable).
-uint64_t available_ram_bytes();
 
 }  // namespace strata

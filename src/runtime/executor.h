@@ -12,9 +12,9 @@
 #include <vector>
 
 #include "backend/cpu/cpu_ops.h"
-#include "backend/cpu/thread_pool.h"
 #include "backend/device.h"
 #include "backend/kv_cache.h"
+#include "core/thread_pool.h"
 #include "models/causal_lm.h"
 #include "runtime/placement.h"
 #include "runtime/weight_store.h"

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <chrono>
 
-#include "runtime/clock.h"
+#include "core/clock.h"
 #include "strata/error.h"
 
 namespace strata {

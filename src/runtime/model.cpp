@@ -6,10 +6,10 @@
 #include <nlohmann/json.hpp>
 #include <unordered_set>
 
+#include "core/clock.h"
 #include "models/architecture.h"
 #include "models/causal_lm.h"
 #include "plan/max_memory.h"
-#include "runtime/clock.h"
 #include "runtime/model_impl.h"
 #include "runtime/plan_request.h"
 #include "strata/error.h"
@@ -60,7 +60,7 @@ std::unique_ptr<Model> Model::load(const std::filesystem::path& dir, const Model
   impl->config = ModelConfig::from_file(dir / "config.json");
   impl->generation = GenerationConfig::from_dir(dir);
   impl->pool = std::make_unique<ThreadPool>(options.threads);
-  impl->devices = std::make_unique<DeviceSet>(options.sim_devices);
+  impl->devices = std::make_unique<DeviceSet>(options.sim_devices, options.gpus);
   Checkpoint checkpoint = Checkpoint::open(dir);
   check_layer_count(impl->config, checkpoint);
 

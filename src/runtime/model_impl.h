@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "backend/cpu/thread_pool.h"
+#include "core/thread_pool.h"
 #include "models/causal_lm.h"
 #include "plan/device.h"
 #include "plan/map_usage.h"

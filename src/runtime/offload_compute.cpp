@@ -8,7 +8,7 @@
 
 #include "backend/cpu/ops.h"
 #include "backend/host_memory.h"
-#include "runtime/clock.h"
+#include "core/clock.h"
 #include "strata/error.h"
 
 namespace strata {
@@ -25,8 +25,10 @@ double measure_copy_in(Device& device, uint64_t bytes, int repetitions) {
   DeviceBuffer target(device, size, "the copy-bandwidth measurement");
   auto* source = static_cast<uint8_t*>(host_allocate(size));
   std::memset(source, 1, size);  // touched, so the copies read real pages
-  // As the weight store does for the host tier and the read slots.
-  const bool pinned = device.pin_host(source, size);
+  // As the weight store does for the host tier and the read slots. A
+  // failure needs no word here: the rate measured shows it.
+  std::string failure;
+  const bool pinned = device.pin_host(source, size, failure);
   double best = 0;
   for (int r = 0; r < repetitions; ++r) {
     const auto start = std::chrono::steady_clock::now();

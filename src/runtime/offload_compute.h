@@ -13,8 +13,8 @@
 #include <string>
 #include <string_view>
 
-#include "backend/cpu/thread_pool.h"
 #include "backend/device.h"
+#include "core/thread_pool.h"
 #include "strata/dtype.h"
 
 namespace strata {

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "core/files.h"
 #include "format/mapped_file.h"
 #include "runtime/convert.h"
 #include "strata/error.h"
@@ -33,11 +34,6 @@ Json describe(const Checkpoint& checkpoint, const std::vector<OffloadFolder::Wan
   return {{"format", 1}, {"sources", sources}, {"tensors", tensors}};
 }
 
-std::string read_text(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
 }  // namespace
 
 OffloadFolder::OffloadFolder(const std::filesystem::path& dir, const Checkpoint& checkpoint,
@@ -51,7 +47,7 @@ OffloadFolder::OffloadFolder(const std::filesystem::path& dir, const Checkpoint&
   std::error_code ec;
   if (std::filesystem::exists(dir / kIndex, ec)) {
     try {
-      if (Json::parse(read_text(dir / kIndex)) == want) {
+      if (Json::parse(read_file(dir / kIndex, "the offload index")) == want) {
         file_ = std::make_unique<SafetensorsFile>(dir / kData);
         reused_ = true;
         for (const auto& w : wanted) info(w.name);  // every tensor there, or rebuild

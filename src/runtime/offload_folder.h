@@ -1,7 +1,8 @@
 // The offload folder: weights of the disk tier that cannot be read straight
 // from the checkpoint (another dtype than the one computed with, or an offset
 // the element type cannot be read at) are converted once into DIR, in
-// safetensors format with an index, and memory-mapped from there.
+// safetensors format with an index, and read from there as the checkpoint's
+// own files are: by the prefetcher, with direct reads into host staging.
 //
 // DIR/strata-offload.json records what the file holds and which checkpoint
 // files (size, modification time) it was made from; a later run whose needs
@@ -16,7 +17,7 @@
 #include <string>
 #include <vector>
 
-#include "backend/cpu/thread_pool.h"
+#include "core/thread_pool.h"
 #include "format/safetensors.h"
 
 namespace strata {

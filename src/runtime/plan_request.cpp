@@ -1,14 +1,15 @@
 #include "runtime/plan_request.h"
 
 #include <algorithm>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
+#include "core/byte_size.h"
+#include "core/files.h"
+#include "core/system_memory.h"
 #include "format/direct_reader.h"
+#include "models/architecture.h"
 #include "models/memory_needs.h"
 #include "models/module_tree.h"
-#include "plan/byte_size.h"
 #include "plan/device_map.h"
 #include "plan/max_memory.h"
 #include "plan/plan_map.h"
@@ -33,9 +34,9 @@ plan::MaxMemory budgets_from_devices(DeviceSet& devices) {
 }
 
 std::string bill(const plan::DeviceUse& use) {
-  return plan::format_bytes(use.total()) + " (weights " + plan::format_bytes(use.weights) + " + KV cache and runtime " +
-         plan::format_bytes(use.runtime) + " + activations " + plan::format_bytes(use.activations) + " + staging " +
-         plan::format_bytes(use.staging) + ")";
+  return format_bytes(use.total()) + " (weights " + format_bytes(use.weights) + " + KV cache and runtime " +
+         format_bytes(use.runtime) + " + activations " + format_bytes(use.activations) + " + staging " +
+         format_bytes(use.staging) + ")";
 }
 
 // Every device's share must fit both its budget and, for an accelerator, its
@@ -56,7 +57,7 @@ void check_and_limit(const plan::MapUsage& usage, const plan::MaxMemory& budgets
     if (use.total() > limit) {
       const bool weights_only = strategy == "sequential" || strategy == "balanced" || strategy == "balanced_low_0";
       throw Error(d.name() + " cannot hold its share of the device map: it needs at least " + bill(use) + ", has " +
-                      plan::format_bytes(limit) + (budget < static_cast<double>(d.capacity()) ? " (its budget)" : ""),
+                      format_bytes(limit) + (budget < static_cast<double>(d.capacity()) ? " (its budget)" : ""),
                   "", "",
                   weights_only ? "Accelerate's strategies budget weights only; use --device-map auto, or raise "
                                  "--max-memory"
@@ -77,13 +78,12 @@ plan::DeviceMap parse_device_map(const std::string& text_or_file) {
   std::string text = text_or_file;
   const size_t first = text.find_first_not_of(" \t\r\n");
   if (first == std::string::npos || text[first] != '{') {
-    std::ifstream in(text_or_file, std::ios::binary);
-    if (!in)
+    try {
+      text = read_file(text_or_file, "the device map");
+    } catch (const Error&) {
       throw Error("--device-map '" + text_or_file + "' is no strategy, JSON map or readable file", "", "",
                   std::string("give one of ") + kStrategies + ", a JSON object such as {\"\": \"cpu\"}, or a file");
-    std::stringstream buffer;
-    buffer << in.rdbuf();
-    text = buffer.str();
+    }
   }
   Json j;
   try {
@@ -174,6 +174,12 @@ PlannedMap plan_device_map(const ModelConfig& config, const Checkpoint& checkpoi
   plan::SizeOptions sizes;
   if (options.dtype) sizes.dtype = torch_dtype_name(*options.dtype);
   const int64_t ctx = options.ctx > 0 ? options.ctx : std::min<int64_t>(config.max_position_embeddings, 2048);
+  // Learned positions (GPT-2) end at the table's last row: say so before
+  // loading, not after the first tokens have been generated.
+  if (describe(config).forward.positions == Positions::learned && ctx > config.max_position_embeddings)
+    throw Error("a context of " + std::to_string(ctx) + " tokens is longer than the " +
+                    std::to_string(config.max_position_embeddings) + " positions this model has learned",
+                "", "", "ask for fewer tokens (prompt plus --max-new-tokens, or --ctx)");
   plan::MemoryNeeds needs = memory_needs(config, dtype_of, sizes.dtype, ctx, options.batch, threads, options.all_logits);
   add_runtime_buffers(needs);
 

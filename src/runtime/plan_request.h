@@ -7,10 +7,10 @@
 #include <optional>
 #include <string>
 
+#include "core/thread_pool.h"
 #include "format/safetensors.h"
 #include "models/causal_lm.h"
 #include "plan/device.h"
-#include "backend/cpu/thread_pool.h"
 #include "plan/map_usage.h"
 #include "runtime/devices.h"
 #include "strata/model.h"

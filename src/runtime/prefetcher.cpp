@@ -1,6 +1,6 @@
 #include "runtime/prefetcher.h"
 
-#include "runtime/clock.h"
+#include "core/clock.h"
 
 namespace strata {
 

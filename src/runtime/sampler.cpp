@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/rng.h"
 #include "strata/error.h"
 #include "strata/generate.h"
 
@@ -15,15 +16,8 @@ Sampler::Sampler(const SamplingOptions& options) : options_(options), state_(opt
   if (!(options.top_p > 0 && options.top_p <= 1)) throw Error("top-p must be in (0, 1]");
 }
 
-// splitmix64: a small, well-mixed generator whose sequence is the same on
-// every platform, so a seed reproduces a run anywhere.
-double Sampler::next_uniform() {
-  uint64_t z = (state_ += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  z ^= z >> 31;
-  return static_cast<double>(z >> 11) * 0x1.0p-53;
-}
+// splitmix64: the same sequence on every platform, so a seed reproduces a run anywhere.
+double Sampler::next_uniform() { return unit_interval(splitmix64(state_)); }
 
 int32_t Sampler::pick(std::span<const float> logits) {
   if (logits.empty()) throw Error("cannot sample from empty logits");

@@ -442,7 +442,9 @@ void WeightStore::pin_for_copies(const std::vector<BlockPlacement>& placement, D
   if (!copier) return;
   for (const DeviceBuffer& buffer : buffers_) {
     if (buffer.device() != &host || buffer.bytes() == 0) continue;
-    if (copier->pin_host(buffer.data(), buffer.bytes())) pinned_.emplace_back(copier, buffer.data());
+    std::string failure;
+    if (copier->pin_host(buffer.data(), buffer.bytes(), failure)) pinned_.emplace_back(copier, buffer.data());
+    if (!failure.empty() && warning_) warning_(failure);
   }
 }
 

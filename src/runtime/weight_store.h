@@ -28,8 +28,8 @@
 #include <unordered_map>
 #include <vector>
 
-#include "backend/cpu/thread_pool.h"
 #include "backend/device.h"
+#include "core/thread_pool.h"
 #include "format/direct_reader.h"
 #include "format/safetensors.h"
 #include "models/causal_lm.h"
@@ -164,7 +164,9 @@ class WeightStore : public WeightSource {
     size_t count;
   };
   std::vector<std::vector<DiskTensor>> unchecked_disk_;
-  std::unique_ptr<Prefetcher> prefetcher_;  // declared last: its thread stops before the buffers go
+  // Declared after the buffers its thread reads into, so it is destroyed (and
+  // its thread stopped) before they are released.
+  std::unique_ptr<Prefetcher> prefetcher_;
   std::vector<std::span<const uint8_t>> resident_host_ranges_;
   std::vector<DiskRange> disk_ranges_;
   uint64_t host_staging_bytes_ = 0;

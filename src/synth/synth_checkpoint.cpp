@@ -28,6 +28,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/byte_size.h"
+#include "core/clock.h"
+#include "core/rng.h"
 #include "format/safetensors.h"
 #include "models/architecture.h"
 #include "synth/synth_tokenizer.h"
@@ -53,13 +56,6 @@ using u16x8 = uint16_t __attribute__((vector_size(16)));
 constexpr int kLanes = 8;
 
 u32x8 splat(uint32_t v) { return u32x8{} + v; }
-
-uint64_t splitmix64(uint64_t& state) {
-  uint64_t z = (state += 0x9E3779B97F4A7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
 
 uint64_t mix64(uint64_t x) { return splitmix64(x); }
 
@@ -228,13 +224,6 @@ std::string shard_name(size_t index, size_t count) {
   return buffer;
 }
 
-// "1.23 GB" for messages (powers of 10, like the CLI).
-std::string bytes_text(uint64_t bytes) {
-  char buffer[32];
-  std::snprintf(buffer, sizeof buffer, "%.2f GB", static_cast<double>(bytes) / 1e9);
-  return buffer;
-}
-
 // ---------------------------------------------------------------- files
 
 void write_text(const fs::path& path, const std::string& text, SynthResult& result) {
@@ -339,8 +328,8 @@ void check_free_space(const fs::path& dir, uint64_t needed) {
   if (::statvfs(dir.c_str(), &st) != 0) return;  // unknown: let write() report a full disk
   const uint64_t available = static_cast<uint64_t>(st.f_bavail) * st.f_frsize;
   if (available < needed)
-    throw Error("not enough free disk space: the checkpoint needs " + bytes_text(needed) + ", " +
-                    bytes_text(available) + " is available",
+    throw Error("not enough free disk space: the checkpoint needs " + format_bytes(needed, ByteUnits::decimal) +
+                    ", " + format_bytes(available, ByteUnits::decimal) + " is available",
                 dir.string(), "", "free some space, write elsewhere with -o, or pick a smaller shape or dtype");
 }
 
@@ -730,7 +719,7 @@ SynthResult write_synthetic_checkpoint(const SynthSpec& spec, const fs::path& di
   if (layout.shard_files.size() > 1) write_text(dir / "model.safetensors.index.json", index_json(layout), result);
   write_text(dir / "generation_config.json", generation_config_json(), result);
   write_text(dir / "config.json", config_json(spec), result);
-  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  result.seconds = seconds_since(start);
   return result;
 }
 

@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/rng.h"
 #include "strata/error.h"
 
 namespace strata {
@@ -43,14 +44,8 @@ std::array<std::string, 256> byte_level_chars() {
 class SplitMix {
  public:
   explicit SplitMix(uint64_t state) : state_(state) {}
-  uint64_t next() {
-    uint64_t z = (state_ += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-  }
   // Uniform in [0, 1).
-  double unit() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
+  double unit() { return unit_interval(splitmix64(state_)); }
   // An index in [0, n) skewed towards 0, so early (short, common) tokens are
   // combined far more often than late ones, roughly as in a real vocabulary.
   size_t skewed(size_t n) {

@@ -6,9 +6,9 @@
 // strata::Error naming the file and the JSON path.
 #include <algorithm>
 #include <cstdio>
-#include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "core/files.h"
 #include "tokenizer/tokenizer_internal.h"
 #include "tokenizer/tokenizer_json.h"
 #include "strata/error.h"
@@ -25,15 +25,7 @@ std::string read_text_file(const fs::path& path, const char* what) {
   if (!fs::is_regular_file(path, ec))
     throw Error(std::string(what) + " not found", path.string(), {},
                 "is this a Hugging Face model folder with a tokenizer.json?");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(std::string("cannot open ") + what, path.string(), {}, "permission denied?");
-  in.seekg(0, std::ios::end);
-  const std::streamoff size = in.tellg();
-  in.seekg(0, std::ios::beg);
-  std::string text(size > 0 ? static_cast<size_t>(size) : 0, '\0');
-  if (size > 0 && !in.read(text.data(), size))
-    throw Error(std::string("cannot read ") + what, path.string());
-  return text;
+  return read_file(path, what, "permission denied?");
 }
 
 json parse_json(const std::string& text, const std::string& file) {

@@ -6,9 +6,9 @@
 #include <cstdio>
 #include <random>
 
+#include "core/byte_size.h"
 #include "models/module_tree.h"
 #include "plan/auto_map.h"
-#include "plan/byte_size.h"
 #include "plan/max_memory.h"
 #include "strata/error.h"
 

@@ -51,6 +51,17 @@ TEST(CliErrors, BadArgumentsAreReported) {
   EXPECT_NE(unknown.exit_code, 0);
 }
 
+// GPT-2 learned n_positions (64 in the fixture) positions: a longer run is
+// refused before loading, not after its first tokens.
+TEST(CliErrors, LongerThanLearnedPositionsFailsBeforeGenerating) {
+  STRATA_REQUIRE_FIXTURES();
+  const std::string model = (test::fixtures_dir() / "models" / "gpt2-tiny-random").string();
+  const test::CliResult r = run("generate -m " + model + " --prompt-ids 1,5,9 -n 100 --temp 0");
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_TRUE(r.out.empty()) << r.out;
+  EXPECT_NE(r.err.find("longer than the 64 positions this model has learned"), std::string::npos) << r.err;
+}
+
 // The tests above expect non-zero exits; run_cli fails them on a crash or on
 // a command that never ran, which would give one too. The shell fragments
 // stand in for those: strata runs in the background, then the shell is

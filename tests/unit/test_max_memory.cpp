@@ -4,7 +4,7 @@
 #include <cmath>
 #include <string>
 
-#include "plan/byte_size.h"
+#include "core/byte_size.h"
 #include "plan/max_memory.h"
 #include "strata/error.h"
 

@@ -14,10 +14,10 @@
 #include <set>
 
 #include "backend/cpu/kernels.h"
+#include "core/byte_size.h"
 #include "format/safetensors.h"
 #include "synth/synth_checkpoint.h"
 #include "synth/synth_tokenizer.h"
-#include "plan/byte_size.h"
 #include "strata/error.h"
 #include "strata/model.h"
 #include "strata/model_config.h"
@@ -31,7 +31,6 @@ namespace fs = std::filesystem;
 using test::TempDir;
 
 using test::read_file;
-using plan::parse_byte_size;
 
 SynthSpec tiny(DType dtype, uint64_t seed = 7) {
   SynthSpec spec = synth_preset("tiny");

@@ -3,8 +3,8 @@
 // sim:N devices use it too.
 #pragma once
 
-#include "backend/cpu/thread_pool.h"
 #include "backend/ops.h"
+#include "core/thread_pool.h"
 
 namespace strata {
 

@@ -7,6 +7,8 @@
 #include <memory>
 #include <vector>
 
+#include "core/clock.h"
+
 namespace strata::cpu {
 namespace {
 
@@ -61,7 +63,7 @@ BandwidthResult measure_read_bandwidth(ThreadPool& pool, const std::vector<std::
       }
       sink.fetch_add(sum, std::memory_order_relaxed);
     });
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    return seconds_since(start);
   };
   pass();  // warm-up
   BandwidthResult result;

@@ -8,7 +8,7 @@
 #include <span>
 #include <vector>
 
-#include "backend/cpu/thread_pool.h"
+#include "core/thread_pool.h"
 
 namespace strata::cpu {
 

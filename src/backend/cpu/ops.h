@@ -12,9 +12,9 @@
 #include <span>
 #include <vector>
 
-#include "backend/cpu/thread_pool.h"
 #include "backend/ops.h"
 #include "backend/tensor_view.h"
+#include "core/thread_pool.h"
 
 namespace strata::cpu {
 

@@ -1,9 +1,9 @@
 #include "backend/cuda/cuda_device.h"
 
-#include <cstdio>
 #include <string>
 
 #include "backend/cuda/cuda_check.h"
+#include "core/byte_size.h"
 #include "strata/error.h"
 
 namespace strata::cuda {
@@ -126,14 +126,14 @@ void CudaDevice::copy_out(void* host_dst, const void* device_src, size_t bytes) 
   STRATA_CUDA_CHECK(cudaStreamSynchronize(stream_));
 }
 
-bool CudaDevice::pin_host(void* data, size_t bytes) {
+bool CudaDevice::pin_host(void* data, size_t bytes, std::string& failure) {
   make_current();
   // Portable: every GPU of the process copies from it at full speed.
   const cudaError_t status = cudaHostRegister(data, bytes, cudaHostRegisterPortable);
   if (status == cudaSuccess) return true;
   cudaGetLastError();
-  std::fprintf(stderr, "strata: could not page-lock %.0f MiB of host memory for %s (%s); its copies run slower\n",
-               static_cast<double>(bytes) / (1 << 20), name().c_str(), cudaGetErrorString(status));
+  failure = "could not page-lock " + format_bytes(static_cast<double>(bytes)) + " of host memory for " + name() +
+            " (" + cudaGetErrorString(status) + "); its copies run slower";
   return false;
 }
 

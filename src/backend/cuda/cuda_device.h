@@ -42,7 +42,7 @@ class CudaDevice final : public Device {
   void release_slot(size_t slot) override;
   void finish_fill(size_t slot) override;
   // False when the driver refuses (copies from that memory still work, slower).
-  bool pin_host(void* data, size_t bytes) override;
+  bool pin_host(void* data, size_t bytes, std::string& failure) override;
   void unpin_host(void* data) override;
 
   int index() const { return index_; }

@@ -5,16 +5,10 @@
 #include <thread>
 
 #include "backend/host_memory.h"
+#include "core/clock.h"
 #include "strata/error.h"
 
 namespace strata {
-namespace {
-
-double now_seconds() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
-}  // namespace
 
 SimDevice::SimDevice(int ordinal, uint64_t capacity, double copy_bytes_per_second)
     : Device("sim:" + std::to_string(ordinal), ordinal, capacity), copy_rate_(copy_bytes_per_second) {}
@@ -28,22 +22,21 @@ SimDevice::~SimDevice() {
   if (copier_.joinable()) copier_.join();
 }
 
-void SimDevice::throttle(size_t bytes, double started) const {
+void SimDevice::throttle(size_t bytes, std::chrono::steady_clock::time_point started) const {
   if (copy_rate_ <= 0) return;
-  const double until = started + static_cast<double>(bytes) / copy_rate_;
-  const double left = until - now_seconds();
+  const double left = static_cast<double>(bytes) / copy_rate_ - seconds_since(started);
   if (left > 0) std::this_thread::sleep_for(std::chrono::duration<double>(left));
 }
 
 void SimDevice::copy_in(void* device_dst, const void* host_src, size_t bytes) {
-  const double started = now_seconds();
+  const auto started = std::chrono::steady_clock::now();
   std::memcpy(device_dst, host_src, bytes);
   count_copy_in(bytes);
   throttle(bytes, started);
 }
 
 void SimDevice::copy_out(void* host_dst, const void* device_src, size_t bytes) {
-  const double started = now_seconds();
+  const auto started = std::chrono::steady_clock::now();
   std::memcpy(host_dst, device_src, bytes);
   throttle(bytes, started);
 }
@@ -103,7 +96,7 @@ void SimDevice::copier_loop() {
       fill = std::move(queue_.front());
       queue_.pop_front();
     }
-    const double started = now_seconds();
+    const auto started = std::chrono::steady_clock::now();
     size_t bytes = 0;
     for (const HostCopy& c : fill.copies) {
       std::memcpy(c.dst, c.src, c.bytes);

@@ -9,6 +9,7 @@
 // every streaming test on sim devices checks the weight store's ordering.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -43,7 +44,7 @@ class SimDevice final : public Device {
     size_t slot;
     std::vector<HostCopy> copies;
   };
-  void throttle(size_t bytes, double started) const;
+  void throttle(size_t bytes, std::chrono::steady_clock::time_point started) const;
   void copier_loop();
   void grow_slots(size_t slot);  // with mutex_ held
 

@@ -1,4 +1,4 @@
-#include "plan/byte_size.h"
+#include "core/byte_size.h"
 
 #include <cctype>
 #include <charconv>
@@ -8,7 +8,7 @@
 
 #include "strata/error.h"
 
-namespace strata::plan {
+namespace strata {
 
 uint64_t parse_byte_size(std::string_view text, bool allow_zero) {
   const auto bad = [&]() -> Error {
@@ -36,20 +36,28 @@ uint64_t parse_byte_size(std::string_view text, bool allow_zero) {
   throw bad();
 }
 
-std::string format_bytes(double bytes) {
+std::string format_bytes(double bytes, ByteUnits units) {
   if (std::isinf(bytes)) return bytes > 0 ? "unlimited" : "-unlimited";
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+  const bool binary = units == ByteUnits::binary;
+  const char* const binary_units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+  const char* const decimal_units[] = {"B", "KB", "MB", "GB", "TB", "PB"};
+  const double base = binary ? 1024 : 1000;
   const bool negative = bytes < 0;
   double value = std::fabs(bytes);
   int unit = 0;
-  while (value >= 1024 && unit < 5) {
-    value /= 1024;
+  while (value >= base && unit < 5) {
+    value /= base;
     ++unit;
   }
   char buffer[48];
-  // Three significant digits, except whole bytes, which have no fraction.
-  const char* format = unit == 0 || value >= 99.95 ? "%s%.0f %s" : value >= 9.995 ? "%s%.1f %s" : "%s%.2f %s";
-  std::snprintf(buffer, sizeof buffer, format, negative ? "-" : "", value, units[unit]);
+  // Whole bytes have no fraction; otherwise binary keeps three significant
+  // digits and decimal two decimals.
+  const char* format = unit == 0 || (binary && value >= 99.95) ? "%s%.0f %s"
+                       : !binary                                ? "%s%.2f %s"
+                       : value >= 9.995                         ? "%s%.1f %s"
+                                                                : "%s%.2f %s";
+  std::snprintf(buffer, sizeof buffer, format, negative ? "-" : "", value,
+                (binary ? binary_units : decimal_units)[unit]);
   return buffer;
 }
 
@@ -59,4 +67,4 @@ std::string_view trim_space(std::string_view s) {
   return s;
 }
 
-}  // namespace strata::plan
+}  // namespace strata

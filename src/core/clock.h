@@ -1,4 +1,5 @@
-// Wall time for the figures the runtime and the tools report.
+// Wall time for the figures the library and the tools report (load, prompt
+// and decode times, bandwidths) and for the simulated devices' throttled copies.
 #pragma once
 
 #include <chrono>
