@@ -25,11 +25,10 @@ void collect_names(const plan::ModuleNode& node, const std::string& path, std::u
   for (const auto& c : node.children) collect_names(c, plan::join_name(path, c.name), out);
 }
 
-// "model.layers.0", ..., "model.layers.9" -> "model.layers.0-9": a device's
-// modules on one line.
-std::vector<std::string> collapse_layers(const std::vector<std::string>& modules) {
+// "model.layers.0", ..., "model.layers.9" -> "model.layers.0-9" (prefix
+// "model.layers."): a device's modules on one line.
+std::vector<std::string> collapse_layers(const std::vector<std::string>& modules, const std::string& prefix) {
   std::vector<std::string> out;
-  const std::string prefix = "model.layers.";
   auto layer_of = [&](const std::string& m) -> long {
     if (m.rfind(prefix, 0) != 0 || m.size() == prefix.size()) return -1;
     const std::string rest = m.substr(prefix.size());
@@ -128,11 +127,12 @@ std::string Model::device_map_json() const {
 
 std::vector<DeviceReport> Model::devices() const {
   std::vector<DeviceReport> out;
+  const std::string layers = layer_list_path(describe(impl_->config)) + ".";
   auto modules_on = [&](const plan::Device& d) {
     std::vector<std::string> modules;
     for (const auto& [module, device] : impl_->device_map)
       if (device == d) modules.push_back(module.empty() ? "(everything)" : module);
-    return collapse_layers(modules);
+    return collapse_layers(modules, layers);
   };
   auto report = [&](const std::string& name, const plan::Device& key, const Device* device) {
     DeviceReport r;
