@@ -1,8 +1,9 @@
-// The interface every architecture family implements: a causal language model
-// cut into blocks (the embedding, each decoder layer, the final norm, the
-// head) that the runtime places on devices and runs one after another, with
-// hooks between them that move activations and weights (DESIGN.md,
-// "Execution: hooks and streaming").
+// How the runtime sees a model: a causal language model cut into blocks (the
+// embeddings, each decoder layer, the final norm, the head) that it places on
+// devices and runs one after another, with hooks between them that move
+// activations and weights (DESIGN.md, "Execution: hooks and streaming").
+// models/decoder.cpp implements it for every family, set up by the family's
+// description (models/architecture.h).
 //
 // Models name their blocks and weights with Hugging Face names and express
 // each block in backend ops; they never know where a weight lives.
