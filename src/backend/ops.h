@@ -82,7 +82,7 @@ class Ops {
   // length dim. weight_offset is 0 for Llama and 1 for Gemma, whose RMSNorm
   // multiplies by (1 + weight) (modeling_gemma.py); with 0 the result is that
   // of weight * (...) bit for bit, 0 + w being exactly w (a -0 weight turns
-  // +0, which changes no sum).
+  // +0, which changes no sum). y may be x: Qwen3 normalizes q/k heads in place.
   virtual void rms_norm(const float* x, const float* weight, float weight_offset, size_t rows, size_t dim,
                         float eps, float* y) = 0;
   // torch's nn.LayerNorm per row of length dim (GPT-2): mean and biased

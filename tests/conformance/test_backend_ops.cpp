@@ -194,6 +194,10 @@ TEST_P(BackendOps, RmsNormWithAndWithoutWeightOffset) {
         ASSERT_NEAR(got[r * dim + i], want, 1e-5 * std::abs(want) + 1e-6) << "offset " << offset;
       }
     }
+    // In place (Qwen3's q/k head norms): the same bits as into another buffer.
+    ops().rms_norm(dx.floats(), dw.floats(), offset, rows, dim, 1e-5f, dx.floats());
+    EXPECT_EQ(download(dx, rows * dim), got) << "offset " << offset;
+    dx = upload(x);
   }
 }
 

@@ -189,8 +189,10 @@ __global__ void add_bias_kernel(float* out, const float* bias, size_t n, int row
 }
 
 // One block per row. weight_offset is 1 for Gemma's (1 + weight), else 0.
-__global__ void rms_norm_kernel(const float* __restrict__ x, const float* __restrict__ weight, float weight_offset,
-                                int dim, float eps, float* __restrict__ y) {
+// x and y may be the same rows (Qwen3 normalizes q/k heads in place): each
+// thread reads its elements before it writes them, and x is not __restrict__.
+__global__ void rms_norm_kernel(const float* x, const float* __restrict__ weight, float weight_offset, int dim,
+                                float eps, float* y) {
   __shared__ float shared[kThreads / kWarp];
   const float* xr = x + static_cast<size_t>(blockIdx.x) * dim;
   float* yr = y + static_cast<size_t>(blockIdx.x) * dim;
