@@ -104,13 +104,15 @@ void add_synth_command(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand(
       "synth",
       "Write a random-weight Hugging Face checkpoint (config.json, safetensors, tokenizer.json) of a given "
-      "Llama-family shape. Give --like NAME for a known shape, or all of --hidden --layers --heads "
+      "Llama-family or Qwen3 shape (its tensors are those the family's description declares). Give --like NAME for a known shape, or all of --hidden --layers --heads "
       "--intermediate --vocab; any shape flag overrides the preset's value. Weights are uniform with the std "
       "of N(0,1)/sqrt(fan_in) (norms 1+0.1u, biases 0.1u) and depend only on --seed.");
   cmd->add_option("-o,--output", args->output, "Directory to write (created if missing)")->required();
   cmd->add_option("--like", args->like, "Start from a preset shape: " + presets);
-  cmd->add_option("--arch", args->arch, "Architecture: llama (LlamaForCausalLM), qwen2 (adds q/k/v biases), mistral")
-      ->check(CLI::IsMember({"llama", "qwen2", "mistral"}));
+  cmd->add_option("--arch", args->arch,
+                  "Architecture: llama (LlamaForCausalLM), qwen2 (adds q/k/v biases), qwen3 (per-head q/k norms), "
+                  "mistral")
+      ->check(CLI::IsMember({"llama", "qwen2", "qwen3", "mistral"}));
   const auto shape = [&](const char* flag, int64_t& target, const char* help) {
     args->shape_flags[flag] = cmd->add_option(flag, target, help)->check(CLI::PositiveNumber);
   };

@@ -247,7 +247,8 @@ std::string torch_dtype_name(DType dtype) {
 // (LlamaConfig, Qwen2Config, MistralConfig), so HF loads it as well as strata.
 std::string config_json(const SynthSpec& spec) {
   const bool llama = spec.architecture == "LlamaForCausalLM";
-  const bool qwen2 = spec.architecture == "Qwen2ForCausalLM";
+  // Qwen2Config and Qwen3Config write the same sliding-window fields.
+  const bool qwen2 = spec.architecture == "Qwen2ForCausalLM" || spec.architecture == "Qwen3ForCausalLM";
   ordered_json c = {{"architectures", {spec.architecture}}, {"model_type", spec.model_type()}};
   if (llama) c["attention_bias"] = false;
   c["attention_dropout"] = 0.0;
@@ -559,6 +560,7 @@ int64_t SynthSpec::resolved_head_dim() const {
 
 std::string SynthSpec::model_type() const {
   if (architecture == "Qwen2ForCausalLM") return "qwen2";
+  if (architecture == "Qwen3ForCausalLM") return "qwen3";
   if (architecture == "MistralForCausalLM") return "mistral";
   return "llama";
 }
@@ -566,12 +568,14 @@ std::string SynthSpec::model_type() const {
 std::string synth_architecture(std::string_view short_name) {
   if (short_name == "llama") return "LlamaForCausalLM";
   if (short_name == "qwen2") return "Qwen2ForCausalLM";
+  if (short_name == "qwen3") return "Qwen3ForCausalLM";
   if (short_name == "mistral") return "MistralForCausalLM";
-  throw Error("unknown architecture '" + std::string(short_name) + "'", "", "", "use llama, qwen2 or mistral");
+  throw Error("unknown architecture '" + std::string(short_name) + "'", "", "", "use llama, qwen2, qwen3 or mistral");
 }
 
 const std::vector<std::string>& synth_preset_names() {
-  static const std::vector<std::string> names{"tiny", "tinyllama-1.1b", "llama-3.2-1b", "llama-3-8b", "qwen2-0.5b"};
+  static const std::vector<std::string> names{"tiny",       "tinyllama-1.1b", "llama-3.2-1b",
+                                              "llama-3-8b", "qwen2-0.5b",     "qwen3-0.6b"};
   return names;
 }
 
@@ -606,6 +610,15 @@ SynthSpec synth_preset(std::string_view name) {
     s.rope_theta = 1000000.0;
     s.rms_norm_eps = 1e-6;
     s.tie_word_embeddings = true;
+  } else if (name == "qwen3-0.6b") {
+    // 16 heads of 128 dims: heads x head_dim (2048) is not the hidden size.
+    shape(1024, 3072, 28, 16, 8, 151936);
+    s.architecture = "Qwen3ForCausalLM";
+    s.head_dim = 128;
+    s.max_position_embeddings = 40960;
+    s.rope_theta = 1000000.0;
+    s.rms_norm_eps = 1e-6;
+    s.tie_word_embeddings = true;
   } else {
     std::string known;
     for (const auto& n : synth_preset_names()) known += (known.empty() ? "" : ", ") + n;
@@ -619,7 +632,7 @@ void validate(const SynthSpec& spec) {
     if (v <= 0) throw Error(std::string(what) + " must be a positive integer, got " + std::to_string(v));
   };
   if (spec.architecture != synth_architecture(spec.model_type()))
-    throw Error("unsupported architecture '" + spec.architecture + "'", "", "", "use llama, qwen2 or mistral");
+    throw Error("unsupported architecture '" + spec.architecture + "'", "", "", "use llama, qwen2, qwen3 or mistral");
   positive(spec.hidden_size, "hidden size");
   positive(spec.intermediate_size, "intermediate size");
   positive(spec.num_layers, "layer count");

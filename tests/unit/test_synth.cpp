@@ -285,6 +285,8 @@ TEST(Synth, PresetsHaveThePublishedParameterCounts) {
   EXPECT_EQ(synth_layout(synth_preset("llama-3-8b")).params, 8'030'261'248);
   EXPECT_EQ(synth_layout(synth_preset("llama-3.2-1b")).params, 1'235'814'400);
   EXPECT_EQ(synth_layout(synth_preset("qwen2-0.5b")).params, 494'032'768);
+  // Qwen3-0.6B's config.json on the hub; its model card says 0.6B (0.44B without embeddings).
+  EXPECT_EQ(synth_layout(synth_preset("qwen3-0.6b")).params, 596'049'920);
   const SynthLayout l3 = synth_layout(synth_preset("llama-3-8b"));
   EXPECT_EQ(l3.data_bytes, 2 * 8'030'261'248ull);
   EXPECT_EQ(l3.shard_files.size(), 9u);  // 16 GB in files of at most 2 GB
@@ -442,7 +444,7 @@ TEST(Synth, EveryMergedTokenIsReachable) {
 
 // The point of synth: the engine runs what it writes.
 TEST(Synth, EngineRunsTheSyntheticModel) {
-  for (const char* arch : {"LlamaForCausalLM", "Qwen2ForCausalLM", "MistralForCausalLM"}) {
+  for (const char* arch : {"LlamaForCausalLM", "Qwen2ForCausalLM", "MistralForCausalLM", "Qwen3ForCausalLM"}) {
     SCOPED_TRACE(arch);
     TempDir dir;
     SynthSpec spec = tiny(DType::BF16);
