@@ -41,6 +41,7 @@ if [[ $check == 1 ]]; then
   exit 1
 fi
 
+echo "sync-fixtures: $copy differs from $golden ($difference): copying it afresh"
 # A fresh copy rather than an update in place: nothing stale can survive it.
 # --no-preserve=mode: the golden files are read-only; the copy must stay writable.
 rm -rf "$copy"
