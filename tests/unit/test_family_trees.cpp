@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "format/safetensors.h"
+#include "models/architecture.h"
 #include "models/module_tree.h"
 #include "strata/model_config.h"
 #include "test_support.h"
@@ -54,6 +55,13 @@ std::vector<std::string> children(const ModuleNode& n) {
 void collect(const ModuleNode& n, const std::string& path, std::map<std::string, std::vector<int64_t>>& out) {
   for (const auto& p : n.params) out[plan::join_name(path, p.name)] = p.shape;
   for (const auto& c : n.children) collect(c, plan::join_name(path, c.name), out);
+}
+
+// format/ reads the config of exactly the architectures models/ describes.
+TEST(FamilyTree, EveryConfigClassHasADescription) {
+  std::vector<std::string> described;
+  for (const Architecture& a : architectures()) described.emplace_back(a.name);
+  EXPECT_EQ(described, supported_architectures());
 }
 
 class FamilyTree : public ::testing::TestWithParam<std::string> {};
