@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "core/byte_size.h"
+#include "core/hash.h"
 #include "process_memory.h"
 #include "progress_line.h"
 #include "strata/error.h"
@@ -51,16 +52,9 @@ void add_device_map_options(CLI::App* cmd, DeviceMapArgs& args) {
 
 namespace {
 
-// FNV-1a: a hash that stays the same across compilers and standard
-// libraries (std::hash does not), so an upgrade never orphans a folder of
-// converted weights.
-uint64_t stable_hash(std::string_view text) {
-  uint64_t h = 14695981039346656037ull;
-  for (const unsigned char c : text) h = (h ^ c) * 1099511628211ull;
-  return h;
-}
-
-// $XDG_CACHE_HOME/strata/offload/NAME-HASH (or ~/.cache/...) for a model dir.
+// $XDG_CACHE_HOME/strata/offload/NAME-HASH (or ~/.cache/...) for a model
+// dir. The hash is FNV-1a, stable across builds, so an upgrade never orphans
+// a folder of converted weights.
 std::filesystem::path default_offload_folder(const std::filesystem::path& model_dir) {
   std::filesystem::path base;
   if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg)
@@ -71,7 +65,7 @@ std::filesystem::path default_offload_folder(const std::filesystem::path& model_
     base = std::filesystem::temp_directory_path();
   const std::filesystem::path absolute = std::filesystem::absolute(model_dir).lexically_normal();
   char hash[17];
-  std::snprintf(hash, sizeof hash, "%016llx", static_cast<unsigned long long>(stable_hash(absolute.string())));
+  std::snprintf(hash, sizeof hash, "%016llx", static_cast<unsigned long long>(fnv1a(absolute.string())));
   return base / "strata" / "offload" / (absolute.filename().string() + "-" + hash);
 }
 

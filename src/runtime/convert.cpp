@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "backend/cpu/kernels.h"
 #include "strata/error.h"
@@ -75,6 +76,48 @@ void convert_transposed_rows(DType from, const void* src, int64_t rows, int64_t 
     pool->parallel_for(count, std::max<size_t>(1, kPiece / std::max<size_t>(n, 1)), out_rows);
   else
     out_rows(0, count, 0);
+}
+
+namespace {
+
+size_t element_count(std::span<const int64_t> shape) {
+  size_t n = 1;
+  for (const int64_t d : shape) n *= static_cast<size_t>(d);
+  return n;
+}
+
+}  // namespace
+
+void convert_tensor(const SourceTensor& src, DType to, void* dst, ThreadPool* pool) {
+  if (src.transposed)
+    convert_transposed_rows(src.dtype, src.data, src.shape[0], src.shape[1], to, dst, 0, src.shape[1], pool);
+  else
+    convert_elements(src.dtype, src.data, to, dst, element_count(src.shape), pool);
+}
+
+void convert_in_pieces(const SourceTensor& src, DType to, size_t piece_elements, ThreadPool* pool,
+                       const std::function<void(size_t offset, std::span<const uint8_t> piece)>& sink) {
+  const size_t n = element_count(src.shape), to_size = dtype_size(to);
+  std::vector<uint8_t> piece;
+  if (src.transposed) {
+    // Rows of the result are columns of the stored matrix.
+    const int64_t rows = src.shape[1], cols = src.shape[0];
+    const int64_t piece_rows = std::max<int64_t>(1, static_cast<int64_t>(piece_elements) / std::max<int64_t>(cols, 1));
+    for (int64_t at = 0; at < rows; at += piece_rows) {
+      const int64_t end = std::min(rows, at + piece_rows);
+      piece.resize(static_cast<size_t>((end - at) * cols) * to_size);
+      convert_transposed_rows(src.dtype, src.data, cols, rows, to, piece.data(), at, end, pool);
+      sink(static_cast<size_t>(at * cols) * to_size, piece);
+    }
+    return;
+  }
+  const size_t from_size = dtype_size(src.dtype);
+  for (size_t at = 0; at < n; at += piece_elements) {
+    const size_t count = std::min(piece_elements, n - at);
+    piece.resize(count * to_size);
+    convert_elements(src.dtype, static_cast<const uint8_t*>(src.data) + at * from_size, to, piece.data(), count, pool);
+    sink(at * to_size, piece);
+  }
 }
 
 bool all_finite(DType dtype, const void* data, size_t n) {

@@ -4,6 +4,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <span>
 
 #include "core/thread_pool.h"
 #include "strata/dtype.h"
@@ -23,5 +25,24 @@ bool all_finite(DType dtype, const void* data, size_t n);
 // GPT-2's Conv1D weights are stored [in, out]; the runtime holds [out, in].
 void convert_transposed_rows(DType from, const void* src, int64_t rows, int64_t cols, DType to, void* dst,
                              int64_t row_begin, int64_t row_end, ThreadPool* pool = nullptr);
+
+// A stored tensor as a tier holds it: its elements converted to `to`, and
+// with `transposed` a [rows, cols] matrix held as its transpose.
+struct SourceTensor {
+  DType dtype;
+  const void* data;
+  std::span<const int64_t> shape;  // as stored
+  bool transposed = false;
+};
+
+// The whole tensor converted into dst.
+void convert_tensor(const SourceTensor& src, DType to, void* dst, ThreadPool* pool);
+
+// The same a piece at a time, so the host never holds a whole converted
+// tensor: sink(offset, piece) gets consecutive pieces of the result (offset
+// in bytes), each of about piece_elements elements (whole rows of a
+// transpose).
+void convert_in_pieces(const SourceTensor& src, DType to, size_t piece_elements, ThreadPool* pool,
+                       const std::function<void(size_t offset, std::span<const uint8_t> piece)>& sink);
 
 }  // namespace strata

@@ -80,30 +80,11 @@ void OffloadFolder::build(const Checkpoint& checkpoint, const std::vector<Wanted
     SafetensorsWriter writer(partial, declared);
     // One piece at a time, so the host never holds a whole converted tensor.
     constexpr size_t kPiece = size_t{1} << 20;
-    std::vector<uint8_t> converted;
     for (const auto& w : wanted) {
       const TensorInfo& info = checkpoint.get(w.name);
-      const auto n = static_cast<size_t>(info.numel());
       const auto src = checkpoint.data(info);
-      if (w.transposed) {
-        // Whole rows of the transpose per piece.
-        const int64_t rows = info.shape[1], cols = info.shape[0];
-        const int64_t piece_rows = std::max<int64_t>(1, static_cast<int64_t>(kPiece) / std::max<int64_t>(cols, 1));
-        for (int64_t at = 0; at < rows; at += piece_rows) {
-          const int64_t end = std::min(rows, at + piece_rows);
-          converted.resize(static_cast<size_t>((end - at) * cols) * dtype_size(w.dtype));
-          convert_transposed_rows(info.dtype, src.data(), cols, rows, w.dtype, converted.data(), at, end, pool);
-          writer.append(converted);
-        }
-        release_mapped_pages(src);
-        continue;
-      }
-      for (size_t at = 0; at < n; at += kPiece) {
-        const size_t count = std::min(kPiece, n - at);
-        converted.resize(count * dtype_size(w.dtype));
-        convert_elements(info.dtype, src.data() + at * dtype_size(info.dtype), w.dtype, converted.data(), count, pool);
-        writer.append(converted);
-      }
+      convert_in_pieces({info.dtype, src.data(), info.shape, w.transposed}, w.dtype, kPiece, pool,
+                        [&](size_t, std::span<const uint8_t> piece) { writer.append(piece); });
       release_mapped_pages(src);
     }
     writer.finish();

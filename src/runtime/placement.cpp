@@ -31,12 +31,6 @@ const plan::Device* longest_match(const plan::DeviceMap& map, const std::string&
 
 }  // namespace
 
-std::optional<plan::Device> first_accelerator_in(const plan::DeviceMap& map) {
-  for (const auto& [key, device] : map)
-    if (device.is_gpu()) return device;
-  return std::nullopt;
-}
-
 std::vector<BlockPlacement> place_blocks(const std::vector<BlockSpec>& blocks, const plan::DeviceMap& map,
                                          std::optional<plan::Device> main_accelerator, DeviceSet& devices,
                                          const std::function<bool(const std::string&)>& is_module) {

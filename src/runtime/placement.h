@@ -24,10 +24,6 @@ struct BlockPlacement {
   bool streamed() const { return tier.kind != plan::Device::gpu && exec->is_accelerator(); }
 };
 
-// The first accelerator a map names, in map order (Accelerate's dispatch_model
-// picks its main device so), or nullopt.
-std::optional<plan::Device> first_accelerator_in(const plan::DeviceMap& map);
-
 // Resolves every block. is_module(name) says whether a map key names a module
 // or tensor of the model. Throws strata::Error for a block the map does not
 // place, a key that names nothing in the model, an accelerator that does not

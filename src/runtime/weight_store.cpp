@@ -266,40 +266,18 @@ void WeightStore::lay_out_disk_reads(Layout& layout, const std::vector<BlockSpec
 namespace {
 
 // Writes an item's bytes at dst in its home's memory: the CPU writes its own
-// memory directly; another device gets converted pieces copied in, so the
-// host never holds a whole converted tensor.
-void fill_converted(const Item& item, const uint8_t* src, uint8_t* dst, Device& host, ThreadPool* pool) {
-  const auto n = static_cast<size_t>(item.info->numel());
+// memory directly; another device gets the stored bytes, or converted pieces
+// copied in, so the host never holds a whole converted tensor.
+void fill_item(const Item& item, const uint8_t* src, uint8_t* dst, Device& host, ThreadPool* pool) {
+  const SourceTensor stored{item.info->dtype, src, item.info->shape, item.spec->transposed};
   if (item.home == &host) {
-    convert_elements(item.info->dtype, src, item.dtype, dst, n, pool);
-  } else if (item.dtype == item.info->dtype) {
+    convert_tensor(stored, item.dtype, dst, pool);
+  } else if (item.dtype == item.info->dtype && !item.spec->transposed) {
     item.home->copy_in(dst, src, item.bytes);
   } else {
-    const size_t from_size = dtype_size(item.info->dtype), to_size = dtype_size(item.dtype);
-    std::vector<uint8_t> converted(std::min(n, kConvertPiece) * to_size);
-    for (size_t at = 0; at < n; at += kConvertPiece) {
-      const size_t count = std::min(kConvertPiece, n - at);
-      convert_elements(item.info->dtype, src + at * from_size, item.dtype, converted.data(), count, pool);
-      item.home->copy_in(dst + at * to_size, converted.data(), count * to_size);
-    }
-  }
-}
-
-// The same for a matrix stored transposed, a piece of whole rows at a time.
-void fill_transposed(const Item& item, const uint8_t* src, uint8_t* dst, Device& host, ThreadPool* pool) {
-  const int64_t rows = item.spec->shape[0], cols = item.spec->shape[1];  // as held
-  const size_t row_bytes = static_cast<size_t>(cols) * dtype_size(item.dtype);
-  if (item.home == &host) {
-    convert_transposed_rows(item.info->dtype, src, cols, rows, item.dtype, dst, 0, rows, pool);
-    return;
-  }
-  const int64_t piece_rows = std::max<int64_t>(1, static_cast<int64_t>(kConvertPiece) / std::max<int64_t>(cols, 1));
-  std::vector<uint8_t> converted(static_cast<size_t>(std::min(piece_rows, rows)) * row_bytes);
-  for (int64_t at = 0; at < rows; at += piece_rows) {
-    const int64_t end = std::min(rows, at + piece_rows);
-    convert_transposed_rows(item.info->dtype, src, cols, rows, item.dtype, converted.data(), at, end, pool);
-    item.home->copy_in(dst + static_cast<size_t>(at) * row_bytes, converted.data(),
-                       static_cast<size_t>(end - at) * row_bytes);
+    convert_in_pieces(stored, item.dtype, kConvertPiece, pool, [&](size_t offset, std::span<const uint8_t> piece) {
+      item.home->copy_in(dst + offset, piece.data(), piece.size());
+    });
   }
 }
 
@@ -317,10 +295,7 @@ void WeightStore::fill_regions(const Layout& layout, Device& host, const WeightS
     if (item.tier == Tier::disk) continue;
     uint8_t* dst = layout.region.at(item.home) + item.offset;
     const auto src = checkpoint_.data(*item.info);
-    if (item.spec->transposed)
-      fill_transposed(item, src.data(), dst, host, pool);
-    else
-      fill_converted(item, src.data(), dst, host, pool);
+    fill_item(item, src.data(), dst, host, pool);
     check_finite(item.spec->name, item.info->dtype, src.data(), static_cast<size_t>(item.info->numel()));
     // The file pages were read once; keep them out of this process's memory.
     release_mapped_pages(src);

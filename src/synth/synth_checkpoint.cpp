@@ -30,6 +30,7 @@
 
 #include "core/byte_size.h"
 #include "core/clock.h"
+#include "core/hash.h"
 #include "core/rng.h"
 #include "format/safetensors.h"
 #include "models/architecture.h"
@@ -147,12 +148,6 @@ struct Distribution {
   float scale = 0;   // width of the uniform interval
   float center = 0;
 };
-
-uint64_t fnv1a(std::string_view s) {
-  uint64_t h = 0xCBF29CE484222325ull;
-  for (unsigned char c : s) h = (h ^ c) * 0x100000001B3ull;
-  return h;
-}
 
 bool ends_with(std::string_view s, std::string_view suffix) {
   return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
