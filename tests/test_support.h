@@ -49,7 +49,8 @@ inline const std::vector<std::string>& fixture_model_names() {
   static const std::vector<std::string> names{
       "stories260k",       "stories260k-sharded", "llama-tiny-random",  "llama-tiny-random-bf16",
       "qwen2-tiny-random", "qwen3-tiny-random",   "gemma-tiny-random",  "gemma2-tiny-random",
-      "phi3-tiny-random",  "gpt2-tiny-random"};
+      "phi3-tiny-random",  "gpt2-tiny-random",    "mixtral-tiny-random", "qwen2moe-tiny-random",
+      "qwen3moe-tiny-random"};
   return names;
 }
 

@@ -52,9 +52,22 @@ struct ModelConfig {
   double query_pre_attn_scalar = 0;
   double attn_logit_softcapping = 0;
   double final_logit_softcapping = 0;
+  // A mixture of experts (Mixtral, Qwen2-MoE, Qwen3-MoE) in its sparse
+  // layers; num_experts 0: a dense model.
+  int64_t num_experts = 0;              // num_local_experts (Mixtral), num_experts (Qwen)
+  int64_t num_experts_per_tok = 0;      // the router's top-k
+  int64_t moe_intermediate_size = 0;    // one expert's width (Mixtral: intermediate_size)
+  int64_t shared_expert_intermediate_size = 0;  // Qwen2-MoE's shared expert; 0: none
+  bool norm_topk_prob = false;          // the top-k weights are renormalized to sum to 1
+  int64_t decoder_sparse_step = 1;      // layer i is sparse when (i + 1) % step == 0 ...
+  std::vector<int64_t> mlp_only_layers; // ... and i is not listed here
   std::optional<int32_t> bos_token_id;
   std::vector<int32_t> eos_token_ids;
   std::string torch_dtype;
+
+  // Whether decoder layer `layer` routes through experts (else a dense MLP
+  // of intermediate_size), as modeling_qwen2_moe.py decides.
+  bool is_sparse_layer(int64_t layer) const;
 
   // Parses and validates DIR/config.json. Throws strata::Error naming the file
   // and the field for anything missing, ill-typed, inconsistent or unsupported.

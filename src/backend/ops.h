@@ -64,7 +64,11 @@ enum class OpKind {
   rope,
   store_kv,
   attention,
-  copy
+  copy,
+  zero,
+  gather_rows,
+  add_scaled_rows,
+  to_host
 };
 
 class Ops {
@@ -122,6 +126,22 @@ class Ops {
                          std::span<float> scratch) = 0;
   // n floats within this device's memory.
   virtual void copy(float* dst, const float* src, size_t n) = 0;
+  // x = 0 (n floats).
+  virtual void zero(float* x, size_t n) = 0;
+
+  // Mixture-of-experts routing (modeling_mixtral.py's loop over experts).
+  // dst[i] = src[rows[i]] for rows of `cols` floats: the tokens one expert
+  // computes, gathered. rows is in host memory.
+  virtual void gather_rows(const float* src, size_t cols, std::span<const int32_t> rows, float* dst) = 0;
+  // dst[rows[i]] += src[i] * scales[i], the product rounded to f32 before
+  // the add, as torch's index_add_ of (expert output * routing weight).
+  // rows are distinct; rows and scales are in host memory.
+  virtual void add_scaled_rows(float* dst, const float* src, size_t cols, std::span<const int32_t> rows,
+                               std::span<const float> scales) = 0;
+  // Copies n floats of this device's memory to host memory once the work
+  // queued before it is done: the router's logits, which the host reads to
+  // decide which experts to fetch.
+  virtual void to_host(float* host_dst, const float* src, size_t n) = 0;
 };
 
 }  // namespace strata

@@ -121,6 +121,9 @@ const std::vector<ConfigClass>& config_classes() {
       {"Gemma2ForCausalLM", true, "hidden_activation", "gelu_pytorch_tanh", 1e-6, 256, false},
       {"Phi3ForCausalLM", false, "hidden_act", "silu", 1e-5, 0, false},
       {"GPT2LMHeadModel", true, "activation_function", "gelu_new", 1e-5, 0, true},
+      {"MixtralForCausalLM", false, "hidden_act", "silu", 1e-5, 0, false},
+      {"Qwen2MoeForCausalLM", false, "hidden_act", "silu", 1e-6, 0, false},
+      {"Qwen3MoeForCausalLM", false, "hidden_act", "silu", 1e-6, 0, false},
   };
   return classes;
 }
@@ -187,7 +190,50 @@ void read_rope_scaling(const json& doc, const Fields& fields, ModelConfig& c) {
   c.rope_llama3 = out;
 }
 
+// The experts of a mixture-of-experts config, with its config class's
+// defaults (configuration_mixtral.py, configuration_qwen2_moe.py,
+// configuration_qwen3_moe.py).
+void read_experts(const json& doc, const Fields& f, ModelConfig& c) {
+  if (c.architecture == "MixtralForCausalLM") {
+    // Every Mixtral layer is sparse; its experts are intermediate_size wide
+    // and always renormalize their top-k weights.
+    c.num_experts = f.positive_int_or("num_local_experts", 8);
+    c.num_experts_per_tok = f.positive_int_or("num_experts_per_tok", 2);
+    c.moe_intermediate_size = c.intermediate_size;
+    c.norm_topk_prob = true;
+  } else if (c.architecture == "Qwen2MoeForCausalLM" || c.architecture == "Qwen3MoeForCausalLM") {
+    const bool qwen2 = c.architecture == "Qwen2MoeForCausalLM";
+    c.num_experts = f.positive_int_or("num_experts", qwen2 ? 60 : 128);
+    c.num_experts_per_tok = f.positive_int_or("num_experts_per_tok", qwen2 ? 4 : 8);
+    c.moe_intermediate_size = f.positive_int_or("moe_intermediate_size", qwen2 ? 1408 : 768);
+    if (qwen2) c.shared_expert_intermediate_size = f.positive_int_or("shared_expert_intermediate_size", 5632);
+    c.norm_topk_prob = f.boolean_or("norm_topk_prob", false);
+    c.decoder_sparse_step = f.positive_int_or("decoder_sparse_step", 1);
+    if (f.has("mlp_only_layers")) {
+      const json& list = doc.at("mlp_only_layers");
+      if (!list.is_array()) f.fail("'mlp_only_layers' must be a list of layer indices");
+      for (const json& v : list) {
+        if (!v.is_number_integer() || v.get<int64_t>() < 0)
+          f.fail("'mlp_only_layers' must hold layer indices, got " + v.dump());
+        c.mlp_only_layers.push_back(v.get<int64_t>());
+      }
+    }
+  } else {
+    return;
+  }
+  if (c.num_experts_per_tok > c.num_experts)
+    f.fail("num_experts_per_tok (" + std::to_string(c.num_experts_per_tok) + ") exceeds the " +
+           std::to_string(c.num_experts) + " experts", "the router picks that many experts of each sparse layer");
+}
+
 }  // namespace
+
+bool ModelConfig::is_sparse_layer(int64_t layer) const {
+  if (num_experts == 0) return false;
+  for (const int64_t dense : mlp_only_layers)
+    if (dense == layer) return false;
+  return (layer + 1) % decoder_sparse_step == 0;
+}
 
 const std::vector<std::string>& supported_architectures() {
   static const std::vector<std::string> names = [] {
@@ -232,14 +278,14 @@ ModelConfig ModelConfig::from_json_text(const std::string& text, const std::stri
   c.tie_word_embeddings = f.boolean_or("tie_word_embeddings", cls.tie_word_embeddings);
   c.attention_bias = f.boolean_or("attention_bias", false);
   c.mlp_bias = f.boolean_or("mlp_bias", false);
-  c.qkv_bias = c.architecture == "Qwen2ForCausalLM";
+  c.qkv_bias = c.architecture == "Qwen2ForCausalLM" || c.architecture == "Qwen2MoeForCausalLM";
   c.torch_dtype = f.string_or("torch_dtype", "");
   // Mistral and Gemma 2 slide (Gemma 2 on every other layer), and so does
   // Qwen3 when sliding_window is set (its mask ignores use_sliding_window).
   // use_sliding_window asks for windows on some layers only, which strata
   // does not model: refuse it.
-  if ((c.architecture == "MistralForCausalLM" || c.architecture == "Gemma2ForCausalLM" ||
-       c.architecture == "Qwen3ForCausalLM") &&
+  if ((c.architecture == "MistralForCausalLM" || c.architecture == "MixtralForCausalLM" ||
+       c.architecture == "Gemma2ForCausalLM" || c.architecture == "Qwen3ForCausalLM") &&
       f.has("sliding_window"))
     c.sliding_window = f.positive_int("sliding_window");
   if (f.boolean_or("use_sliding_window", false)) f.fail("use_sliding_window=true is not supported");
@@ -258,6 +304,7 @@ ModelConfig ModelConfig::from_json_text(const std::string& text, const std::stri
       f.fail("scale_attn_by_inverse_layer_idx=true is not supported");
     if (f.boolean_or("reorder_and_upcast_attn", false)) f.fail("reorder_and_upcast_attn=true is not supported");
   }
+  read_experts(doc, f, c);
   c.bos_token_id = f.token_id("bos_token_id");
   c.eos_token_ids = f.token_ids("eos_token_id");
 

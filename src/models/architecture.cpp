@@ -18,6 +18,8 @@ const std::vector<Architecture>& architectures() {
       {"Qwen2ForCausalLM", describe_llama},   {"Qwen3ForCausalLM", describe_qwen3},
       {"GemmaForCausalLM", describe_gemma},   {"Gemma2ForCausalLM", describe_gemma2},
       {"Phi3ForCausalLM", describe_phi3},     {"GPT2LMHeadModel", describe_gpt2},
+      {"MixtralForCausalLM", describe_mixtral}, {"Qwen2MoeForCausalLM", describe_qwen2_moe},
+      {"Qwen3MoeForCausalLM", describe_qwen3_moe},
   };
   return table;
 }

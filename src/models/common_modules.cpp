@@ -47,11 +47,40 @@ ModuleDecl attention_qkvo(const ModelConfig& c, const std::string& cls, bool qkv
   return a;
 }
 
-ModuleDecl gated_mlp(const ModelConfig& c, const std::string& cls, bool bias, const std::string& act_cls) {
-  const int64_t h = c.hidden_size, ffn = c.intermediate_size;
-  return plain("mlp", cls,
+namespace {
+
+ModuleDecl gated(std::string name, const std::string& cls, int64_t h, int64_t ffn, bool bias,
+                 const std::string& act_cls) {
+  return plain(std::move(name), cls,
                {linear("gate_proj", ffn, h, bias, Role::gate), linear("up_proj", ffn, h, bias, Role::up),
                 linear("down_proj", h, ffn, bias, Role::down), plain("act_fn", act_cls)});
+}
+
+}  // namespace
+
+ModuleDecl gated_mlp(const ModelConfig& c, const std::string& cls, bool bias, const std::string& act_cls) {
+  return gated("mlp", cls, c.hidden_size, c.intermediate_size, bias, act_cls);
+}
+
+ModuleDecl gated_mlp(std::string name, const std::string& cls, int64_t hidden, int64_t width,
+                     const std::string& act_cls) {
+  return gated(std::move(name), cls, hidden, width, false, act_cls);
+}
+
+ModuleDecl expert_list(const ModelConfig& c, const std::function<ModuleDecl(std::string name)>& expert) {
+  ModuleDecl experts = plain("experts", "ModuleList");
+  for (int64_t e = 0; e < c.num_experts; ++e) {
+    experts.children.push_back(expert(std::to_string(e)));
+    experts.children.back().role = Role::expert;
+  }
+  return experts;
+}
+
+ModuleDecl rotary_with_tables(const ModelConfig& c, const std::string& cls) {
+  ModuleDecl r = rotary("rotary_emb", cls, c.head_dim);
+  for (const char* table : {"cos_cached", "sin_cached"})
+    r.buffers.push_back({table, {c.max_position_embeddings, c.head_dim}, kModelDtype, false});
+  return r;
 }
 
 ModuleDecl hidden_norm(const ModelConfig& c, const std::string& prefix, std::string name, Role role) {

@@ -45,6 +45,19 @@ ModuleDecl attention_qkvo(const ModelConfig& c, const std::string& cls, bool qkv
 
 // gate_proj, up_proj, down_proj and act_fn (class act_cls).
 ModuleDecl gated_mlp(const ModelConfig& c, const std::string& cls, bool bias, const std::string& act_cls);
+// The same, named `name`, `width` wide and without biases: the experts and
+// shared experts of the Qwen MoE families, and their dense layers.
+ModuleDecl gated_mlp(std::string name, const std::string& cls, int64_t hidden, int64_t width,
+                     const std::string& act_cls);
+
+// experts: ModuleList of c.num_experts routed experts, each made by
+// expert(index name) and given Role::expert.
+ModuleDecl expert_list(const ModelConfig& c, const std::function<ModuleDecl(std::string name)>& expert);
+
+// A rotary_emb that also builds cos/sin tables [max_position_embeddings,
+// head_dim] in the model's dtype (non-persistent): transformers 4.44's
+// Qwen2, Qwen2-MoE and Mixtral attention.
+ModuleDecl rotary_with_tables(const ModelConfig& c, const std::string& cls);
 
 // An RMSNorm of the family over the hidden size.
 ModuleDecl hidden_norm(const ModelConfig& c, const std::string& prefix, std::string name, Role role);

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "models/building_blocks.h"
+#include "models/moe.h"
 #include "models/rope_variants.h"
 #include "strata/error.h"
 
@@ -16,6 +17,7 @@ namespace {
 // and an activation moves between devices at unchanged offsets.
 struct WorkspaceLayout {
   size_t x, normed, q, k, v, attn, proj, gate, up, logits, scores;
+  size_t router, gathered, expert_out;  // sparse layers only: empty for a dense model
   size_t scores_floats;
   size_t total;
 
@@ -24,7 +26,10 @@ struct WorkspaceLayout {
     const size_t hidden = static_cast<size_t>(c.hidden_size);
     const size_t q_dim = static_cast<size_t>(c.num_heads * c.head_dim);
     const size_t kv_dim = static_cast<size_t>(c.num_kv_heads * c.head_dim);
-    const size_t inter = static_cast<size_t>(c.intermediate_size);
+    // The widest MLP: the dense one, an expert or the shared expert.
+    const size_t inter = static_cast<size_t>(
+        std::max({c.intermediate_size, c.moe_intermediate_size, c.shared_expert_intermediate_size}));
+    const size_t experts = static_cast<size_t>(c.num_experts);
     size_t at = 0;
     // Each buffer starts on a 64-byte boundary.
     auto take = [&](size_t floats) {
@@ -44,6 +49,9 @@ struct WorkspaceLayout {
     logits = take(static_cast<size_t>(l.logit_rows * c.vocab_size));
     scores_floats = static_cast<size_t>(l.workers) * static_cast<size_t>(l.capacity);
     scores = take(scores_floats);
+    router = take(experts > 0 ? tokens * experts : 0);
+    gathered = take(experts > 0 ? tokens * hidden : 0);
+    expert_out = take(experts > 0 ? tokens * hidden : 0);
     total = at;
   }
 };
@@ -51,18 +59,22 @@ struct WorkspaceLayout {
 // The buffers of one device's workspace.
 struct Workspace {
   float *x, *normed, *q, *k, *v, *attn, *proj, *gate, *up, *logits, *scores;
+  float *router, *gathered, *expert_out;
   size_t scores_floats;
 
   Workspace(float* base, const WorkspaceLayout& w)
       : x(base + w.x), normed(base + w.normed), q(base + w.q), k(base + w.k), v(base + w.v), attn(base + w.attn),
         proj(base + w.proj), gate(base + w.gate), up(base + w.up), logits(base + w.logits), scores(base + w.scores),
+        router(base + w.router), gathered(base + w.gathered), expert_out(base + w.expert_out),
         scores_floats(w.scores_floats) {}
 };
 
 struct LayerWeights {
   NormWeights attention_norm, attention_output_norm, mlp_norm, mlp_output_norm;
   AttentionWeights attention;
-  MlpWeights mlp;
+  MlpWeights mlp;  // a dense layer's
+  MoeWeights moe;  // a sparse layer's (moe.experts not empty)
+  bool sparse() const { return !moe.experts.empty(); }
 };
 
 // Rows [first, first + rows) of a matrix, and of its bias: one part of a
@@ -91,7 +103,9 @@ class DecoderModel final : public CausalLM {
 
  private:
   void bind(const Description& description, WeightSource& w);
-  void bind_layer(const ModuleDecl& layer, const std::string& path, WeightSource& w);
+  uint64_t bind_layer(const ModuleDecl& layer, const std::string& path, WeightSource& w);
+  void bind_parts(const ModuleDecl& parent, const std::string& path, LayerWeights& l, MlpWeights& mlp,
+                  WeightSource& w);
   void embed_positions(const BlockRun& run, const Workspace& ws);
   void decoder_layer(const BlockRun& run, const Workspace& ws, int64_t layer);
   void final_norm(const BlockRun& run, const Workspace& ws);
@@ -109,6 +123,7 @@ class DecoderModel final : public CausalLM {
   NormWeights final_norm_;
   std::vector<LayerWeights> layers_;
   std::vector<int32_t> position_ids_;  // learned positions of the current step (host)
+  MoeHostScratch moe_host_;            // routing of the current sparse layer (host)
 };
 
 // Binds each block's weights by role, from the description's modules.
@@ -132,12 +147,7 @@ void DecoderModel::bind(const Description& d, WeightSource& w) {
         positions_ = matrix_of(block);
         per_token = bytes(positions_) / static_cast<uint64_t>(positions_.rows);
         break;
-      case Role::decoder_layer: {
-        bind_layer(m, path, w);
-        for (const WeightSpec& s : block.weights)
-          if (!s.is_vector()) per_token += bytes(w.matrix(s.name, s.shape[0], s.shape[1]));
-        break;
-      }
+      case Role::decoder_layer: per_token = bind_layer(m, path, w); break;
       case Role::final_norm:
         final_norm_ = {w.vector_f32(block.weights[0].name, config_.hidden_size),
                        block.weights.size() > 1 ? w.vector_f32(block.weights[1].name, config_.hidden_size) : nullptr};
@@ -154,11 +164,37 @@ void DecoderModel::bind(const Description& d, WeightSource& w) {
   if (b != blocks_.size()) throw Error("internal: the blocks do not follow the description");
 }
 
-void DecoderModel::bind_layer(const ModuleDecl& layer, const std::string& path, WeightSource& w) {
-  const ModelConfig& c = config_;
+// Binds a decoder layer's weights and returns the bytes of matrices one
+// token reads in it: every dense matrix, and top_k of the experts.
+uint64_t DecoderModel::bind_layer(const ModuleDecl& layer, const std::string& path, WeightSource& w) {
   LayerWeights l;
-  walk(layer, path, [&](const ModuleDecl& m, const std::string& at) {
-    if (m.role == Role::none || &m == &layer) return;
+  bind_parts(layer, path, l, l.mlp, w);
+  const auto bytes = [](const Linear& m) {
+    return m.weight.data ? static_cast<uint64_t>(m.weight.rows * m.weight.cols) * dtype_size(m.weight.dtype) : 0;
+  };
+  const auto mlp_bytes = [&](const MlpWeights& m) { return bytes(m.gate) + bytes(m.up) + bytes(m.down); };
+  const AttentionWeights& a = l.attention;
+  // A fused projection's parts are row views of one matrix: count each part.
+  uint64_t per_token = bytes(a.q) + bytes(a.k) + bytes(a.v) + bytes(a.o) + mlp_bytes(l.mlp);
+  if (l.sparse()) {
+    l.moe.top_k = config_.num_experts_per_tok;
+    l.moe.normalize_top_k = config_.norm_topk_prob;
+    uint64_t experts = 0;
+    for (const MlpWeights& e : l.moe.experts) experts += mlp_bytes(e);
+    per_token += bytes(l.moe.router) + mlp_bytes(l.moe.shared) + bytes(l.moe.shared_gate) +
+                 experts / l.moe.experts.size() * static_cast<uint64_t>(l.moe.top_k);
+  }
+  layers_.push_back(std::move(l));
+  return per_token;
+}
+
+// Binds the parts under `parent` by role; gate, up and down go to `mlp`,
+// which is the layer's MLP, a routed expert's or the shared expert's.
+void DecoderModel::bind_parts(const ModuleDecl& parent, const std::string& path, LayerWeights& l, MlpWeights& mlp,
+                              WeightSource& w) {
+  const ModelConfig& c = config_;
+  for (const ModuleDecl& m : parent.children) {
+    const std::string at = plan::join_name(path, m.name);
     const auto vector = [&](size_t p) {
       return p < m.params.size() ? w.vector_f32(plan::join_name(at, m.params[p].name), m.params[p].shape[0]) : nullptr;
     };
@@ -169,6 +205,7 @@ void DecoderModel::bind_layer(const ModuleDecl& layer, const std::string& path, 
     };
     const int64_t q_rows = c.num_heads * c.head_dim, kv_rows = c.num_kv_heads * c.head_dim;
     switch (m.role) {
+      case Role::none: bind_parts(m, at, l, mlp, w); break;  // a container: attention, mlp, experts
       case Role::attention_norm: l.attention_norm = {vector(0), vector(1)}; break;
       case Role::attention_output_norm: l.attention_output_norm = {vector(0), vector(1)}; break;
       case Role::mlp_norm: l.mlp_norm = {vector(0), vector(1)}; break;
@@ -186,19 +223,23 @@ void DecoderModel::bind_layer(const ModuleDecl& layer, const std::string& path, 
         l.attention.v = rows_of(fused, q_rows + kv_rows, kv_rows);
         break;
       }
-      case Role::gate: l.mlp.gate = linear(); break;
-      case Role::up: l.mlp.up = linear(); break;
-      case Role::down: l.mlp.down = linear(); break;
+      case Role::gate: mlp.gate = linear(); break;
+      case Role::up: mlp.up = linear(); break;
+      case Role::down: mlp.down = linear(); break;
       case Role::gate_up: {
         const Linear fused = linear();
-        l.mlp.gate = rows_of(fused, 0, c.intermediate_size);
-        l.mlp.up = rows_of(fused, c.intermediate_size, c.intermediate_size);
+        const int64_t width = fused.weight.rows / 2;
+        mlp.gate = rows_of(fused, 0, width);
+        mlp.up = rows_of(fused, width, width);
         break;
       }
+      case Role::router: l.moe.router = linear(); break;
+      case Role::expert: bind_parts(m, at, l, l.moe.experts.emplace_back(), w); break;
+      case Role::shared_expert: bind_parts(m, at, l, l.moe.shared, w); break;
+      case Role::shared_expert_gate: l.moe.shared_gate = linear(); break;
       default: throw Error("internal: " + at + " has a role a decoder layer does not use");
     }
-  });
-  layers_.push_back(l);
+  }
 }
 
 void DecoderModel::run_block(size_t block, const BlockRun& run) {
@@ -285,7 +326,11 @@ void DecoderModel::decoder_layer(const BlockRun& run, const Workspace& ws, int64
   };
   add_residual(l.attention_output_norm);
   norm(ops, l.mlp_norm, ws.x, tokens, ws.normed);
-  mlp(ops, settings_.activation, l.mlp, ws.normed, tokens, ws.gate, ws.up, ws.proj);
+  if (l.sparse())
+    moe(ops, settings_.activation, l.moe, {ws.normed, ws.router, ws.gathered, ws.gate, ws.up, ws.expert_out, ws.proj},
+        tokens, hidden, moe_host_);
+  else
+    mlp(ops, settings_.activation, l.mlp, ws.normed, tokens, ws.gate, ws.up, ws.proj);
   add_residual(l.mlp_output_norm);
 }
 

@@ -12,5 +12,8 @@ Description describe_gemma(const ModelConfig& config);
 Description describe_gemma2(const ModelConfig& config);
 Description describe_phi3(const ModelConfig& config);
 Description describe_gpt2(const ModelConfig& config);
+Description describe_mixtral(const ModelConfig& config);
+Description describe_qwen2_moe(const ModelConfig& config);
+Description describe_qwen3_moe(const ModelConfig& config);
 
 }  // namespace strata

@@ -22,11 +22,8 @@ Description describe_llama(const ModelConfig& c) {
   const ActivationDecl act = activation_named(c.hidden_act);
   if (act.op != Activation::silu) throw Error("the Llama family uses silu, not " + c.hidden_act);
   const auto rotary_emb = [&] {
-    ModuleDecl r = rotary("rotary_emb", prefix + "RotaryEmbedding", c.head_dim);
-    if (prefix == "Qwen2")
-      for (const char* table : {"cos_cached", "sin_cached"})
-        r.buffers.push_back({table, {c.max_position_embeddings, c.head_dim}, kModelDtype, false});
-    return r;
+    return prefix == "Qwen2" ? rotary_with_tables(c, "Qwen2RotaryEmbedding")
+                             : rotary("rotary_emb", prefix + "RotaryEmbedding", c.head_dim);
   };
   LlamaLayer layer{prefix, c.attention_bias || c.qkv_bias, c.attention_bias, c.mlp_bias, act.cls,
                    [&] { return std::vector<ModuleDecl>{rotary_emb()}; },

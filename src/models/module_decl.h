@@ -38,6 +38,11 @@ enum class Role {
   q_norm, k_norm,         // per-head norms of queries and keys before rope (Qwen3)
   gate, up, gate_up,      // MLP input projections, or gate and up fused (rows gate, up)
   down,                   // MLP output projection
+  // Parts of a sparse (mixture-of-experts) layer.
+  router,              // [experts, hidden]: one logit per expert
+  expert,              // one routed expert: an MLP with gate, up and down
+  shared_expert,       // an MLP every token runs (Qwen2-MoE)
+  shared_expert_gate,  // [1, hidden]: sigmoid(x . w) scales the shared expert
 };
 
 // A parameter or buffer. Parameters take their dtype from the checkpoint;

@@ -1,6 +1,7 @@
 // Conformance with Hugging Face Accelerate 0.33.0's device-map planner: every
-// case of fixtures/device_maps/accelerate_cases.json (see its README) is run
-// through src/plan and compared field by field with what Accelerate produced.
+// case of fixtures/device_maps/accelerate_cases.json and moe_cases.json (see
+// their README) is run through src/plan and compared field by field with what
+// Accelerate produced.
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -23,13 +24,17 @@ namespace {
 
 using Json = nlohmann::ordered_json;
 
-std::filesystem::path cases_path() { return test::fixtures_dir() / "device_maps" / "accelerate_cases.json"; }
+std::filesystem::path cases_path(const char* file) { return test::fixtures_dir() / "device_maps" / file; }
 
-// The cases, read once, in file order. Empty when the fixtures are absent.
+// The cases of both files, read once, in file order. Empty when the fixtures are absent.
 const Json& all_cases() {
   static const Json cases = [] {
-    if (!std::filesystem::exists(cases_path())) return Json::array();
-    return Json::parse(test::read_file(cases_path()));
+    Json all = Json::array();
+    for (const char* file : {"accelerate_cases.json", "moe_cases.json"}) {
+      if (!std::filesystem::exists(cases_path(file))) continue;
+      for (Json& c : Json::parse(test::read_file(cases_path(file)))) all.push_back(std::move(c));
+    }
+    return all;
   }();
   return cases;
 }
@@ -190,7 +195,7 @@ INSTANTIATE_TEST_SUITE_P(Accelerate, AccelerateDeviceMapCase, ::testing::ValuesI
 
 TEST(AccelerateDeviceMapFixtures, AllCasesPresent) {
   STRATA_REQUIRE_FIXTURES();
-  EXPECT_EQ(all_cases().size(), 41u) << "the README lists 41 cases in " << cases_path();
+  EXPECT_EQ(all_cases().size(), 41u + 6u) << "the README lists 41 cases in accelerate_cases.json and 6 in moe_cases.json";
 }
 
 // A Llama-shaped tree with `layers` decoder layers (hidden 4096, bf16).

@@ -47,6 +47,41 @@ TEST(CliMap, TreeRequestsReproduceAccelerateMaps) {
   EXPECT_GE(checked, 30);
 }
 
+// The MoE cases were planned by Accelerate on trees transformers built from
+// a config; `strata map --config` builds the tree from the same config
+// (models/family_mixtral.cpp, family_qwen_moe.cpp) and must give the same map.
+TEST(CliMap, MoeConfigsReproduceAccelerateMaps) {
+  STRATA_REQUIRE_FIXTURES();
+  const Json cases = Json::parse(test::read_file(test::fixtures_dir() / "device_maps" / "moe_cases.json"));
+  const std::map<std::string, std::string> architecture_of{{"MixtralConfig", "MixtralForCausalLM"},
+                                                           {"Qwen2MoeConfig", "Qwen2MoeForCausalLM"}};
+  test::TempDir dir;
+  int checked = 0;
+  for (const Json& c : cases) {
+    SCOPED_TRACE("case " + c["name"].get<std::string>());
+    Json config = c["model"]["config"];
+    config["architectures"] = {architecture_of.at(c["model"]["config_class"].get<std::string>())};
+    const auto path = dir.path() / (c["name"].get<std::string>() + ".json");
+    write(path, config.dump());
+    // Budgets in bytes, in the case's key order; disk as the last tier.
+    std::string budgets;
+    for (const auto& [device, bytes] : c["max_memory"].items())
+      if (device != "disk") budgets += device + "=" + std::to_string(bytes.get<int64_t>()) + ",";
+    const std::string args = "map --config " + path.string() + " --max-memory " + budgets + "disk --strategy " +
+                             c["strategy"].get<std::string>();
+    const test::CliResult r = test::run_cli(args + " --json");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(as_map(Json::parse(r.out)), as_map(c["expected_device_map"]));
+    const test::CliResult table = test::run_cli(args);
+    ASSERT_EQ(table.exit_code, 0) << table.err;
+    EXPECT_EQ(table.out.find("buffers of offloaded modules fit no accelerator") != std::string::npos,
+              c["expected_buffer_warning"].get<bool>())
+        << table.out;
+    ++checked;
+  }
+  EXPECT_EQ(checked, 6) << "the fixtures README lists 6 MoE cases";
+}
+
 TEST(CliMap, TreeFlagsOverrideTheFile) {
   STRATA_REQUIRE_FIXTURES();
   const Json cases = Json::parse(test::read_file(test::fixtures_dir() / "device_maps" / "accelerate_cases.json"));

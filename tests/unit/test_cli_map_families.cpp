@@ -57,7 +57,10 @@ INSTANTIATE_TEST_SUITE_P(
                       Family{"gemma-tiny-random", "model.layers.0", "model.layers.0.self_attn.q_proj"},
                       Family{"gemma2-tiny-random", "model.layers.0", "model.layers.0.self_attn"},
                       Family{"phi3-tiny-random", "model.layers.0", "model.layers.0.self_attn.o_proj"},
-                      Family{"qwen3-tiny-random", "model.layers.0", "model.layers.0.self_attn.q_proj"}),
+                      Family{"qwen3-tiny-random", "model.layers.0", "model.layers.0.self_attn.q_proj"},
+                      Family{"mixtral-tiny-random", "model.layers.0", "model.layers.0.self_attn.q_proj"},
+                      Family{"qwen2moe-tiny-random", "model.layers.0", "model.layers.0.self_attn.q_proj"},
+                      Family{"qwen3moe-tiny-random", "model.layers.0", "model.layers.0.self_attn.q_proj"}),
     [](const ::testing::TestParamInfo<Family>& param_info) {
       std::string name;
       for (const char c : param_info.param.fixture) name += std::isalnum(static_cast<unsigned char>(c)) ? c : '_';

@@ -85,7 +85,8 @@ TEST_P(FamilyTree, ParametersAreTheCheckpointsTensors) {
 INSTANTIATE_TEST_SUITE_P(Fixtures, FamilyTree,
                          ::testing::Values("gpt2-tiny-random", "gemma-tiny-random", "gemma2-tiny-random",
                                            "phi3-tiny-random", "qwen3-tiny-random", "llama-tiny-random",
-                                           "qwen2-tiny-random"),
+                                           "qwen2-tiny-random", "mixtral-tiny-random", "qwen2moe-tiny-random",
+                                           "qwen3moe-tiny-random"),
                          test::ParamName());
 
 TEST(FamilyTree, Gpt2RegistrationOrderAndMaskBuffers) {
@@ -168,6 +169,39 @@ TEST(FamilyTree, Qwen3HeadNormsAndModelLevelRotary) {
   EXPECT_EQ(at(tree.root, "model.layers.1.self_attn.q_norm").params[0].shape, (std::vector<int64_t>{32}));
   const auto& inv_freq = at(tree.root, "model.rotary_emb").buffers.at(0);
   EXPECT_EQ(inv_freq.shape, (std::vector<int64_t>{16})) << "head_dim 32, not hidden / heads";
+}
+
+TEST(FamilyTree, QwenMoeSparseAndDenseLayers) {
+  STRATA_REQUIRE_FIXTURES();
+  // modeling_qwen2_moe.py (4.44): a layer is sparse unless it is listed in
+  // mlp_only_layers or (i + 1) % decoder_sparse_step != 0; a dense layer's
+  // Qwen2MoeMLP is intermediate_size wide.
+  ModelConfig c = fixture_config("qwen2moe-tiny-random");
+  c.num_layers = 4;
+  c.decoder_sparse_step = 2;
+  c.mlp_only_layers = {3};
+  const plan::ModuleTree tree = tree_of(c);
+  for (const char* dense : {"model.layers.0.mlp", "model.layers.2.mlp", "model.layers.3.mlp"}) {
+    SCOPED_TRACE(dense);
+    EXPECT_EQ(at(tree.root, dense).cls, "Qwen2MoeMLP");
+    EXPECT_EQ(at(tree.root, std::string(dense) + ".up_proj").params[0].shape, (std::vector<int64_t>{160, 64}));
+  }
+  EXPECT_EQ(children(at(tree.root, "model.layers.1.mlp")),
+            (std::vector<std::string>{"gate:Linear", "experts:ModuleList", "shared_expert:Qwen2MoeMLP",
+                                      "shared_expert_gate:Linear"}));
+  EXPECT_EQ(at(tree.root, "model.layers.1.mlp.experts.3.down_proj").params[0].shape,
+            (std::vector<int64_t>{64, 64}));
+  EXPECT_EQ(at(tree.root, "model.layers.1.mlp.shared_expert.gate_proj").params[0].shape,
+            (std::vector<int64_t>{96, 64}));
+
+  // modeling_qwen3_moe.py (4.51.3): no shared expert, the rotary table at the model level.
+  const plan::ModuleTree qwen3 = tree_of(fixture_config("qwen3moe-tiny-random"));
+  EXPECT_EQ(children(at(qwen3.root, "model.layers.0.mlp")),
+            (std::vector<std::string>{"gate:Linear", "experts:ModuleList"}));
+  EXPECT_EQ(at(qwen3.root, "model.layers.0.mlp.experts.7").cls, "Qwen3MoeMLP");
+  EXPECT_EQ(children(at(qwen3.root, "model")),
+            (std::vector<std::string>{"embed_tokens:Embedding", "layers:ModuleList", "norm:Qwen3MoeRMSNorm",
+                                      "rotary_emb:Qwen3MoeRotaryEmbedding"}));
 }
 
 }  // namespace

@@ -105,6 +105,28 @@ TEST(ModuleTreeConfig, MatchesEveryLlamaFixtureAndItsMap) {
   }
 }
 
+// The MoE cases' trees were built by transformers from their config
+// (Mixtral-8x7B and Qwen1.5-MoE-A2.7B shapes, bf16); the maps are checked
+// through `strata map --config` in test_cli_map.cpp.
+TEST(ModuleTreeConfig, MatchesEveryMoeFixtureTree) {
+  STRATA_REQUIRE_FIXTURES();
+  const Json cases = Json::parse(test::read_file(test::fixtures_dir() / "device_maps" / "moe_cases.json"));
+  const std::map<std::string, std::string> architecture_of{{"MixtralConfig", "MixtralForCausalLM"},
+                                                           {"Qwen2MoeConfig", "Qwen2MoeForCausalLM"}};
+  ASSERT_EQ(cases.size(), 6u);
+  for (const Json& c : cases) {
+    SCOPED_TRACE("case " + c["name"].get<std::string>());
+    Json j = c["model"]["config"];
+    j["architectures"] = {architecture_of.at(c["model"]["config_class"].get<std::string>())};
+    const ModelConfig config = ModelConfig::from_json_text(j.dump(), c["name"].get<std::string>());
+    const plan::ModuleTree tree = module_tree_for(config, [](const std::string&) { return "bfloat16"; });
+    std::ostringstream diff;
+    diff_nodes(tree.root, plan::parse_module_tree_json(c["tree"].dump()), "", diff);
+    EXPECT_TRUE(diff.str().empty()) << "tree differs (got vs fixture):" << diff.str();
+    EXPECT_EQ(no_split_classes_for(config), c["no_split_module_classes"].get<std::vector<std::string>>());
+  }
+}
+
 ModelConfig small(const std::string& arch) {
   ModelConfig c;
   c.architecture = arch;

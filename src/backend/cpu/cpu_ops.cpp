@@ -73,4 +73,25 @@ void CpuOps::attention(const AttentionShape& shape, const float* q, size_t token
 
 void CpuOps::copy(float* dst, const float* src, size_t n) { std::copy_n(src, n, dst); }
 
+void CpuOps::zero(float* x, size_t n) { std::fill_n(x, n, 0.0f); }
+
+void CpuOps::gather_rows(const float* src, size_t cols, std::span<const int32_t> rows, float* dst) {
+  for (size_t i = 0; i < rows.size(); ++i) std::copy_n(src + static_cast<size_t>(rows[i]) * cols, cols, dst + i * cols);
+}
+
+void CpuOps::add_scaled_rows(float* dst, const float* src, size_t cols, std::span<const int32_t> rows,
+                             std::span<const float> scales) {
+  for (size_t i = 0; i < rows.size(); ++i) {
+    float* out = dst + static_cast<size_t>(rows[i]) * cols;
+    const float* in = src + i * cols;
+    const float s = scales[i];
+    for (size_t c = 0; c < cols; ++c) {
+      const float product = in[c] * s;
+      out[c] += product;
+    }
+  }
+}
+
+void CpuOps::to_host(float* host_dst, const float* src, size_t n) { std::copy_n(src, n, host_dst); }
+
 }  // namespace strata

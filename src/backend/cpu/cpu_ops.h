@@ -33,6 +33,11 @@ class CpuOps final : public Ops {
                  const float* keys, const float* values, size_t capacity, float* out,
                  std::span<float> scratch) override;
   void copy(float* dst, const float* src, size_t n) override;
+  void zero(float* x, size_t n) override;
+  void gather_rows(const float* src, size_t cols, std::span<const int32_t> rows, float* dst) override;
+  void add_scaled_rows(float* dst, const float* src, size_t cols, std::span<const int32_t> rows,
+                       std::span<const float> scales) override;
+  void to_host(float* host_dst, const float* src, size_t n) override;
 
  private:
   ThreadPool& pool_;

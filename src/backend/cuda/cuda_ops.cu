@@ -259,6 +259,24 @@ __global__ void scale_kernel(float* x, float factor, size_t n) {
   if (i < n) x[i] *= factor;
 }
 
+// One block per gathered row.
+__global__ void gather_rows_kernel(const float* __restrict__ src, size_t cols, const int32_t* __restrict__ rows,
+                                   float* __restrict__ dst) {
+  const float* from = src + static_cast<size_t>(rows[blockIdx.x]) * cols;
+  float* to = dst + static_cast<size_t>(blockIdx.x) * cols;
+  for (size_t c = threadIdx.x; c < cols; c += blockDim.x) to[c] = from[c];
+}
+
+// One block per source row; the rows are distinct, so no two blocks write
+// the same output. The product is rounded before the add (no FMA), as on the CPU.
+__global__ void add_scaled_rows_kernel(float* dst, const float* __restrict__ src, size_t cols,
+                                       const int32_t* __restrict__ rows, const float* __restrict__ scales) {
+  float* to = dst + static_cast<size_t>(rows[blockIdx.x]) * cols;
+  const float* from = src + static_cast<size_t>(blockIdx.x) * cols;
+  const float s = scales[blockIdx.x];
+  for (size_t c = threadIdx.x; c < cols; c += blockDim.x) to[c] = __fadd_rn(to[c], __fmul_rn(from[c], s));
+}
+
 __global__ void softcap_kernel(float* x, float cap, size_t n) {
   const size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x;
   if (i < n) x[i] = tanhf(x[i] / cap) * cap;
@@ -373,6 +391,8 @@ CudaOps::~CudaOps() {
   for (const auto& [rope, table] : inv_freq_) cudaFree(table);
   cudaFree(starts_.data);
   cudaFree(ids_.data);
+  cudaFree(rows_.data);
+  cudaFree(scales_.data);
   cudaFree(widened_);
   if (blas_) cublasDestroy(blas_);
 }
@@ -594,6 +614,38 @@ void CudaOps::copy(float* dst, const float* src, size_t n) {
   if (n == 0) return;
   make_current();
   STRATA_CUDA_CHECK(cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyDeviceToDevice, stream_));
+}
+
+void CudaOps::zero(float* x, size_t n) {
+  if (n == 0) return;
+  make_current();
+  STRATA_CUDA_CHECK(cudaMemsetAsync(x, 0, n * sizeof(float), stream_));  // all-zero bytes are +0.0f
+}
+
+void CudaOps::gather_rows(const float* src, size_t cols, std::span<const int32_t> rows, float* dst) {
+  if (rows.empty() || cols == 0) return;
+  make_current();
+  const int32_t* device_rows = mirror(rows, rows_);
+  gather_rows_kernel<<<static_cast<unsigned>(rows.size()), kThreads, 0, stream_>>>(src, cols, device_rows, dst);
+  check_launch();
+}
+
+void CudaOps::add_scaled_rows(float* dst, const float* src, size_t cols, std::span<const int32_t> rows,
+                              std::span<const float> scales) {
+  if (rows.empty() || cols == 0) return;
+  make_current();
+  const int32_t* device_rows = mirror(rows, rows_);
+  const float* device_scales = mirror(scales, scales_);
+  add_scaled_rows_kernel<<<static_cast<unsigned>(rows.size()), kThreads, 0, stream_>>>(dst, src, cols, device_rows,
+                                                                                      device_scales);
+  check_launch();
+}
+
+void CudaOps::to_host(float* host_dst, const float* src, size_t n) {
+  if (n == 0) return;
+  make_current();
+  STRATA_CUDA_CHECK(cudaMemcpyAsync(host_dst, src, n * sizeof(float), cudaMemcpyDeviceToHost, stream_));
+  STRATA_CUDA_CHECK(cudaStreamSynchronize(stream_));
 }
 
 }  // namespace strata::cuda

@@ -46,6 +46,11 @@ class CudaOps final : public Ops {
                  const float* keys, const float* values, size_t capacity, float* out,
                  std::span<float> scratch) override;
   void copy(float* dst, const float* src, size_t n) override;
+  void zero(float* x, size_t n) override;
+  void gather_rows(const float* src, size_t cols, std::span<const int32_t> rows, float* dst) override;
+  void add_scaled_rows(float* dst, const float* src, size_t cols, std::span<const int32_t> rows,
+                       std::span<const float> scales) override;
+  void to_host(float* host_dst, const float* src, size_t n) override;
 
   // Floats of the scratch that holds a slice of widened weights for SGEMM.
   static constexpr size_t kWidenFloats = size_t{4} << 20;
@@ -73,6 +78,8 @@ class CudaOps final : public Ops {
   float* widened_ = nullptr;  // kWidenFloats
   Mirrored<int32_t> ids_;
   Mirrored<int64_t> starts_;
+  Mirrored<int32_t> rows_;   // gather_rows, add_scaled_rows
+  Mirrored<float> scales_;   // add_scaled_rows
   std::unordered_map<const Rope*, float*> inv_freq_;  // a model's rope lives as long as the model
 };
 

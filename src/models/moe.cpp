@@ -1,0 +1,80 @@
+#include "models/moe.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+namespace strata {
+
+void route(std::span<const float> logits, size_t tokens, size_t experts, int64_t top_k, bool normalize,
+           Routing& out) {
+  out.tokens.resize(experts);
+  out.weights.resize(experts);
+  for (size_t e = 0; e < experts; ++e) {
+    out.tokens[e].clear();
+    out.weights[e].clear();
+  }
+  const size_t k = static_cast<size_t>(top_k);
+  std::vector<float>& p = out.probabilities;
+  std::vector<int32_t>& order = out.order;
+  p.resize(experts);
+  order.resize(experts);
+  for (size_t t = 0; t < tokens; ++t) {
+    // F.softmax(router_logits, dim=1, dtype=torch.float).
+    const float* row = logits.data() + t * experts;
+    const float max = *std::max_element(row, row + experts);
+    float sum = 0;
+    for (size_t e = 0; e < experts; ++e) {
+      p[e] = std::exp(row[e] - max);
+      sum += p[e];
+    }
+    for (size_t e = 0; e < experts; ++e) p[e] /= sum;
+    // torch.topk: the k largest, largest first (a tie goes to the lower
+    // index; the fixtures' routers are far from ties).
+    std::iota(order.begin(), order.end(), 0);
+    std::partial_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(k), order.end(),
+                      [&](int32_t a, int32_t b) { return p[a] > p[b] || (p[a] == p[b] && a < b); });
+    float chosen = 0;
+    for (size_t i = 0; i < k; ++i) chosen += p[static_cast<size_t>(order[i])];
+    for (size_t i = 0; i < k; ++i) {
+      const size_t e = static_cast<size_t>(order[i]);
+      out.tokens[e].push_back(static_cast<int32_t>(t));
+      out.weights[e].push_back(normalize ? p[e] / chosen : p[e]);
+    }
+  }
+  out.used.clear();
+  for (size_t e = 0; e < experts; ++e)
+    if (!out.tokens[e].empty()) out.used.push_back(static_cast<int32_t>(e));
+}
+
+void moe(Ops& ops, Activation act, const MoeWeights& w, const MoeBuffers& b, size_t tokens, size_t hidden,
+         MoeHostScratch& host) {
+  const size_t experts = w.experts.size();
+  const MatmulOutput router[] = {{w.router.weight, w.router.bias, b.router}};
+  ops.matmul(b.input, tokens, router);
+  host.logits.resize(tokens * experts);
+  ops.to_host(host.logits.data(), b.router, tokens * experts);
+  route(host.logits, tokens, experts, w.top_k, w.normalize_top_k, host.routing);
+
+  ops.zero(b.out, tokens * hidden);
+  for (const int32_t e : host.routing.used) {
+    const std::vector<int32_t>& rows = host.routing.tokens[static_cast<size_t>(e)];
+    ops.gather_rows(b.input, hidden, rows, b.gathered);
+    mlp(ops, act, w.experts[static_cast<size_t>(e)], b.gathered, rows.size(), b.gate, b.up, b.expert_out);
+    ops.add_scaled_rows(b.out, b.expert_out, hidden, rows, host.routing.weights[static_cast<size_t>(e)]);
+  }
+
+  if (!w.shared.down.weight.data) return;
+  // Qwen2-MoE: out += sigmoid(shared_expert_gate(x)) * shared_expert(x).
+  mlp(ops, act, w.shared, b.input, tokens, b.gate, b.up, b.expert_out);
+  const MatmulOutput gate[] = {{w.shared_gate.weight, w.shared_gate.bias, b.router}};
+  ops.matmul(b.input, tokens, gate);
+  host.shared_scales.resize(tokens);
+  ops.to_host(host.shared_scales.data(), b.router, tokens);
+  for (float& s : host.shared_scales) s = 1.0f / (1.0f + std::exp(-s));
+  host.all_tokens.resize(tokens);
+  std::iota(host.all_tokens.begin(), host.all_tokens.end(), 0);
+  ops.add_scaled_rows(b.out, b.expert_out, hidden, host.all_tokens, host.shared_scales);
+}
+
+}  // namespace strata
