@@ -72,6 +72,21 @@ struct DeviceReport {
   bool runs_offloaded = false;       // it executes the modules kept on cpu/disk
 };
 
+// What the routed experts of a mixture-of-experts model cost since loading.
+// An expert is routed once per sparse layer and step when any token of the
+// step picks it; it is missed when it had to come from its tier (read from
+// disk, or copied from RAM to an accelerator) because no cache held it.
+struct ExpertStats {
+  uint64_t expert_bytes = 0;  // one expert's weights
+  uint64_t routed = 0, routed_bytes = 0;
+  uint64_t missed = 0, missed_bytes = 0;
+  uint64_t disk_bytes = 0;    // read from disk for experts
+  uint64_t copied_bytes = 0;  // experts copied to accelerators
+  uint64_t host_hits = 0, host_lookups = 0;      // RAM cache of disk experts
+  uint64_t device_hits = 0, device_lookups = 0;  // accelerator caches
+  double read_seconds = 0;    // wall time of the expert reads
+};
+
 class Session;
 
 // A loaded model: config, weights on their tiers, the compute context.
@@ -110,6 +125,8 @@ class Model {
   // rates it measured; empty when it did not choose.
   const std::string& offload_choice() const;
   std::filesystem::path offload_folder() const;
+  // Zero for a dense model.
+  ExpertStats expert_stats() const;
 
   // Logits of one no-cache forward over `rows` sequences of `tokens` ids each
   // (row-major), shape [rows, tokens, vocab].

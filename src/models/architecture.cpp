@@ -3,6 +3,7 @@
 #include "models/architecture.h"
 
 #include <algorithm>
+#include <functional>
 #include <unordered_map>
 
 #include "models/decoder.h"
@@ -37,6 +38,12 @@ Description describe(const ModelConfig& config) { return architecture_of(config)
 
 namespace {
 
+// A parameter as the model reads it: a Conv1D weight transposed.
+WeightSpec weight_spec(const ModuleDecl& part, std::string name, const TensorDecl& t) {
+  const bool transposed = part.conv1d && t.shape.size() == 2;
+  return {std::move(name), transposed ? std::vector<int64_t>{t.shape[1], t.shape[0]} : t.shape, transposed};
+}
+
 bool is_block(Role role) {
   return role == Role::embedding || role == Role::position_embedding || role == Role::decoder_layer ||
          role == Role::final_norm || role == Role::head;
@@ -61,23 +68,53 @@ std::vector<BlockSpec> blocks_of(const Description& d) {
     if (!is_block(m.role)) return;
     BlockSpec block{path, m.role, {}, m.role == Role::decoder_layer ? layers++ : -1};
     bool tied = false;
-    walk(m, path, [&](const ModuleDecl& part, const std::string& part_path) {
+    // Every parameter under the block but a routed expert's (experts_of's).
+    std::function<void(const ModuleDecl&, const std::string&)> collect = [&](const ModuleDecl& part,
+                                                                            const std::string& part_path) {
+      if (part.role == Role::expert) return;
       for (const TensorDecl& t : part.params) {
         std::string name = plan::join_name(part_path, t.name);
         if (auto it = stored_as.find(name); it != stored_as.end()) {
           tied = true;
           name = it->second;
         }
-        const bool transposed = part.conv1d && t.shape.size() == 2;
-        block.weights.push_back({name, transposed ? std::vector<int64_t>{t.shape[1], t.shape[0]} : t.shape, transposed});
+        block.weights.push_back(weight_spec(part, std::move(name), t));
       }
-    });
+      for (const ModuleDecl& child : part.children) collect(child, plan::join_name(part_path, child.name));
+    };
+    collect(m, path);
     // An embedding read a few rows per token runs where its table lies when
     // offloaded; a tied one is also the head's matrix and goes where it runs.
     block.lookup = (m.role == Role::embedding && !tied) || m.role == Role::position_embedding;
     blocks.push_back(std::move(block));
   });
   return blocks;
+}
+
+std::vector<ExpertSpec> experts_of(const Description& d) {
+  std::vector<ExpertSpec> experts;
+  int64_t layer = -1;
+  walk(d.root, "", [&](const ModuleDecl& m, const std::string& path) {
+    if (m.role == Role::decoder_layer) ++layer;
+    if (m.role != Role::expert) return;
+    ExpertSpec e;
+    e.module = path;
+    e.layer = layer;
+    e.expert = std::stoll(m.name);  // its index in the experts ModuleList
+    for (const ModuleDecl& part : m.children) {
+      if (part.params.empty()) continue;
+      const WeightSpec w = weight_spec(part, plan::join_name(plan::join_name(path, part.name), part.params[0].name),
+                                       part.params[0]);
+      if (part.role == Role::gate) e.gate = w;
+      else if (part.role == Role::up) e.up = w;
+      else if (part.role == Role::down) e.down = w;
+      else throw Error("internal: expert " + path + " has a part that is no gate, up or down");
+    }
+    if (e.gate.name.empty() || e.up.name.empty() || e.down.name.empty() || m.children.size() > 4)
+      throw Error("internal: expert " + path + " is not a gated MLP of three matrices");
+    experts.push_back(std::move(e));
+  });
+  return experts;
 }
 
 std::vector<StoredTensor> checkpoint_tensors(const Description& d) {
@@ -121,6 +158,7 @@ void check_layer_count(const ModelConfig& config, const Checkpoint& checkpoint) 
 }
 
 std::vector<BlockSpec> model_blocks(const ModelConfig& config) { return blocks_of(describe(config)); }
+std::vector<ExpertSpec> model_experts(const ModelConfig& config) { return experts_of(describe(config)); }
 
 plan::ModuleTree module_tree_for(const ModelConfig& config,
                                  const std::function<std::string(const std::string& tensor_name)>& torch_dtype_of) {

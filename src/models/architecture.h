@@ -64,8 +64,10 @@ const Architecture& architecture_of(const ModelConfig& config);
 Description describe(const ModelConfig& config);
 
 // The blocks of a description, in execution order, with their weights (a
-// tied head reads the embedding's tensor).
+// tied head reads the embedding's tensor); a routed expert's weights are not
+// its layer's, they are experts_of's.
 std::vector<BlockSpec> blocks_of(const Description& description);
+std::vector<ExpertSpec> experts_of(const Description& description);
 
 // The tensors a checkpoint of the model holds, in the order of torch's
 // state_dict (registration order), as stored (Conv1D weights [in, out]); a

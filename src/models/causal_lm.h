@@ -63,7 +63,41 @@ struct BlockSpec {
 
 // The blocks of config.architecture in execution order. A tied head reads
 // the embedding (as transformers ties them, whatever else the file holds).
+// A sparse layer's block holds everything but its routed experts.
 std::vector<BlockSpec> model_blocks(const ModelConfig& config);
+
+// A routed expert of a sparse layer: a weight group of its own, placed,
+// tiered and cached apart from its layer (DESIGN.md, "the unit of placement"),
+// fetched only when the router picks it.
+struct ExpertSpec {
+  std::string module;  // "model.layers.3.mlp.experts.17"
+  int64_t layer = 0;
+  int64_t expert = 0;
+  WeightSpec gate, up, down;  // [width, hidden], [width, hidden], [hidden, width]
+  std::vector<const WeightSpec*> weights() const { return {&gate, &up, &down}; }
+};
+// The routed experts of every sparse layer, layer by layer in expert order.
+std::vector<ExpertSpec> model_experts(const ModelConfig& config);
+
+// An expert's matrices on the device that computes it.
+struct ExpertWeights {
+  MatrixView gate, up, down;
+};
+
+// Where routed experts come from: the model routes first, then asks for the
+// experts its step uses, and the runtime makes them available on the
+// executing device (resident there, or fetched into a cache).
+// Thread-safety: called by the one thread that runs the model.
+class ExpertSource {
+ public:
+  virtual ~ExpertSource() = default;
+  // The most experts one fetch may ask for (the caches' room).
+  virtual size_t max_fetch(int64_t layer) const = 0;
+  // out[i] = expert ids[i] of decoder layer `layer` (ids distinct, at most
+  // max_fetch), valid until the next fetch. Compute queued on the views
+  // before the next fetch is safe: a fetch that reuses memory waits for it.
+  virtual void fetch(int64_t layer, std::span<const int32_t> ids, std::span<ExpertWeights> out) = 0;
+};
 
 // One forward step: `rows` sequences each receive `tokens` new ids.
 struct ForwardStep {
@@ -117,6 +151,7 @@ struct BlockRun {
   const ForwardStep& step;
   const StepLimits& limits;
   float* workspace;  // workspace_floats(limits) floats on the block's device
+  ExpertSource* experts = nullptr;  // a sparse layer's routed experts
 };
 
 // A range of the workspace, in floats.
@@ -149,7 +184,7 @@ class CausalLM {
 };
 
 // Creates the model for config.architecture from its model_blocks(), binding
-// their weights from the source.
+// their weights from the source; routed experts come through BlockRun::experts.
 std::unique_ptr<CausalLM> create_model(const ModelConfig& config, std::vector<BlockSpec> blocks,
                                        WeightSource& weights);
 

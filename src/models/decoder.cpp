@@ -73,8 +73,8 @@ struct LayerWeights {
   NormWeights attention_norm, attention_output_norm, mlp_norm, mlp_output_norm;
   AttentionWeights attention;
   MlpWeights mlp;  // a dense layer's
-  MoeWeights moe;  // a sparse layer's (moe.experts not empty)
-  bool sparse() const { return !moe.experts.empty(); }
+  MoeWeights moe;  // a sparse layer's (moe.experts > 0)
+  bool sparse() const { return moe.experts > 0; }
 };
 
 // Rows [first, first + rows) of a matrix, and of its bias: one part of a
@@ -177,12 +177,14 @@ uint64_t DecoderModel::bind_layer(const ModuleDecl& layer, const std::string& pa
   // A fused projection's parts are row views of one matrix: count each part.
   uint64_t per_token = bytes(a.q) + bytes(a.k) + bytes(a.v) + bytes(a.o) + mlp_bytes(l.mlp);
   if (l.sparse()) {
+    l.moe.layer = static_cast<int64_t>(layers_.size());
     l.moe.top_k = config_.num_experts_per_tok;
     l.moe.normalize_top_k = config_.norm_topk_prob;
-    uint64_t experts = 0;
-    for (const MlpWeights& e : l.moe.experts) experts += mlp_bytes(e);
+    // A token reads top_k experts, each three matrices of the router's dtype.
+    const uint64_t expert = 3 * static_cast<uint64_t>(config_.hidden_size * config_.moe_intermediate_size) *
+                            dtype_size(l.moe.router.weight.dtype);
     per_token += bytes(l.moe.router) + mlp_bytes(l.moe.shared) + bytes(l.moe.shared_gate) +
-                 experts / l.moe.experts.size() * static_cast<uint64_t>(l.moe.top_k);
+                 expert * static_cast<uint64_t>(l.moe.top_k);
   }
   layers_.push_back(std::move(l));
   return per_token;
@@ -234,7 +236,7 @@ void DecoderModel::bind_parts(const ModuleDecl& parent, const std::string& path,
         break;
       }
       case Role::router: l.moe.router = linear(); break;
-      case Role::expert: bind_parts(m, at, l, l.moe.experts.emplace_back(), w); break;
+      case Role::expert: ++l.moe.experts; break;  // fetched once routed (BlockRun::experts)
       case Role::shared_expert: bind_parts(m, at, l, l.moe.shared, w); break;
       case Role::shared_expert_gate: l.moe.shared_gate = linear(); break;
       default: throw Error("internal: " + at + " has a role a decoder layer does not use");
@@ -327,8 +329,8 @@ void DecoderModel::decoder_layer(const BlockRun& run, const Workspace& ws, int64
   add_residual(l.attention_output_norm);
   norm(ops, l.mlp_norm, ws.x, tokens, ws.normed);
   if (l.sparse())
-    moe(ops, settings_.activation, l.moe, {ws.normed, ws.router, ws.gathered, ws.gate, ws.up, ws.expert_out, ws.proj},
-        tokens, hidden, moe_host_);
+    moe(ops, settings_.activation, l.moe, *run.experts,
+        {ws.normed, ws.router, ws.gathered, ws.gate, ws.up, ws.expert_out, ws.proj}, tokens, hidden, moe_host_);
   else
     mlp(ops, settings_.activation, l.mlp, ws.normed, tokens, ws.gate, ws.up, ws.proj);
   add_residual(l.mlp_output_norm);

@@ -47,23 +47,35 @@ void route(std::span<const float> logits, size_t tokens, size_t experts, int64_t
     if (!out.tokens[e].empty()) out.used.push_back(static_cast<int32_t>(e));
 }
 
-void moe(Ops& ops, Activation act, const MoeWeights& w, const MoeBuffers& b, size_t tokens, size_t hidden,
-         MoeHostScratch& host) {
-  const size_t experts = w.experts.size();
+void moe(Ops& ops, Activation act, const MoeWeights& w, ExpertSource& source, const MoeBuffers& b,
+                  size_t tokens, size_t hidden, MoeHostScratch& host) {
+  const size_t experts = static_cast<size_t>(w.experts);
   const MatmulOutput router[] = {{w.router.weight, w.router.bias, b.router}};
   ops.matmul(b.input, tokens, router);
   host.logits.resize(tokens * experts);
   ops.to_host(host.logits.data(), b.router, tokens * experts);
   route(host.logits, tokens, experts, w.top_k, w.normalize_top_k, host.routing);
 
+  // The used experts in ascending order, as many at a time as the source
+  // has room for: each token sums its experts in the same order whatever
+  // the chunking.
   ops.zero(b.out, tokens * hidden);
-  for (const int32_t e : host.routing.used) {
-    const std::vector<int32_t>& rows = host.routing.tokens[static_cast<size_t>(e)];
-    ops.gather_rows(b.input, hidden, rows, b.gathered);
-    mlp(ops, act, w.experts[static_cast<size_t>(e)], b.gathered, rows.size(), b.gate, b.up, b.expert_out);
-    ops.add_scaled_rows(b.out, b.expert_out, hidden, rows, host.routing.weights[static_cast<size_t>(e)]);
+  const std::span<const int32_t> used = host.routing.used;
+  const size_t per_fetch = std::max<size_t>(source.max_fetch(w.layer), 1);
+  host.fetched.resize(std::min(per_fetch, used.size()));
+  for (size_t first = 0; first < used.size(); first += per_fetch) {
+    const std::span<const int32_t> chunk = used.subspan(first, std::min(per_fetch, used.size() - first));
+    source.fetch(w.layer, chunk, std::span<ExpertWeights>(host.fetched).first(chunk.size()));
+    for (size_t i = 0; i < chunk.size(); ++i) {
+      const size_t e = static_cast<size_t>(chunk[i]);
+      const std::vector<int32_t>& rows = host.routing.tokens[e];
+      const ExpertWeights& x = host.fetched[i];
+      const MlpWeights expert{{x.gate, nullptr}, {x.up, nullptr}, {x.down, nullptr}};
+      ops.gather_rows(b.input, hidden, rows, b.gathered);
+      mlp(ops, act, expert, b.gathered, rows.size(), b.gate, b.up, b.expert_out);
+      ops.add_scaled_rows(b.out, b.expert_out, hidden, rows, host.routing.weights[e]);
+    }
   }
-
   if (!w.shared.down.weight.data) return;
   // Qwen2-MoE: out += sigmoid(shared_expert_gate(x)) * shared_expert(x).
   mlp(ops, act, w.shared, b.input, tokens, b.gate, b.up, b.expert_out);

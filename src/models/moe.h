@@ -20,17 +20,21 @@
 #include <vector>
 
 #include "backend/ops.h"
+#include "models/causal_lm.h"
 #include "models/building_blocks.h"
 
 namespace strata {
 
+// A sparse layer's weights but its routed experts, which come from an
+// ExpertSource once the router has chosen them.
 struct MoeWeights {
-  Linear router;                    // [experts, hidden]
-  std::vector<MlpWeights> experts;  // in expert order
-  MlpWeights shared;                // Qwen2-MoE; null weights: none
-  Linear shared_gate;               // [1, hidden]
+  int64_t layer = -1;             // the decoder layer, as the ExpertSource knows it
+  int64_t experts = 0;            // routed experts
+  Linear router;                  // [experts, hidden]
+  MlpWeights shared;              // Qwen2-MoE; null weights: none
+  Linear shared_gate;             // [1, hidden]
   int64_t top_k = 0;
-  bool normalize_top_k = false;     // norm_topk_prob (always for Mixtral)
+  bool normalize_top_k = false;   // norm_topk_prob (always for Mixtral)
 };
 
 // Which tokens each expert computes in one step, and with what weight.
@@ -66,9 +70,10 @@ struct MoeHostScratch {
   std::vector<float> shared_scales;
   std::vector<int32_t> all_tokens;  // 0..tokens-1
   Routing routing;
+  std::vector<ExpertWeights> fetched;
 };
 
-void moe(Ops& ops, Activation act, const MoeWeights& w, const MoeBuffers& b, size_t tokens, size_t hidden,
-         MoeHostScratch& host);
+void moe(Ops& ops, Activation act, const MoeWeights& w, ExpertSource& experts, const MoeBuffers& b,
+                  size_t tokens, size_t hidden, MoeHostScratch& host);
 
 }  // namespace strata

@@ -7,9 +7,10 @@
 
 namespace strata {
 
-Executor::Executor(CausalLM& model, WeightStore& weights, std::vector<BlockPlacement> placement, Device& host,
-                   ThreadPool& pool)
-    : model_(model), weights_(weights), placement_(std::move(placement)), host_(host), pool_(pool), cpu_ops_(pool) {
+Executor::Executor(CausalLM& model, WeightStore& weights, ExpertSource& experts, std::vector<BlockPlacement> placement,
+                   Device& host, ThreadPool& pool)
+    : model_(model), weights_(weights), experts_(experts), placement_(std::move(placement)), host_(host), pool_(pool),
+      cpu_ops_(pool) {
   for (const BlockPlacement& p : placement_) {
     Ops* ops = p.exec->native_ops();
     if (!ops && !p.exec->host_addressable())
@@ -75,7 +76,7 @@ void Executor::run_chunk(SessionState& state, const ForwardStep& step) {
     // offloaded weights with it.
     if (b > 0 && placement_[b].exec != placement_[b - 1].exec) move_activation(state, b - 1, b, step);
     weights_.onload(b);
-    model_.run_block(b, BlockRun{*block_ops_[b], state.cache, step, state.limits, state.block_workspace[b]});
+    model_.run_block(b, BlockRun{*block_ops_[b], state.cache, step, state.limits, state.block_workspace[b], &experts_});
     // post_forward: its slots may be reused, and the next streamed block's copy starts.
     weights_.release(b);
   }

@@ -36,8 +36,8 @@ struct SessionState {
 
 class Executor {
  public:
-  Executor(CausalLM& model, WeightStore& weights, std::vector<BlockPlacement> placement, Device& host,
-           ThreadPool& pool);
+  Executor(CausalLM& model, WeightStore& weights, ExpertSource& experts, std::vector<BlockPlacement> placement,
+           Device& host, ThreadPool& pool);
 
   // A session of `rows` sequences of up to `capacity` tokens; all_logits if
   // it will ask for the logits of every position. Allocates on the devices.
@@ -57,6 +57,7 @@ class Executor {
 
   CausalLM& model_;
   WeightStore& weights_;
+  ExpertSource& experts_;
   std::vector<BlockPlacement> placement_;
   Device& host_;
   ThreadPool& pool_;

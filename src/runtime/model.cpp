@@ -45,6 +45,20 @@ std::vector<std::string> collapse_layers(const std::vector<std::string>& modules
   return out;
 }
 
+// The expert caches take the room the plan billed for staging whole layers:
+// per staging slot, one layer's experts (a layer's block, streamed, is
+// staged without them).
+ExpertStoreOptions expert_store_options(const ModelConfig& config, const ModelOptions& options, const PlannedMap& plan,
+                                        ThreadPool& pool) {
+  ExpertStoreOptions o;
+  o.compute_dtype = options.dtype;
+  o.pool = &pool;
+  o.host_cache_experts = kDiskReadSlots * static_cast<size_t>(config.num_experts);
+  o.device_cache_experts = plan.staging_slots * static_cast<size_t>(config.num_experts);
+  o.progress = options.load_progress;
+  return o;
+}
+
 }  // namespace
 
 Model::Model(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -79,9 +93,13 @@ std::unique_ptr<Model> Model::load(const std::filesystem::path& dir, const Model
   store.staging_slots = plan.staging_slots;
   store.progress = options.load_progress;
   store.warning = options.warning;
+  auto experts = model_experts(impl->config);
+  const auto expert_placement = place_experts(experts, blocks, placement, plan.device_map, *impl->devices);
   impl->weights = std::make_unique<WeightStore>(std::move(checkpoint), blocks, placement, impl->devices->cpu(), store);
+  impl->experts = std::make_unique<ExpertStore>(impl->weights->checkpoint(), std::move(experts), expert_placement,
+                                                impl->devices->cpu(), expert_store_options(impl->config, options, plan, *impl->pool));
   impl->model = create_model(impl->config, std::move(blocks), *impl->weights);
-  impl->executor = std::make_unique<Executor>(*impl->model, *impl->weights, std::move(placement),
+  impl->executor = std::make_unique<Executor>(*impl->model, *impl->weights, *impl->experts, std::move(placement),
                                               impl->devices->cpu(), *impl->pool);
   impl->device_map = std::move(plan.device_map);
   impl->max_memory = std::move(plan.max_memory);
@@ -113,6 +131,8 @@ const std::string& Model::plan_source() const { return impl_->plan_source; }
 const std::string& Model::offload_choice() const { return impl_->offload_choice; }
 
 std::filesystem::path Model::offload_folder() const { return impl_->weights->offload_folder().dir(); }
+
+ExpertStats Model::expert_stats() const { return impl_->experts->stats(); }
 
 std::string Model::device_map_json() const {
   nlohmann::ordered_json j = nlohmann::ordered_json::object();

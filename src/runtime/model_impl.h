@@ -12,6 +12,7 @@
 #include "plan/map_usage.h"
 #include "runtime/devices.h"
 #include "runtime/executor.h"
+#include "runtime/expert_store.h"
 #include "runtime/weight_store.h"
 #include "strata/model.h"
 
@@ -29,6 +30,7 @@ struct Model::Impl {
   std::string plan_source;
   std::string offload_choice;
   std::unique_ptr<WeightStore> weights;
+  std::unique_ptr<ExpertStore> experts;  // after weights: it reads the checkpoint the weight store holds
   std::unique_ptr<CausalLM> model;
   std::unique_ptr<Executor> executor;
   double load_seconds = 0;

@@ -1,5 +1,6 @@
 #include "runtime/placement.h"
 
+#include <algorithm>
 #include <map>
 
 #include "strata/error.h"
@@ -48,11 +49,17 @@ std::vector<BlockPlacement> place_blocks(const std::vector<BlockSpec>& blocks, c
     if (!tier)
       throw Error("the device map does not place " + block.module, "", "",
                   "add an entry for it, or map \"\" to a device for everything not listed");
-    for (const auto& [key, device] : map)
-      if (key.size() > block.module.size() && covers(block.module, key) && !(device == *tier))
+    // A key inside the block splits it when it holds some of the block's
+    // weights; keys that hold only routed experts (their own groups) do not.
+    for (const auto& [key, device] : map) {
+      if (key.size() <= block.module.size() || !covers(block.module, key) || device == *tier) continue;
+      const bool holds_block_weights = std::any_of(block.weights.begin(), block.weights.end(),
+                                                   [&](const WeightSpec& w) { return covers(key, w.name); });
+      if (holds_block_weights)
         throw Error("the device map splits " + block.module + ": " + key + " is on " + label(device, devices) +
                         " but the rest on " + label(*tier, devices),
-                    "", "", "a decoder layer runs on one device; map the whole module");
+                    "", "", "a decoder layer runs on one device; map the whole module (its routed experts may go apart)");
+    }
     BlockPlacement p;
     p.tier = *tier;
     p.exec = tier->is_gpu() ? &devices.resolve(*tier) : block.lookup ? &devices.cpu() : &offload_exec;
@@ -71,6 +78,31 @@ std::vector<BlockPlacement> place_blocks(const std::vector<BlockSpec>& blocks, c
                         " apart, but they share the tied tensor " + w.name,
                     "", "", "place both on one device");
     }
+  return out;
+}
+
+std::vector<ExpertPlacement> place_experts(const std::vector<ExpertSpec>& experts, const std::vector<BlockSpec>& blocks,
+                                           const std::vector<BlockPlacement>& block_placement,
+                                           const plan::DeviceMap& map, DeviceSet& devices) {
+  std::vector<Device*> layer_exec;
+  for (size_t b = 0; b < blocks.size(); ++b)
+    if (blocks[b].layer >= 0) {
+      if (layer_exec.size() <= static_cast<size_t>(blocks[b].layer)) layer_exec.resize(static_cast<size_t>(blocks[b].layer) + 1);
+      layer_exec[static_cast<size_t>(blocks[b].layer)] = block_placement[b].exec;
+    }
+  std::vector<ExpertPlacement> out;
+  for (const ExpertSpec& e : experts) {
+    const plan::Device* tier = longest_match(map, e.module);
+    if (!tier)
+      throw Error("the device map does not place " + e.module, "", "",
+                  "add an entry for it, or map \"\" to a device for everything not listed");
+    Device* exec = layer_exec.at(static_cast<size_t>(e.layer));
+    if (tier->is_gpu() && &devices.resolve(*tier) != exec)
+      throw Error("the device map puts " + e.module + " on " + label(*tier, devices) + ", but its layer runs on " +
+                      exec->name(),
+                  "", "", "an expert computes where its layer does: map it there, to cpu or to disk");
+    out.push_back({*tier, exec});
+  }
   return out;
 }
 

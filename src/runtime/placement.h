@@ -33,4 +33,16 @@ std::vector<BlockPlacement> place_blocks(const std::vector<BlockSpec>& blocks, c
                                          std::optional<plan::Device> main_accelerator, DeviceSet& devices,
                                          const std::function<bool(const std::string&)>& is_module);
 
+struct ExpertPlacement {
+  plan::Device tier;       // an accelerator, cpu or disk
+  Device* exec = nullptr;  // the device that computes it: its layer's
+};
+
+// Where each routed expert lives (its own map entry, or its layer's) and
+// computes (where its layer runs). Throws strata::Error for an expert the map
+// does not place, or one placed on an accelerator its layer does not run on.
+std::vector<ExpertPlacement> place_experts(const std::vector<ExpertSpec>& experts, const std::vector<BlockSpec>& blocks,
+                                           const std::vector<BlockPlacement>& block_placement,
+                                           const plan::DeviceMap& map, DeviceSet& devices);
+
 }  // namespace strata

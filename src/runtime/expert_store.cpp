@@ -1,0 +1,339 @@
+#include "runtime/expert_store.h"
+
+#include <algorithm>
+#include <set>
+#include <tuple>
+
+#include "core/clock.h"
+#include "format/mapped_file.h"
+#include "runtime/convert.h"
+#include "strata/error.h"
+
+namespace strata {
+namespace {
+
+// Elements converted per piece when a converted expert goes to a device.
+constexpr size_t kConvertPiece = size_t{1} << 20;
+
+size_t round_to_page(size_t bytes) { return (bytes + DirectReader::kAlign - 1) / DirectReader::kAlign * DirectReader::kAlign; }
+
+}  // namespace
+
+ExpertStore::ExpertStore(const Checkpoint& checkpoint, std::vector<ExpertSpec> experts,
+                         const std::vector<ExpertPlacement>& placement, Device& host,
+                         const ExpertStoreOptions& options)
+    : specs_(std::move(experts)), pool_(options.pool) {
+  if (specs_.empty()) return;
+  // Every expert tensor is checked before any memory is taken.
+  std::vector<const TensorInfo*> infos;
+  for (const ExpertSpec& e : specs_)
+    for (const WeightSpec* w : e.weights()) {
+      const TensorInfo* info = checkpoint.find(w->name);
+      if (!info)
+        throw Error("expert tensor missing from the checkpoint", checkpoint.dir().string(), w->name,
+                    "config.json names more experts than the weights hold");
+      if (info->shape != w->stored_shape())
+        throw Error("shape " + shape_string(info->shape) + " does not match config.json (expected " +
+                        shape_string(w->stored_shape()) + ")",
+                    checkpoint.dir().string(), w->name, "config.json and weights disagree");
+      if (info->dtype != DType::F32 && info->dtype != DType::BF16 && info->dtype != DType::F16)
+        throw Error("weights stored as " + std::string(dtype_name(info->dtype)) + " are not supported",
+                    checkpoint.dir().string(), w->name, "strata reads F32, BF16 and F16 weights");
+      infos.push_back(info);
+    }
+  dtype_ = options.compute_dtype.value_or(infos.front()->dtype);
+  const ExpertSpec& first = specs_.front();
+  const size_t gate = static_cast<size_t>(first.gate.shape[0] * first.gate.shape[1]) * dtype_size(dtype_);
+  const size_t down = static_cast<size_t>(first.down.shape[0] * first.down.shape[1]) * dtype_size(dtype_);
+  offsets_[0] = 0;
+  offsets_[1] = align64(gate);
+  offsets_[2] = offsets_[1] + align64(gate);
+  expert_bytes_ = offsets_[2] + align64(down);
+
+  // Tiers, and how many experts each device holds or caches.
+  const int64_t layers = specs_.back().layer + 1;
+  first_of_layer_.assign(static_cast<size_t>(layers), static_cast<size_t>(-1));
+  layer_experts_.assign(static_cast<size_t>(layers), 0);
+  std::map<Device*, size_t> resident_count, cached_count;
+  size_t host_count = 0, disk_count = 0;
+  experts_.resize(specs_.size());
+  for (size_t i = 0; i < specs_.size(); ++i) {
+    const ExpertSpec& e = specs_[i];
+    if (e.expert == 0) first_of_layer_[static_cast<size_t>(e.layer)] = i;
+    ++layer_experts_[static_cast<size_t>(e.layer)];
+    Held& h = experts_[i];
+    h.spec = &e;
+    for (int m = 0; m < kMatrices; ++m) h.stored[m] = infos[i * kMatrices + static_cast<size_t>(m)];
+    h.exec = placement[i].exec;
+    const bool copied = h.exec->is_accelerator() && placement[i].tier.kind != plan::Device::gpu;
+    if (placement[i].tier.kind == plan::Device::disk) {
+      h.tier = Tier::disk;
+      ++disk_count;
+    } else {
+      h.tier = copied ? Tier::host : Tier::resident;
+      ++(copied ? host_count : resident_count[h.exec]);
+    }
+    if (copied) ++cached_count[h.exec];
+  }
+
+  // Disk experts: the runs their reads cover, where each matrix lands, and
+  // whether it can be computed on there.
+  for (size_t i = 0; i < specs_.size(); ++i) {
+    Held& h = experts_[i];
+    if (h.tier != Tier::disk) continue;
+    struct Part {
+      const TensorInfo* info;
+      int matrix;
+    };
+    std::vector<Part> parts;
+    for (int m = 0; m < kMatrices; ++m) parts.push_back({infos[i * kMatrices + static_cast<size_t>(m)], m});
+    const auto source = [&](const Part& p) { return std::make_tuple(p.info->file_index, p.info->file_offset); };
+    std::sort(parts.begin(), parts.end(), [&](const Part& a, const Part& b) { return source(a) < source(b); });
+    size_t at = 0;
+    for (const Part& p : parts) {
+      const auto& path = checkpoint.files()[p.info->file_index]->path();
+      auto& reader = readers_[path];
+      if (!reader) reader = std::make_unique<DirectReader>(path);
+      const uint64_t offset = p.info->file_offset, end = offset + p.info->nbytes;
+      if (!h.runs.empty() && h.runs.back().file == reader.get() && h.runs.back().offset + h.runs.back().size == offset) {
+        Run& run = h.runs.back();
+        run.size = end - run.offset;
+        at = run.position + DirectReader::span_bytes(run.offset, run.size);
+      } else {
+        h.runs.push_back({reader.get(), offset, end - offset, at});
+        at += DirectReader::span_bytes(offset, end - offset);
+      }
+      const Run& run = h.runs.back();
+      h.landed[p.matrix] = run.position + DirectReader::lead(run.offset) + static_cast<size_t>(offset - run.offset);
+      // The CPU reads elements in place only at their alignment; a copy to
+      // an accelerator needs none.
+      const bool aligned = h.exec->is_accelerator() || h.landed[p.matrix] % dtype_size(dtype_) == 0;
+      h.convert = h.convert || p.info->dtype != dtype_ || !aligned;
+    }
+    read_area_ = std::max(read_area_, at);
+  }
+
+  // Memory: resident experts on their device, the host tier, the caches.
+  std::map<Device*, uint8_t*> next_resident;
+  for (const auto& [device, count] : resident_count) {
+    buffers_.emplace_back(*device, count * expert_bytes_, "resident experts");
+    next_resident[device] = buffers_.back().data();
+  }
+  uint8_t* next_host = nullptr;
+  if (host_count > 0) {
+    buffers_.emplace_back(host, host_count * expert_bytes_, "experts in RAM for an accelerator");
+    next_host = buffers_.back().data();
+  }
+  if (disk_count > 0) {
+    bool any_convert = false;
+    for (const Held& h : experts_) any_convert = any_convert || h.convert;
+    host_slot_bytes_ = round_to_page(read_area_ + (any_convert ? expert_bytes_ : 0));
+    const size_t slots = std::clamp<size_t>(options.host_cache_experts, 1, disk_count);
+    buffers_.emplace_back(host, slots * host_slot_bytes_, "the expert cache in RAM");
+    host_slots_ = buffers_.back().data();
+    host_cache_ = ExpertCache(slots, specs_.size());
+  }
+  for (Held& h : experts_) {
+    if (h.tier == Tier::disk) cached_count[h.exec] += h.exec->is_accelerator() ? 1 : 0;
+  }
+  for (const auto& [device, count] : cached_count) {
+    if (count == 0) continue;
+    const size_t slots = std::clamp<size_t>(options.device_cache_experts, 1, count);
+    buffers_.emplace_back(*device, slots * expert_bytes_, "the expert cache of " + device->name());
+    device_caches_[device] = {ExpertCache(slots, specs_.size()), buffers_.back().data()};
+  }
+
+  // Resident and host experts are read once, now.
+  uint64_t total = 0, placed = 0;
+  for (const Held& h : experts_)
+    if (h.tier != Tier::disk) total += expert_bytes_;
+  if (options.progress && total > 0) options.progress(0, total);
+  for (size_t i = 0; i < experts_.size(); ++i) {
+    Held& h = experts_[i];
+    if (h.tier == Tier::disk) continue;
+    Device& home = h.tier == Tier::resident ? *h.exec : host;
+    uint8_t*& next = h.tier == Tier::resident ? next_resident.at(h.exec) : next_host;
+    h.data = next;
+    next += expert_bytes_;
+    for (int m = 0; m < kMatrices; ++m) {
+      const TensorInfo& info = *infos[i * kMatrices + static_cast<size_t>(m)];
+      const auto src = checkpoint.data(info);
+      const SourceTensor stored{info.dtype, src.data(), info.shape, false};
+      uint8_t* dst = h.data + offsets_[m];
+      if (home.host_addressable()) {
+        convert_tensor(stored, dtype_, dst, pool_);
+      } else if (info.dtype == dtype_) {
+        home.copy_in(dst, src.data(), src.size());
+      } else {
+        convert_in_pieces(stored, dtype_, kConvertPiece, pool_, [&](size_t offset, std::span<const uint8_t> piece) {
+          home.copy_in(dst + offset, piece.data(), piece.size());
+        });
+      }
+      release_mapped_pages(src);
+    }
+    placed += expert_bytes_;
+    if (options.progress) options.progress(placed, total);
+  }
+
+  // An accelerator copies host experts and the host cache often: page-lock
+  // them where that makes copies faster.
+  Device* copier = device_caches_.empty() ? nullptr : device_caches_.begin()->first;
+  if (copier)
+    for (const DeviceBuffer& buffer : buffers_) {
+      if (buffer.device() != &host || buffer.bytes() == 0) continue;
+      std::string failure;
+      if (copier->pin_host(buffer.data(), buffer.bytes(), failure)) pinned_.emplace_back(copier, buffer.data());
+    }
+}
+
+ExpertStore::~ExpertStore() {
+  for (const auto& [device, data] : pinned_) device->unpin_host(data);
+}
+
+ExpertStore::Held& ExpertStore::held(int64_t layer, int32_t expert) {
+  const size_t first = layer >= 0 && static_cast<size_t>(layer) < first_of_layer_.size()
+                           ? first_of_layer_[static_cast<size_t>(layer)]
+                           : static_cast<size_t>(-1);
+  if (first == static_cast<size_t>(-1) || expert < 0 ||
+      static_cast<size_t>(expert) >= layer_experts_[static_cast<size_t>(layer)])
+    throw Error("internal: no expert " + std::to_string(expert) + " in layer " + std::to_string(layer));
+  return experts_[first + static_cast<size_t>(expert)];
+}
+
+size_t ExpertStore::max_fetch(int64_t layer) const {
+  size_t most = layer_experts_.at(static_cast<size_t>(layer));
+  if (host_cache_.slots() > 0) most = std::min(most, host_cache_.slots());
+  for (const auto& [device, cache] : device_caches_) most = std::min(most, cache.cache.slots());
+  return most;
+}
+
+ExpertWeights ExpertStore::views_at(const Held& h, const uint8_t* base) const {
+  const auto view = [&](const WeightSpec& w, size_t offset) {
+    return MatrixView{dtype_, base + offset, w.shape[0], w.shape[1]};
+  };
+  return {view(h.spec->gate, offsets_[0]), view(h.spec->up, offsets_[1]), view(h.spec->down, offsets_[2])};
+}
+
+void ExpertStore::fetch(int64_t layer, std::span<const int32_t> ids, std::span<ExpertWeights> out) {
+  host_cache_.begin_fetch();
+  for (auto& [device, cache] : device_caches_) cache.cache.begin_fetch();
+  // Disk experts first come to the host cache; misses are read together.
+  pending_.clear();
+  host_bases_.assign(ids.size(), nullptr);
+  for (size_t i = 0; i < ids.size(); ++i) {
+    Held& h = held(layer, ids[i]);
+    const size_t index = static_cast<size_t>(&h - experts_.data());
+    ++counters_.routed;
+    counters_.routed_bytes += expert_bytes_;
+    if (h.tier == Tier::resident) continue;
+    if (h.tier == Tier::host) {
+      host_bases_[i] = h.data;
+      continue;
+    }
+    ++counters_.host_lookups;
+    if (const auto slot = host_cache_.find(index)) {
+      ++counters_.host_hits;
+      host_bases_[i] = host_slots_ + *slot * host_slot_bytes_;
+    } else {
+      uint8_t* slot_base = host_slots_ + host_cache_.place(index) * host_slot_bytes_;
+      pending_.push_back({&h, slot_base});
+      host_bases_[i] = slot_base;
+    }
+  }
+  read_misses();
+
+  for (size_t i = 0; i < ids.size(); ++i) {
+    Held& h = held(layer, ids[i]);
+    const size_t index = static_cast<size_t>(&h - experts_.data());
+    if (h.tier == Tier::resident) {
+      out[i] = views_at(h, h.data);
+      continue;
+    }
+    // Where its bytes are in host memory: the held layout (host tier, or a
+    // converted read), or where a read landed.
+    const uint8_t* base = host_bases_[i];
+    const bool as_read = h.tier == Tier::disk && !h.convert;
+    const auto host_view = [&]() -> ExpertWeights {
+      if (!as_read) return views_at(h, h.tier == Tier::disk ? base + read_area_ : base);
+      ExpertWeights v = views_at(h, base);
+      v.gate.data = base + h.landed[0];
+      v.up.data = base + h.landed[1];
+      v.down.data = base + h.landed[2];
+      return v;
+    };
+    if (!h.exec->is_accelerator()) {
+      out[i] = host_view();
+      continue;
+    }
+    DeviceCache& dc = device_caches_.at(h.exec);
+    ++counters_.device_lookups;
+    size_t slot = 0;
+    if (const auto found = dc.cache.find(index)) {
+      ++counters_.device_hits;
+      slot = *found;
+    } else {
+      if (h.tier == Tier::host) {
+        ++counters_.missed;
+        counters_.missed_bytes += expert_bytes_;
+      }
+      slot = dc.cache.place(index);
+      uint8_t* dst = dc.slots + slot * expert_bytes_;
+      const ExpertWeights src = host_view();
+      const MatrixView* parts[] = {&src.gate, &src.up, &src.down};
+      for (int m = 0; m < kMatrices; ++m) {
+        const size_t bytes = static_cast<size_t>(parts[m]->rows * parts[m]->cols) * dtype_size(dtype_);
+        h.exec->copy_in(dst + offsets_[m], parts[m]->data, bytes);
+        counters_.copied_bytes += bytes;
+      }
+    }
+    out[i] = views_at(h, dc.slots + slot * expert_bytes_);
+  }
+}
+
+// Reads the fetch's host-cache misses, spread over the pool's threads so the
+// disk sees several requests at once, then converts those that need it.
+void ExpertStore::read_misses() {
+  if (pending_.empty()) return;
+  const auto start = std::chrono::steady_clock::now();
+  const auto read_one = [&](size_t p) {
+    const PendingRead& r = pending_[p];
+    const Held& h = *r.held;
+    for (const Run& run : h.runs) run.file->read(run.offset, run.size, r.slot + run.position);
+    if (!h.convert) return;
+    // Into the held layout beside the read area (on this worker: no nested pool).
+    for (int m = 0; m < kMatrices; ++m) {
+      const TensorInfo& info = *h.stored[m];
+      convert_tensor({info.dtype, r.slot + h.landed[m], info.shape, false}, dtype_, r.slot + read_area_ + offsets_[m],
+                     nullptr);
+    }
+  };
+  if (pool_ && pending_.size() > 1) {
+    pool_->parallel_for(pending_.size(), 1, [&](size_t begin, size_t end, int) {
+      for (size_t p = begin; p < end; ++p) read_one(p);
+    });
+  } else {
+    for (size_t p = 0; p < pending_.size(); ++p) read_one(p);
+  }
+  counters_.read_seconds += seconds_since(start);
+  for (const PendingRead& r : pending_) {
+    uint64_t bytes = 0;
+    for (const Run& run : r.held->runs) bytes += run.size;
+    counters_.disk_bytes += bytes;
+    ++counters_.missed;
+    counters_.missed_bytes += expert_bytes_;
+  }
+}
+
+ExpertStats ExpertStore::stats() const {
+  ExpertStats s = counters_;
+  s.expert_bytes = expert_bytes_;
+  return s;
+}
+
+std::vector<std::filesystem::path> ExpertStore::disk_files() const {
+  std::vector<std::filesystem::path> out;
+  for (const auto& [path, reader] : readers_) out.push_back(path);
+  return out;
+}
+
+}  // namespace strata

@@ -1,0 +1,130 @@
+// The expert store: keeps every routed expert of a mixture-of-experts model
+// on its tier and brings only the experts the router picked to the device
+// that computes them (DESIGN.md, "Devices, tiers and the unit of placement"):
+// - resident: on its layer's executing device, read once at load;
+// - host: in host RAM; an accelerator gets it copied into its expert cache;
+// - disk: in the checkpoint; read with direct I/O into the host expert
+//   cache when routed and missing there (then copied on to an accelerator's
+//   cache when one computes it).
+// An expert is three matrices (gate, up, down) held back to back, each
+// 64-byte aligned, in the compute dtype. Experts read from disk are used where
+// the read lands when their stored bytes are what is computed with; else they
+// are converted into the slot beside the read.
+// Thread-safety: built before running; fetch is called by the one thread that
+// runs the model (it spreads the reads of one fetch over the thread pool).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "backend/device.h"
+#include "core/thread_pool.h"
+#include "format/direct_reader.h"
+#include "format/safetensors.h"
+#include "models/causal_lm.h"
+#include "plan/device.h"
+#include "runtime/expert_cache.h"
+#include "runtime/placement.h"
+#include "strata/model.h"
+
+namespace strata {
+
+struct ExpertStoreOptions {
+  std::optional<DType> compute_dtype;  // nullopt: as stored
+  ThreadPool* pool = nullptr;          // load-time conversion and a fetch's parallel reads
+  size_t host_cache_experts = 0;       // disk experts kept in RAM after their read
+  size_t device_cache_experts = 0;     // per accelerator: experts from RAM or disk kept there
+  std::function<void(uint64_t placed, uint64_t total)> progress;  // while resident experts load
+};
+
+class ExpertStore final : public ExpertSource {
+ public:
+  // Throws strata::Error naming the tensor for a missing expert tensor, a
+  // shape that disagrees with config.json or an unsupported dtype, and naming
+  // the device when it runs out of memory.
+  ExpertStore(const Checkpoint& checkpoint, std::vector<ExpertSpec> experts,
+              const std::vector<ExpertPlacement>& placement, Device& host, const ExpertStoreOptions& options);
+  ~ExpertStore() override;
+  ExpertStore(const ExpertStore&) = delete;
+  ExpertStore& operator=(const ExpertStore&) = delete;
+
+  size_t max_fetch(int64_t layer) const override;
+  void fetch(int64_t layer, std::span<const int32_t> ids, std::span<ExpertWeights> out) override;
+
+  // What fetches have done so far (ExpertStats in strata/model.h says what each counts).
+  ExpertStats stats() const;
+  // Bytes of one expert as held, and of all experts.
+  uint64_t expert_bytes() const { return expert_bytes_; }
+  uint64_t total_bytes() const { return expert_bytes_ * experts_.size(); }
+  // The files disk experts are read from.
+  std::vector<std::filesystem::path> disk_files() const;
+  bool empty() const { return experts_.empty(); }
+
+ private:
+  enum class Tier { resident, host, disk };
+  // A contiguous byte range of the checkpoint holding some of an expert's tensors.
+  struct Run {
+    const DirectReader* file = nullptr;
+    uint64_t offset = 0, size = 0;
+    size_t position = 0;  // page-aligned, in the slot's read area
+  };
+  struct Held {
+    const ExpertSpec* spec = nullptr;
+    const TensorInfo* stored[3] = {nullptr, nullptr, nullptr};  // gate, up, down in the checkpoint
+    Tier tier = Tier::resident;
+    Device* exec = nullptr;
+    uint8_t* data = nullptr;  // resident: on exec; host: in host RAM
+    // Disk: the runs read, and where each matrix's first byte lands in the
+    // read area; with `convert`, the bytes are converted into the slot's
+    // held layout instead of computed on where they land.
+    std::vector<Run> runs;
+    size_t landed[3] = {0, 0, 0};
+    bool convert = false;
+  };
+  static constexpr int kMatrices = 3;  // gate, up, down
+
+  Held& held(int64_t layer, int32_t expert);
+  ExpertWeights views_at(const Held& h, const uint8_t* base) const;
+  void read_misses();
+
+  std::vector<ExpertSpec> specs_;
+  std::vector<Held> experts_;       // in specs_ order
+  std::vector<size_t> first_of_layer_;  // index of each layer's expert 0, or -1 for a dense layer
+  std::vector<size_t> layer_experts_;
+  DType dtype_ = DType::F32;        // experts as held
+  size_t offsets_[3] = {0, 0, 0};   // of gate, up, down in the held layout
+  uint64_t expert_bytes_ = 0;       // held layout
+  size_t read_area_ = 0;            // bytes of a disk expert's read, page-aligned
+  std::vector<DeviceBuffer> buffers_;
+  std::vector<std::pair<Device*, void*>> pinned_;
+  std::map<std::filesystem::path, std::unique_ptr<DirectReader>> readers_;
+  ThreadPool* pool_ = nullptr;
+
+  // The host cache of disk experts: slot s at host_slots_ + s * host_slot_bytes_.
+  ExpertCache host_cache_;
+  uint8_t* host_slots_ = nullptr;
+  size_t host_slot_bytes_ = 0;
+  // Accelerators' caches of host and disk experts.
+  struct DeviceCache {
+    ExpertCache cache;
+    uint8_t* slots = nullptr;
+  };
+  std::map<Device*, DeviceCache> device_caches_;
+
+  // The misses of the fetch in progress, read together.
+  struct PendingRead {
+    Held* held;
+    uint8_t* slot;
+  };
+  std::vector<PendingRead> pending_;
+  std::vector<const uint8_t*> host_bases_;  // per id of the fetch in progress
+  ExpertStats counters_;
+};
+
+}  // namespace strata

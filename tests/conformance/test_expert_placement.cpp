@@ -1,0 +1,147 @@
+// Routed experts are weight groups of their own (DESIGN.md, "the unit of
+// placement"): a map may put the experts of one layer on different tiers —
+// some resident on the accelerator that runs the layer, some in RAM, some on
+// disk — and the logits stay bit-identical to the all-CPU run, batched or
+// not. Only the experts the router picked are read from disk or copied, and
+// caches keep them: the counters show it.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <string>
+
+#include "strata/generate.h"
+#include "strata/model.h"
+#include "test_support.h"
+
+namespace strata {
+namespace {
+
+namespace fs = std::filesystem;
+
+fs::path model_dir(const std::string& name) { return test::fixtures_dir() / "models" / name; }
+
+class ExpertPlacement : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    STRATA_REQUIRE_FIXTURES();
+    ref_ = test::read_reference(model_dir(GetParam()));
+    config_ = ModelConfig::from_file(model_dir(GetParam()) / "config.json");
+    experts_path_ = GetParam() == "mixtral-tiny-random" ? ".block_sparse_moe.experts." : ".mlp.experts.";
+  }
+
+  ModelOptions options(const std::string& device_map, const std::string& sims = "") const {
+    ModelOptions o = test::with_threads(2);
+    o.device_map = device_map;
+    o.sim_devices = sims;
+    o.offload_folder = offload_.path();
+    o.ctx = ref_.tokens;
+    o.batch = ref_.rows;
+    o.all_logits = true;
+    return o;
+  }
+
+  // "model.layers.L<experts path>E"
+  std::string expert(int64_t layer, int64_t e) const {
+    return "model.layers." + std::to_string(layer) + experts_path_ + std::to_string(e);
+  }
+
+  // Expert e of every layer goes to tier(e); the rest of the map is `rest`.
+  std::string map_with_experts(const std::string& rest, const std::function<std::string(int64_t)>& tier) const {
+    std::string json = "{" + rest;
+    for (int64_t l = 0; l < config_.num_layers; ++l)
+      for (int64_t e = 0; e < config_.num_experts; ++e) {
+        const std::string t = tier(e);
+        if (!t.empty()) json += ", \"" + expert(l, e) + "\": " + t;
+      }
+    return json + "}";
+  }
+
+  struct Outcome {
+    std::vector<float> logits;
+    std::vector<int32_t> greedy;
+    ExpertStats stats;
+    std::vector<DeviceReport> devices;
+  };
+
+  Outcome run(const ModelOptions& o) const {
+    auto model = Model::load(model_dir(GetParam()), o);
+    Outcome r;
+    r.logits = model->logits(ref_.input_ids, ref_.rows, ref_.tokens);
+    GenerateOptions g;
+    g.max_new_tokens = 6;
+    const std::vector<int32_t> prompt(ref_.input_ids.begin(), ref_.input_ids.begin() + 2);
+    r.greedy = generate(*model, prompt, g).new_ids;
+    r.stats = model->expert_stats();
+    r.devices = model->devices();
+    return r;
+  }
+
+  void expect_same(const Outcome& got, const char* what) const {
+    if (cpu_.logits.empty()) cpu_ = run(options(R"({"": "cpu"})"));
+    ASSERT_EQ(got.logits.size(), cpu_.logits.size()) << what;
+    EXPECT_EQ(0, std::memcmp(got.logits.data(), cpu_.logits.data(), cpu_.logits.size() * sizeof(float)))
+        << what << ": logits differ from the all-CPU run";
+    EXPECT_EQ(got.greedy, cpu_.greedy) << what;
+    for (const DeviceReport& d : got.devices)
+      if (d.name != "disk" && !std::isinf(d.budget)) EXPECT_LE(static_cast<double>(d.peak), d.budget) << what;
+  }
+
+  test::Reference ref_;
+  ModelConfig config_;
+  std::string experts_path_;
+  test::TempDir offload_;
+  mutable Outcome cpu_;
+};
+
+TEST_P(ExpertPlacement, AllOnCpuMatchesTransformers) {
+  const Outcome cpu = run(options(R"({"": "cpu"})"));
+  float worst = 0;
+  for (size_t i = 0; i < cpu.logits.size(); ++i) worst = std::max(worst, std::fabs(cpu.logits[i] - ref_.logits[i]));
+  EXPECT_LE(worst, 1e-4f);  // the fixtures README's float32 threshold
+  EXPECT_GT(cpu.stats.routed, 0u);
+  EXPECT_EQ(cpu.stats.missed, 0u) << "resident experts are never missed";
+  EXPECT_EQ(cpu.stats.disk_bytes, 0u);
+}
+
+TEST_P(ExpertPlacement, OneLayersExpertsOnSimCpuAndDisk) {
+  // Layers on sim:0; per layer, expert 0 stays there, expert 1 in RAM (copied
+  // when routed), the rest on disk (read when routed).
+  const std::string map = map_with_experts(R"("": 0)", [](int64_t e) {
+    return e == 0 ? std::string() : e == 1 ? "\"cpu\"" : "\"disk\"";
+  });
+  const Outcome got = run(options(map, "1x64MiB"));
+  expect_same(got, "experts over sim:0, cpu and disk");
+  EXPECT_GT(got.stats.disk_bytes, 0u);
+  EXPECT_GT(got.stats.copied_bytes, 0u);
+  EXPECT_GT(got.stats.device_lookups, 0u);
+  // Only routed experts are read, each at most once per miss.
+  EXPECT_LE(got.stats.disk_bytes, got.stats.missed * got.stats.expert_bytes);
+}
+
+TEST_P(ExpertPlacement, ExpertsOnDiskRunOnTheCpu) {
+  // Everything in RAM but the experts, which the CPU reads from disk when routed.
+  const std::string map = map_with_experts(R"("": "cpu")", [](int64_t) { return "\"disk\""; });
+  const Outcome got = run(options(map));
+  expect_same(got, "experts on disk, computed on the cpu");
+  EXPECT_GT(got.stats.missed, 0u);
+  EXPECT_EQ(got.stats.copied_bytes, 0u);
+  // The cache holds two layers' worth of experts: everything routed twice hits.
+  EXPECT_GT(got.stats.host_hits, 0u);
+  EXPECT_EQ(got.stats.host_hits + got.stats.missed, got.stats.host_lookups);
+}
+
+TEST_P(ExpertPlacement, EverythingOnDiskStreamsToOneSimDevice) {
+  ModelOptions o = options(R"({"": "disk"})", "1x64MiB");
+  o.main_device = "sim:0";
+  const Outcome got = run(o);
+  expect_same(got, "all on disk, run on sim:0");
+  EXPECT_GT(got.stats.disk_bytes, 0u);
+  EXPECT_GT(got.stats.copied_bytes, 0u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, ExpertPlacement,
+                         ::testing::Values("mixtral-tiny-random", "qwen2moe-tiny-random", "qwen3moe-tiny-random"),
+                         test::ParamName());
+
+}  // namespace
+}  // namespace strata
