@@ -8,9 +8,11 @@
 #include <filesystem>
 #include <functional>
 #include <limits>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -178,21 +180,84 @@ std::optional<std::pair<std::string, long>> numbered(const std::string& name) {
   return std::make_pair(name.substr(0, dot), std::stol(name.substr(dot + 1)));
 }
 
+// The device of `module` under the map: the longest key that covers it.
+const plan::Device* device_of(const plan::DeviceMap& map, const std::string& module) {
+  const plan::Device* found = nullptr;
+  size_t longest = 0;
+  for (const auto& [key, device] : map)
+    if ((key.empty() || key == module || module.rfind(key + ".", 0) == 0) && (!found || key.size() >= longest)) {
+      found = &device;
+      longest = key.size();
+    }
+  return found;
+}
+
+// How many routed experts of each layer sit on each device, runs of layers
+// with the same counts on one line.
+void print_experts(const Request& r, const plan::MapPlan& o, const std::string& kind) {
+  if (r.needs.experts.empty()) return;
+  std::vector<std::string> layers;
+  std::vector<std::map<std::string, int>> counts;
+  std::set<std::string> columns;
+  for (const auto& e : r.needs.experts) {
+    if (layers.empty() || layers.back() != e.layer) {
+      layers.push_back(e.layer);
+      counts.emplace_back();
+    }
+    const plan::Device* d = device_of(o.device_map, e.module);
+    const std::string label = d ? plan::device_label(*d, kind) : "unmapped";
+    ++counts.back()[label];
+    columns.insert(label);
+  }
+  std::printf("\n%-40s", "routed experts per layer");
+  for (const auto& c : columns) std::printf(" %8s", c.c_str());
+  std::printf("\n");
+  for (size_t i = 0; i < layers.size();) {
+    size_t j = i + 1;
+    while (j < layers.size() && counts[j] == counts[i]) ++j;
+    std::string shown = layers[i];
+    if (j - i > 1) shown += "-" + std::to_string(numbered(layers[j - 1]) ? numbered(layers[j - 1])->second : 0);
+    std::printf("%-40s", shown.c_str());
+    for (const auto& c : columns) std::printf(" %8d", counts[i].count(c) ? counts[i].at(c) : 0);
+    std::printf("\n");
+    i = j;
+  }
+}
+
 void print_table(const Request& r, const plan::MapPlan& o, const plan::MaxMemory& mm, const std::string& kind) {
   const plan::ModuleSizes sizes = plan::compute_module_sizes(r.tree, r.sizes);
+  // Entries of routed experts are summed up per layer below; a module's
+  // bytes leave out the entries under it, shown on their own lines.
+  std::set<std::string> expert_entries;
+  for (const auto& [name, device] : o.device_map)
+    for (const auto& e : r.needs.experts)
+      if (e.module == name || e.module.rfind(name + ".", 0) == 0) {
+        if (name.size() > e.layer.size()) expert_entries.insert(name);
+        break;
+      }
+  const auto bytes_of = [&](const std::string& name) {
+    double bytes = sizes.at(name);
+    for (const auto& [key, device] : o.device_map)
+      if (key.size() > name.size() && (name.empty() || key.rfind(name + ".", 0) == 0)) bytes -= sizes.at(key);
+    return bytes;
+  };
   std::printf("strategy %s: %s\n\n%-40s %-8s %s\n", r.strategy.c_str(), r.summary.c_str(), "module", "device", "bytes");
   // Runs of numbered siblings (decoder layers) on one device print as one line.
   for (size_t i = 0; i < o.device_map.size();) {
     const auto& [name, device] = o.device_map[i];
+    if (expert_entries.count(name)) {
+      ++i;
+      continue;
+    }
     size_t j = i + 1;
     const auto first = numbered(name);
-    double total = sizes.at(name);
+    double total = bytes_of(name);
     bool same_size = true;
     while (first && j < o.device_map.size() && o.device_map[j].second == device) {
       const auto next = numbered(o.device_map[j].first);
       if (!next || next->first != first->first || next->second != first->second + static_cast<long>(j - i)) break;
-      same_size = same_size && sizes.at(o.device_map[j].first) == sizes.at(name);
-      total += sizes.at(o.device_map[j].first);
+      same_size = same_size && bytes_of(o.device_map[j].first) == bytes_of(name);
+      total += bytes_of(o.device_map[j].first);
       ++j;
     }
     std::string shown = name.empty() ? "(everything)" : name, detail;
@@ -204,12 +269,13 @@ void print_table(const Request& r, const plan::MapPlan& o, const plan::MaxMemory
             if (sizes.contains(owner)) detail = " (" + member + " is " + owner + ")";
     if (j - i > 1) {
       shown += "-" + std::to_string(first->second + static_cast<long>(j - i - 1));
-      detail = " (" + std::to_string(j - i) + (same_size ? " × " + format_bytes(sizes.at(name)) : " layers") + ")";
+      detail = " (" + std::to_string(j - i) + (same_size ? " × " + format_bytes(bytes_of(name)) : " layers") + ")";
     }
     std::printf("%-40s %-8s %s%s\n", shown.c_str(), plan::device_label(device, kind).c_str(),
                 format_bytes(total).c_str(), detail.c_str());
     i = j;
   }
+  print_experts(r, o, kind);
   std::printf("\n%-8s %11s %11s %11s %11s %11s %11s\n", "device", "weights", "KV+runtime", "activations", "staging",
               "total", "budget");
   bool over = false;

@@ -1,6 +1,7 @@
 // strata synth: write a random-weight Hugging Face checkpoint of any
-// Llama-family shape, for benchmarks and tests that need a model of a given
-// size without downloading one. The work is in src/synth/checkpoint.cpp.
+// Llama-family shape, dense or mixture-of-experts, for benchmarks and tests
+// that need a model of a given size without downloading one. The work is in
+// src/synth/synth_checkpoint.cpp.
 
 #include <cstdio>
 #include <map>
@@ -23,6 +24,7 @@ struct SynthArgs {
   std::string arch;
   int64_t hidden = 0, layers = 0, heads = 0, kv_heads = 0, intermediate = 0, vocab = 0, head_dim = 0;
   int64_t max_position = 0;
+  int64_t experts = 0, experts_per_token = 0, moe_intermediate = 0, shared_expert_intermediate = 0;
   double rope_theta = 0;
   std::string dtype = "bf16";
   std::string shard_size = "2GB";
@@ -66,6 +68,10 @@ SynthSpec build_spec(const SynthArgs& a) {
   if (given("--head-dim")) spec.head_dim = a.head_dim;
   if (given("--max-position")) spec.max_position_embeddings = a.max_position;
   if (given("--rope-theta")) spec.rope_theta = a.rope_theta;
+  if (given("--experts")) spec.num_experts = a.experts;
+  if (given("--experts-per-token")) spec.num_experts_per_tok = a.experts_per_token;
+  if (given("--moe-intermediate")) spec.moe_intermediate_size = a.moe_intermediate;
+  if (given("--shared-expert-intermediate")) spec.shared_expert_intermediate_size = a.shared_expert_intermediate;
   if (a.tie_flag->count() > 0) spec.tie_word_embeddings = a.tie;
   spec.dtype = parse_dtype_flag(a.dtype);
   spec.shard_size = parse_byte_size(a.shard_size);
@@ -104,15 +110,20 @@ void add_synth_command(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand(
       "synth",
       "Write a random-weight Hugging Face checkpoint (config.json, safetensors, tokenizer.json) of a given "
-      "Llama-family or Qwen3 shape (its tensors are those the family's description declares). Give --like NAME for a known shape, or all of --hidden --layers --heads "
-      "--intermediate --vocab; any shape flag overrides the preset's value. Weights are uniform with the std "
-      "of N(0,1)/sqrt(fan_in) (norms 1+0.1u, biases 0.1u) and depend only on --seed.");
+      "Llama-family, Qwen3 or mixture-of-experts (Mixtral, Qwen-MoE) shape (its tensors are those the family's "
+      "description declares). Give --like NAME for a known shape, or all of --hidden --layers --heads "
+      "--intermediate --vocab (plus --experts --experts-per-token for a mixture of experts, --moe-intermediate "
+      "for Qwen-MoE and --shared-expert-intermediate for Qwen2-MoE); any shape flag overrides the preset's "
+      "value. Weights are uniform with the std of N(0,1)/sqrt(fan_in), experts' and routers' included (norms "
+      "1+0.1u, biases 0.1u), and depend only on --seed.");
   cmd->add_option("-o,--output", args->output, "Directory to write (created if missing)")->required();
   cmd->add_option("--like", args->like, "Start from a preset shape: " + presets);
   cmd->add_option("--arch", args->arch,
                   "Architecture: llama (LlamaForCausalLM), qwen2 (adds q/k/v biases), qwen3 (per-head q/k norms), "
-                  "mistral")
-      ->check(CLI::IsMember({"llama", "qwen2", "qwen3", "mistral"}));
+                  "mistral; with experts in every layer: mixtral (Mistral's attention, experts --intermediate wide), "
+                  "qwen2_moe (Qwen2's, plus a shared expert every token runs), qwen3_moe (Qwen3's). Qwen-MoE "
+                  "top-k weights are renormalized (norm_topk_prob true, as Qwen3-MoE's checkpoints; Mixtral always)")
+      ->check(CLI::IsMember(synth_architecture_names()));
   const auto shape = [&](const char* flag, int64_t& target, const char* help) {
     args->shape_flags[flag] = cmd->add_option(flag, target, help)->check(CLI::PositiveNumber);
   };
@@ -120,10 +131,20 @@ void add_synth_command(CLI::App& app) {
   shape("--layers", args->layers, "num_hidden_layers L");
   shape("--heads", args->heads, "num_attention_heads A");
   shape("--kv-heads", args->kv_heads, "num_key_value_heads K (default: A); A must be a multiple of K");
-  shape("--intermediate", args->intermediate, "intermediate_size I of the MLP");
+  shape("--intermediate", args->intermediate,
+        "intermediate_size I of the MLP (Mixtral: each expert's width; Qwen-MoE: the dense layers', if any)");
   shape("--vocab", args->vocab, "vocab_size V; at least 259 (3 special + 256 byte tokens)");
   shape("--head-dim", args->head_dim, "head_dim D (default: H / A); must be even");
   shape("--max-position", args->max_position, "max_position_embeddings (default: the preset's, else 2048)");
+  shape("--experts", args->experts,
+        "Experts per MoE layer E (num_local_experts for Mixtral, num_experts for Qwen-MoE); only with mixtral, "
+        "qwen2_moe or qwen3_moe");
+  shape("--experts-per-token", args->experts_per_token,
+        "Experts the router picks for each token (num_experts_per_tok, its top-k), at most E");
+  shape("--moe-intermediate", args->moe_intermediate,
+        "moe_intermediate_size W, each expert's width (Qwen-MoE; Mixtral's experts are --intermediate wide)");
+  shape("--shared-expert-intermediate", args->shared_expert_intermediate,
+        "shared_expert_intermediate_size S, the width of Qwen2-MoE's shared expert");
   args->shape_flags["--rope-theta"] =
       cmd->add_option("--rope-theta", args->rope_theta, "rope_theta (default: the preset's, else 10000)")
           ->check(CLI::PositiveNumber);

@@ -16,6 +16,13 @@ uint64_t numel(const std::vector<int64_t>& shape) {
   return n;
 }
 
+// The module of decoder layer `layer`.
+std::string blocks_layer_module(const std::vector<BlockSpec>& blocks, int64_t layer) {
+  for (const BlockSpec& b : blocks)
+    if (b.layer == layer) return b.module;
+  return {};
+}
+
 }  // namespace
 
 DType dtype_from_torch(const std::string& torch_name) {
@@ -63,6 +70,23 @@ plan::MemoryNeeds memory_needs(const ModelConfig& config,
       extra += static_cast<double>(held_bytes(w, stored, compute)) - planned;
     }
     if (extra != 0) needs.held_extra_bytes[block.module] = extra;
+  }
+  for (const ExpertSpec& e : model_experts(config)) {
+    needs.experts.push_back({e.module, blocks_layer_module(blocks, e.layer)});
+    double extra = 0;
+    for (const WeightSpec* w : e.weights()) {
+      const DType stored = dtype_from_torch(torch_dtype_of(w->name));
+      const size_t planned_element = compute ? std::min(dtype_size(stored), dtype_size(*compute)) : dtype_size(stored);
+      extra += static_cast<double>(held_bytes(*w, stored, compute)) - static_cast<double>(numel(w->shape) * planned_element);
+      needs.experts_converted = needs.experts_converted || (compute && *compute != stored);
+    }
+    if (extra != 0) needs.held_extra_bytes[e.module] = extra;
+  }
+  if (config.num_experts > 0) {
+    // A fetch brings at most one step's experts of one layer; twice that
+    // lets the next step find some of them still there.
+    const int64_t step_experts = std::min(config.num_experts, batch * config.num_experts_per_tok);
+    needs.host_expert_cache = needs.device_expert_cache = static_cast<int>(2 * step_experts);
   }
   needs.activation_bytes = static_cast<double>(align64(workspace_floats(config, limits) * sizeof(float)));
   const SessionHostSizes host = session_host_sizes(config, limits);

@@ -127,6 +127,7 @@ class AutoPlanner {
     }
     size_t k = 0;
     for (size_t i = 0; i < units_.units.size(); ++i) {
+      if (units_.units[i].expert) continue;  // placed after every other unit, below
       if (a.unit_devices[i]) continue;  // placed with a tied partner
       std::vector<size_t> members;
       for (size_t m : groups_[i])
@@ -151,16 +152,73 @@ class AutoPlanner {
         }
       }
     }
+    place_experts(a, used, reserve);
     a.own = used;
     return a;
+  }
+
+  // Routed experts come last, so attention, routers and shared experts get
+  // the fastest tiers first; each expert then takes the first device with
+  // room that may hold it: the accelerator its layer runs on, the cpu, disk.
+  void place_experts(Attempt& a, std::vector<double>& used, const std::vector<double>& reserve) const {
+    for (size_t i = 0; i < units_.units.size(); ++i) {
+      const PlacementUnit& unit = units_.units[i];
+      if (!unit.expert || a.stuck) continue;
+      const Device layer_exec = unit.layer >= 0 && a.unit_devices[static_cast<size_t>(unit.layer)]
+                                    ? execution_device(*a.unit_devices[static_cast<size_t>(unit.layer)], main_accelerator_)
+                                    : main_;
+      for (size_t k = 0;; ++k) {
+        if (k == devices_.size()) {
+          a.stuck = i;
+          return;
+        }
+        const Device& d = devices_[k];
+        if (d.is_gpu() && !(d == layer_exec)) continue;
+        const double cost = unit.held_bytes + (d == Device::disk_() ? 0 : unit.held_extra);
+        if (d.kind == Device::disk || used[k] + cost <= budget_of(max_memory_, d) - reserve[k]) {
+          used[k] += cost;
+          a.unit_devices[i] = d;
+          a.order.push_back(i);
+          ++a.units_on[k];
+          break;
+        }
+      }
+    }
   }
 
   AutoPlan finish(const Attempt& a, MapUsage usage) const {
     AutoPlan plan;
     DeviceMap map;
     map.reserve(a.order.size());
-    for (size_t i : a.order) map.emplace_back(units_.units[i].name, *a.unit_devices[i]);
+    for (size_t i : a.order)
+      if (!units_.units[i].expert) map.emplace_back(units_.units[i].name, *a.unit_devices[i]);
     plan.device_map = clean_in_placement_order(map);
+    // Experts go after the cleaned map, as longer keys than their layer's
+    // (clean_device_map assumes no key is the prefix of another): only those
+    // away from their layer, and all of a layer's as their container when
+    // they share one device.
+    for (size_t i = 0; i < units_.units.size();) {
+      const PlacementUnit& unit = units_.units[i];
+      if (!unit.expert) {
+        ++i;
+        continue;
+      }
+      size_t end = i;
+      while (end < units_.units.size() && units_.units[end].expert && units_.units[end].layer == unit.layer) ++end;
+      const std::optional<Device> layer_device =
+          unit.layer >= 0 ? a.unit_devices[static_cast<size_t>(unit.layer)] : std::nullopt;
+      bool shared = true;
+      for (size_t e = i; e < end; ++e) shared = shared && *a.unit_devices[e] == *a.unit_devices[i];
+      if (shared && unit.layer >= 0) {
+        if (!(layer_device && *layer_device == *a.unit_devices[i]))
+          plan.device_map.emplace_back(unit.name.substr(0, unit.name.rfind('.')), *a.unit_devices[i]);
+      } else {
+        for (size_t e = i; e < end; ++e)
+          if (!(layer_device && *layer_device == *a.unit_devices[e]))
+            plan.device_map.emplace_back(units_.units[e].name, *a.unit_devices[e]);
+      }
+      i = end;
+    }
     plan.main_accelerator = main_accelerator_;
     plan.usage = std::move(usage);
     return plan;

@@ -11,6 +11,10 @@
 namespace strata::plan {
 namespace {
 
+// A disk expert's slot in the RAM cache is rounded up to a whole page of
+// direct I/O (format/direct_reader.h's alignment; plan/ does no I/O itself).
+constexpr double kDirectReadPage = 4096;
+
 // Every dotted prefix of `name`, longest first, ending with "" (which matches all).
 template <typename Visit>
 bool for_each_prefix(const std::string& name, Visit visit) {
@@ -22,8 +26,10 @@ bool for_each_prefix(const std::string& name, Visit visit) {
 
 class UnitCollector {
  public:
-  UnitCollector(const ModuleTree& tree, const std::vector<std::string>& no_split, const SizeOptions& options)
+  UnitCollector(const ModuleTree& tree, const std::vector<std::string>& no_split, const SizeOptions& options,
+                const std::vector<MemoryNeeds::Expert>& experts)
       : no_split_(no_split), sizes_(compute_module_sizes(tree, options)), tied_(index_tied_groups(tree.tied)) {
+    for (const MemoryNeeds::Expert& e : experts) experts_.insert(e.module);
     // The one size of each tied tensor: counted at its first registration only.
     group_size_.assign(tree.tied.size(), 0);
     for (size_t g = 0; g < tree.tied.size(); ++g)
@@ -37,8 +43,21 @@ class UnitCollector {
 
  private:
   void visit(const ModuleNode& node, const std::string& path) {
+    if (experts_.count(path)) {
+      expert_unit(node, path, -1);
+      return;
+    }
     if (node.children.empty() || is_no_split(node, no_split_)) {
-      PlacementUnit unit{path, sizes_.at(path), 0, 0, 0, static_cast<double>(count_tensors(node)), {}};
+      // Its routed experts are units of their own, right after it.
+      std::vector<std::pair<const ModuleNode*, std::string>> experts;
+      gather_experts(node, path, experts);
+      double expert_bytes = 0, expert_tensors = 0;
+      for (const auto& [e, e_path] : experts) {
+        expert_bytes += sizes_.at(e_path);
+        expert_tensors += static_cast<double>(count_tensors(*e));
+      }
+      PlacementUnit unit{path, sizes_.at(path) - expert_bytes, 0, 0, 0,
+                         static_cast<double>(count_tensors(node)) - expert_tensors, {}};
       std::set<int> groups;
       gather_groups(node, path, groups);
       unit.full_bytes = unit.held_bytes;
@@ -46,7 +65,9 @@ class UnitCollector {
         unit.tied_groups.push_back(g);
         if (!first_registration_inside(g, path)) unit.full_bytes += group_size_[static_cast<size_t>(g)];
       }
+      const auto layer = static_cast<int64_t>(units_.size());
       units_.push_back(std::move(unit));
+      for (const auto& [e, e_path] : experts) expert_unit(*e, e_path, layer);
       return;
     }
     // A module that is split: its own tensors are placed one by one, as
@@ -54,6 +75,23 @@ class UnitCollector {
     for (const auto& p : node.params) tensor_unit(join_name(path, p.name));
     for (const auto& c : node.children) visit(c, join_name(path, c.name));
     for (const auto& b : node.buffers) tensor_unit(join_name(path, b.name));
+  }
+
+  void expert_unit(const ModuleNode& node, const std::string& path, int64_t layer) {
+    const double bytes = sizes_.at(path);
+    PlacementUnit unit{path, bytes, bytes, 0, 0, static_cast<double>(count_tensors(node)), {}};
+    unit.expert = true;
+    unit.layer = layer;
+    units_.push_back(std::move(unit));
+  }
+
+  void gather_experts(const ModuleNode& node, const std::string& path,
+                      std::vector<std::pair<const ModuleNode*, std::string>>& out) const {
+    for (const auto& c : node.children) {
+      const std::string child = join_name(path, c.name);
+      if (experts_.count(child)) out.emplace_back(&c, child);
+      else gather_experts(c, child, out);
+    }
   }
 
   void tensor_unit(const std::string& name) {
@@ -88,6 +126,7 @@ class UnitCollector {
   ModuleSizes sizes_;
   TiedIndex tied_;
   std::vector<double> group_size_;
+  std::set<std::string> experts_;
   std::vector<PlacementUnit> units_;
 };
 
@@ -102,7 +141,7 @@ const DeviceUse* MapUsage::find(const Device& d) const {
 PlacementUnits placement_units(const ModuleTree& tree, const std::vector<std::string>& no_split,
                                const SizeOptions& sizes, const MemoryNeeds& needs) {
   PlacementUnits out;
-  out.units = UnitCollector(tree, no_split, sizes).collect(tree.root);
+  out.units = UnitCollector(tree, no_split, sizes, needs.experts).collect(tree.root);
   std::unordered_map<std::string, size_t> unit_index, first_inside;
   for (size_t i = 0; i < out.units.size(); ++i) {
     unit_index.emplace(out.units[i].name, i);
@@ -172,6 +211,11 @@ MapUsage usage_of_units(const PlacementUnits& units, const std::vector<std::opti
   };
   std::map<Device, std::vector<Staged>> staged_units;
   double largest_read = 0;  // the largest disk unit as read into a host slot
+  // Expert caches: the largest expert read from disk (its slot in the RAM
+  // cache), and per accelerator the largest expert copied to it.
+  double largest_expert_read = 0;
+  std::map<Device, double> largest_expert_copied;
+  std::vector<Device> exec_of(units.units.size(), Device::cpu_());
   for (size_t i = 0; i < units.units.size(); ++i) {
     const PlacementUnit& unit = units.units[i];
     if (!unit_devices[i]) {
@@ -182,8 +226,22 @@ MapUsage usage_of_units(const PlacementUnits& units, const std::vector<std::opti
     const bool local = !mapped.is_gpu() && std::find(needs.local_when_offloaded.begin(),
                                                      needs.local_when_offloaded.end(),
                                                      unit.name) != needs.local_when_offloaded.end();
-    const Device exec = local ? Device::cpu_() : execution_device(mapped, main_accelerator);
+    Device exec = local ? Device::cpu_() : execution_device(mapped, main_accelerator);
+    if (unit.expert && unit.layer >= 0 && unit_devices[static_cast<size_t>(unit.layer)])
+      exec = exec_of[static_cast<size_t>(unit.layer)];
+    exec_of[i] = exec;
     use(mapped).weights += unit.held_bytes;
+    if (unit.expert) {
+      // Held where mapped; fetched into a cache when routed, never staged.
+      const double held = unit.full_bytes + unit.held_extra;
+      if (!(mapped == Device::disk_())) use(mapped).runtime += unit.held_extra;
+      if (mapped == Device::disk_())
+        largest_expert_read =
+            std::max(largest_expert_read, unit.full_bytes + needs.disk_read_slack * unit.tensors +
+                                              static_cast<double>(kDirectReadPage) + (needs.experts_converted ? held : 0));
+      if (exec.is_gpu() && !(mapped == exec)) largest_expert_copied[exec] = std::max(largest_expert_copied[exec], held);
+      continue;
+    }
     // Weights held in memory take their held size there; the disk tier holds no memory.
     if (!(mapped == Device::disk_())) use(mapped).runtime += unit.held_extra;
     if (!(exec == Device::cpu_()) || cpu_budgeted) {
@@ -214,6 +272,9 @@ MapUsage usage_of_units(const PlacementUnits& units, const std::vector<std::opti
   for (const Device& d : executing) use(d).activations = needs.activation_bytes;
   if (!executing.empty() && cpu_budgeted) use(Device::cpu_()).runtime += needs.host_bytes;
   if (largest_read > 0 && cpu_budgeted) use(Device::cpu_()).staging += needs.disk_read_slots * largest_read;
+  if (largest_expert_read > 0 && cpu_budgeted)
+    use(Device::cpu_()).staging += std::max(needs.host_expert_cache, 1) * largest_expert_read;
+  for (const auto& [d, bytes] : largest_expert_copied) use(d).staging += std::max(needs.device_expert_cache, 1) * bytes;
   // Staged units take turns in the slots, each slot the size of its largest
   // unit: together at most the largest staging_slots units.
   for (auto& [d, list] : staged_units) {

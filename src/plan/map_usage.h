@@ -55,6 +55,11 @@ struct PlacementUnit {
   double held_extra = 0;     // the MemoryNeeds::held_extra_bytes attributed to it
   double tensors = 0;        // parameters and buffers it registers
   std::vector<int> tied_groups;  // indices into tree.tied of the groups it registers
+  // A routed expert (MemoryNeeds::experts): it executes where the unit
+  // `layer` (its decoder layer, the unit before its experts) does; -1 when
+  // its layer was split into pieces.
+  bool expert = false;
+  int64_t layer = -1;
 };
 
 // Whether any accelerator holds staging slots in this bill.

@@ -39,6 +39,21 @@ struct MemoryNeeds {
   // tensor (reads are aligned to disk blocks): this many slots.
   int disk_read_slots = 2;
   double disk_read_slack = 0;
+  // Routed experts (mixture-of-experts models): each is a placement unit of
+  // its own, even inside a no-split decoder layer, and executes where its
+  // layer does. Experts kept on disk are read into a cache in RAM when routed
+  // (host_expert_cache of them, each with disk_read_slack per tensor and,
+  // when the compute dtype differs from the stored one, a converted copy);
+  // experts an accelerator computes but does not hold are copied into a cache
+  // there (device_expert_cache of them).
+  struct Expert {
+    std::string module;  // "model.layers.3.mlp.experts.17"
+    std::string layer;   // "model.layers.3"
+  };
+  std::vector<Expert> experts;
+  int host_expert_cache = 0;
+  int device_expert_cache = 0;
+  bool experts_converted = false;
 };
 
 }  // namespace strata::plan

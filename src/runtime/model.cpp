@@ -45,16 +45,13 @@ std::vector<std::string> collapse_layers(const std::vector<std::string>& modules
   return out;
 }
 
-// The expert caches take the room the plan billed for staging whole layers:
-// per staging slot, one layer's experts (a layer's block, streamed, is
-// staged without them).
-ExpertStoreOptions expert_store_options(const ModelConfig& config, const ModelOptions& options, const PlannedMap& plan,
-                                        ThreadPool& pool) {
+// The expert caches are as large as the plan billed them.
+ExpertStoreOptions expert_store_options(const ModelOptions& options, const PlannedMap& plan, ThreadPool& pool) {
   ExpertStoreOptions o;
   o.compute_dtype = options.dtype;
   o.pool = &pool;
-  o.host_cache_experts = kDiskReadSlots * static_cast<size_t>(config.num_experts);
-  o.device_cache_experts = plan.staging_slots * static_cast<size_t>(config.num_experts);
+  o.host_cache_experts = plan.host_expert_cache;
+  o.device_cache_experts = plan.device_expert_cache;
   o.progress = options.load_progress;
   return o;
 }
@@ -97,7 +94,7 @@ std::unique_ptr<Model> Model::load(const std::filesystem::path& dir, const Model
   const auto expert_placement = place_experts(experts, blocks, placement, plan.device_map, *impl->devices);
   impl->weights = std::make_unique<WeightStore>(std::move(checkpoint), blocks, placement, impl->devices->cpu(), store);
   impl->experts = std::make_unique<ExpertStore>(impl->weights->checkpoint(), std::move(experts), expert_placement,
-                                                impl->devices->cpu(), expert_store_options(impl->config, options, plan, *impl->pool));
+                                                impl->devices->cpu(), expert_store_options(options, plan, *impl->pool));
   impl->model = create_model(impl->config, std::move(blocks), *impl->weights);
   impl->executor = std::make_unique<Executor>(*impl->model, *impl->weights, *impl->experts, std::move(placement),
                                               impl->devices->cpu(), *impl->pool);

@@ -214,6 +214,8 @@ PlannedMap plan_device_map(const ModelConfig& config, const Checkpoint& checkpoi
   p.main_accelerator = planned.main_accelerator;
   p.usage = std::move(planned.usage);
   p.staging_slots = static_cast<size_t>(planned.staging_slots);
+  p.host_expert_cache = static_cast<size_t>(needs.host_expert_cache);
+  p.device_expert_cache = static_cast<size_t>(needs.device_expert_cache);
   check_and_limit(p.usage, p.max_memory, devices, strategy);
   if (p.staging_slots == 1 && options.warning)
     options.warning(

@@ -37,6 +37,7 @@ struct PlannedMap {
   std::string source;  // "auto", "sequential", ..., "user map"
   std::string offload_choice;  // what --offload-compute auto measured and chose, if it chose
   size_t staging_slots = kStagingSlots;  // per accelerator; 1 where two do not fit
+  size_t host_expert_cache = 0, device_expert_cache = 0;  // experts the plan billed caches for
   plan::ModuleTree tree;
 };
 

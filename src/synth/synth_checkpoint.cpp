@@ -41,6 +41,7 @@ namespace strata {
 namespace {
 
 namespace fs = std::filesystem;
+using json = nlohmann::json;  // sorted keys, as transformers writes config.json
 using ordered_json = nlohmann::ordered_json;
 
 // ---------------------------------------------------------------- random values
@@ -238,14 +239,10 @@ std::string torch_dtype_name(DType dtype) {
   }
 }
 
-// config.json with the fields transformers writes for each architecture
-// (LlamaConfig, Qwen2Config, MistralConfig), so HF loads it as well as strata.
-std::string config_json(const SynthSpec& spec) {
-  const bool llama = spec.architecture == "LlamaForCausalLM";
-  // Qwen2Config and Qwen3Config write the same sliding-window fields.
-  const bool qwen2 = spec.architecture == "Qwen2ForCausalLM" || spec.architecture == "Qwen3ForCausalLM";
-  ordered_json c = {{"architectures", {spec.architecture}}, {"model_type", spec.model_type()}};
-  if (llama) c["attention_bias"] = false;
+// The keys every architecture's config class writes.
+json common_config(const SynthSpec& spec) {
+  json c;
+  c["architectures"] = {spec.architecture};
   c["attention_dropout"] = 0.0;
   c["bos_token_id"] = 1;
   c["eos_token_id"] = 2;
@@ -255,13 +252,12 @@ std::string config_json(const SynthSpec& spec) {
   c["initializer_range"] = 0.02;
   c["intermediate_size"] = spec.intermediate_size;
   c["max_position_embeddings"] = spec.max_position_embeddings;
-  if (qwen2) c["max_window_layers"] = spec.num_layers;
-  if (llama) c["mlp_bias"] = false;
+  c["model_type"] = spec.model_type();
   c["num_attention_heads"] = spec.num_heads;
   c["num_hidden_layers"] = spec.num_layers;
   c["num_key_value_heads"] = spec.kv_heads();
-  if (llama) c["pretraining_tp"] = 1;
   c["rms_norm_eps"] = spec.rms_norm_eps;
+  c["rope_scaling"] = nullptr;
   if (spec.rope_llama3) {
     const RopeScalingLlama3& r = *spec.rope_llama3;
     c["rope_scaling"] = {{"factor", r.factor},
@@ -269,18 +265,61 @@ std::string config_json(const SynthSpec& spec) {
                          {"low_freq_factor", r.low_freq_factor},
                          {"original_max_position_embeddings", static_cast<int64_t>(r.original_max_position_embeddings)},
                          {"rope_type", "llama3"}};
-  } else {
-    c["rope_scaling"] = nullptr;
   }
   c["rope_theta"] = spec.rope_theta;
-  if (!llama) c["sliding_window"] = nullptr;  // full attention on every layer
   c["tie_word_embeddings"] = spec.tie_word_embeddings;
   c["torch_dtype"] = torch_dtype_name(spec.dtype);
   c["use_cache"] = true;
-  if (qwen2) c["use_sliding_window"] = false;
   c["vocab_size"] = spec.vocab_size;
   // Not read by anyone; says where the weights came from.
   c["strata_synthetic"] = {{"seed", spec.seed}, {"note", "random weights written by strata synth"}};
+  return c;
+}
+
+// The router and experts as MixtralConfig, Qwen2MoeConfig and Qwen3MoeConfig
+// name them (configuration_mixtral.py, configuration_qwen{2,3}_moe.py), with
+// the released checkpoints' router_aux_loss_coef.
+void add_expert_keys(const SynthSpec& spec, json& c) {
+  c["num_experts_per_tok"] = spec.num_experts_per_tok;
+  c["output_router_logits"] = false;
+  if (spec.architecture == "MixtralForCausalLM") {
+    // Mixtral's experts are intermediate_size wide, and all its layers sparse.
+    c["num_local_experts"] = spec.num_experts;
+    c["router_aux_loss_coef"] = 0.02;
+    c["router_jitter_noise"] = 0.0;
+    return;
+  }
+  c["num_experts"] = spec.num_experts;
+  c["moe_intermediate_size"] = spec.moe_intermediate_size;
+  c["norm_topk_prob"] = spec.norm_topk_prob;
+  c["decoder_sparse_step"] = spec.decoder_sparse_step;
+  c["mlp_only_layers"] = spec.mlp_only_layers;
+  c["router_aux_loss_coef"] = 0.001;
+  if (spec.architecture == "Qwen2MoeForCausalLM")
+    c["shared_expert_intermediate_size"] = spec.shared_expert_intermediate_size;
+}
+
+// config.json with the fields transformers writes for each architecture
+// (LlamaConfig, Qwen2Config, Qwen3Config, MistralConfig and the MoE configs),
+// keys sorted as its to_json_string does, so HF loads it as well as strata.
+std::string config_json(const SynthSpec& spec) {
+  const std::string type = spec.model_type();
+  json c = common_config(spec);
+  if (type == "llama") {
+    c["attention_bias"] = false;
+    c["mlp_bias"] = false;
+    c["pretraining_tp"] = 1;
+  } else {
+    c["sliding_window"] = nullptr;  // full attention on every layer
+  }
+  // Qwen3Config and Qwen3MoeConfig name the bias that Qwen2's configs imply.
+  if (type == "qwen3" || type == "qwen3_moe") c["attention_bias"] = false;
+  // Every Qwen config writes the same sliding-window fields.
+  if (type.rfind("qwen", 0) == 0) {
+    c["max_window_layers"] = spec.num_layers;
+    c["use_sliding_window"] = false;
+  }
+  if (spec.moe()) add_expert_keys(spec, c);
   return c.dump(2) + "\n";
 }
 
@@ -544,6 +583,120 @@ class WeightWriter {
   uint64_t current_size_ = 0;
 };
 
+// ---------------------------------------------------------------- families and presets
+
+// The architectures synth writes, by their config.json model_type (the
+// --arch names).
+struct SynthFamily {
+  const char* model_type;
+  const char* architecture;
+  bool moe;
+};
+constexpr SynthFamily kFamilies[] = {
+    {"llama", "LlamaForCausalLM", false},     {"qwen2", "Qwen2ForCausalLM", false},
+    {"qwen3", "Qwen3ForCausalLM", false},     {"mistral", "MistralForCausalLM", false},
+    {"mixtral", "MixtralForCausalLM", true},  {"qwen2_moe", "Qwen2MoeForCausalLM", true},
+    {"qwen3_moe", "Qwen3MoeForCausalLM", true}};
+
+const SynthFamily* family_of(std::string_view architecture) {
+  for (const SynthFamily& f : kFamilies)
+    if (architecture == f.architecture) return &f;
+  return nullptr;
+}
+
+std::string joined(const std::vector<std::string>& names) {
+  std::string out;
+  for (const auto& n : names) out += (out.empty() ? "" : ", ") + n;
+  return out;
+}
+
+void set_shape(SynthSpec& s, int64_t hidden, int64_t inter, int64_t layers, int64_t heads, int64_t kv, int64_t vocab) {
+  s.hidden_size = hidden;
+  s.intermediate_size = inter;
+  s.num_layers = layers;
+  s.num_heads = heads;
+  s.num_kv_heads = kv;
+  s.vocab_size = vocab;
+}
+
+// The mixture-of-experts presets; false for another name.
+bool moe_preset(std::string_view name, SynthSpec& s) {
+  if (name == "mixtral-8x7b") {
+    // mistralai/Mixtral-8x7B-v0.1: 8 experts of 14336 in every layer, 2 per
+    // token (46.7B parameters, 12.9B of them active).
+    set_shape(s, 4096, 14336, 32, 32, 8, 32000);
+    s.architecture = "MixtralForCausalLM";
+    s.num_experts = 8;
+    s.num_experts_per_tok = 2;
+    s.max_position_embeddings = 32768;
+    s.rope_theta = 1000000.0;
+  } else if (name == "qwen3-30b-a3b") {
+    // Qwen/Qwen3-30B-A3B: 128 experts of 768 in every layer, 8 per token
+    // (30.5B parameters, 3.3B active); intermediate_size would be the width
+    // of a dense layer, of which it has none.
+    set_shape(s, 2048, 6144, 48, 32, 4, 151936);
+    s.architecture = "Qwen3MoeForCausalLM";
+    s.head_dim = 128;
+    s.num_experts = 128;
+    s.num_experts_per_tok = 8;
+    s.moe_intermediate_size = 768;
+    s.norm_topk_prob = true;
+    s.max_position_embeddings = 40960;
+    s.rope_theta = 1000000.0;
+    s.rms_norm_eps = 1e-6;
+  } else {
+    return false;
+  }
+  return true;
+}
+
+// ---------------------------------------------------------------- validation
+
+void require_positive(int64_t v, const std::string& what, const std::string& hint = "") {
+  if (v <= 0) throw Error(what + " must be a positive integer, got " + std::to_string(v), "", "", hint);
+}
+
+// Experts exactly where the architecture has them, in the fields its config
+// class can say: Mixtral has no expert width of its own, no shared expert and
+// no dense layers; only Qwen2-MoE has a shared expert.
+void validate_experts(const SynthSpec& spec) {
+  const std::string& arch = spec.architecture;
+  if (!spec.moe()) {
+    if (spec.num_experts != 0 || spec.num_experts_per_tok != 0 || spec.moe_intermediate_size != 0 ||
+        spec.shared_expert_intermediate_size != 0)
+      throw Error(arch + " has no experts", "", "",
+                  "pick a mixture-of-experts architecture: mixtral, qwen2_moe or qwen3_moe");
+    return;
+  }
+  const std::string experts_hint = "give --experts N and --experts-per-token K";
+  require_positive(spec.num_experts, "the expert count of " + arch, experts_hint);
+  require_positive(spec.num_experts_per_tok, "the experts per token of " + arch, experts_hint);
+  if (spec.num_experts_per_tok > spec.num_experts)
+    throw Error("experts per token (" + std::to_string(spec.num_experts_per_tok) + ") exceeds the " +
+                    std::to_string(spec.num_experts) + " experts",
+                "", "", "the router picks that many of each sparse layer's experts");
+  if (arch == "MixtralForCausalLM") {
+    if (spec.moe_intermediate_size != 0 && spec.moe_intermediate_size != spec.intermediate_size)
+      throw Error("Mixtral's experts are intermediate_size (" + std::to_string(spec.intermediate_size) +
+                      ") wide, not " + std::to_string(spec.moe_intermediate_size),
+                  "", "", "give the experts' width as --intermediate");
+    if (spec.shared_expert_intermediate_size != 0) throw Error("Mixtral has no shared expert");
+    if (spec.decoder_sparse_step != 1 || !spec.mlp_only_layers.empty())
+      throw Error("every Mixtral layer is sparse: decoder_sparse_step and mlp_only_layers are Qwen-MoE's");
+    return;
+  }
+  require_positive(spec.moe_intermediate_size, "the expert width (moe_intermediate_size) of " + arch,
+                   "give --moe-intermediate W");
+  require_positive(spec.decoder_sparse_step, "decoder_sparse_step");
+  for (int64_t layer : spec.mlp_only_layers)
+    if (layer < 0) throw Error("mlp_only_layers must hold layer indices, got " + std::to_string(layer));
+  if (arch == "Qwen2MoeForCausalLM")
+    require_positive(spec.shared_expert_intermediate_size, "the shared expert width of Qwen2-MoE",
+                     "give --shared-expert-intermediate W");
+  else if (spec.shared_expert_intermediate_size != 0)
+    throw Error(arch + " has no shared expert");
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------- spec
@@ -554,52 +707,55 @@ int64_t SynthSpec::resolved_head_dim() const {
 }
 
 std::string SynthSpec::model_type() const {
-  if (architecture == "Qwen2ForCausalLM") return "qwen2";
-  if (architecture == "Qwen3ForCausalLM") return "qwen3";
-  if (architecture == "MistralForCausalLM") return "mistral";
-  return "llama";
+  const SynthFamily* f = family_of(architecture);
+  return f ? f->model_type : "llama";
+}
+
+bool SynthSpec::moe() const {
+  const SynthFamily* f = family_of(architecture);
+  return f && f->moe;
 }
 
 std::string synth_architecture(std::string_view short_name) {
-  if (short_name == "llama") return "LlamaForCausalLM";
-  if (short_name == "qwen2") return "Qwen2ForCausalLM";
-  if (short_name == "qwen3") return "Qwen3ForCausalLM";
-  if (short_name == "mistral") return "MistralForCausalLM";
-  throw Error("unknown architecture '" + std::string(short_name) + "'", "", "", "use llama, qwen2, qwen3 or mistral");
+  for (const SynthFamily& f : kFamilies)
+    if (short_name == f.model_type) return f.architecture;
+  throw Error("unknown architecture '" + std::string(short_name) + "'", "", "",
+              "use " + joined(synth_architecture_names()));
+}
+
+const std::vector<std::string>& synth_architecture_names() {
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> out;
+    for (const SynthFamily& f : kFamilies) out.push_back(f.model_type);
+    return out;
+  }();
+  return names;
 }
 
 const std::vector<std::string>& synth_preset_names() {
-  static const std::vector<std::string> names{"tiny",       "tinyllama-1.1b", "llama-3.2-1b",
-                                              "llama-3-8b", "qwen2-0.5b",     "qwen3-0.6b"};
+  static const std::vector<std::string> names{"tiny",       "tinyllama-1.1b", "llama-3.2-1b", "llama-3-8b",
+                                              "qwen2-0.5b", "qwen3-0.6b",     "mixtral-8x7b", "qwen3-30b-a3b"};
   return names;
 }
 
 SynthSpec synth_preset(std::string_view name) {
   // Shapes from each model's config.json on the Hugging Face hub.
   SynthSpec s;
-  const auto shape = [&s](int64_t hidden, int64_t inter, int64_t layers, int64_t heads, int64_t kv, int64_t vocab) {
-    s.hidden_size = hidden;
-    s.intermediate_size = inter;
-    s.num_layers = layers;
-    s.num_heads = heads;
-    s.num_kv_heads = kv;
-    s.vocab_size = vocab;
-  };
   if (name == "tiny") {
-    shape(64, 176, 2, 4, 2, 512);
+    set_shape(s, 64, 176, 2, 4, 2, 512);
     s.max_position_embeddings = 512;
   } else if (name == "tinyllama-1.1b") {
-    shape(2048, 5632, 22, 32, 4, 32000);
+    set_shape(s, 2048, 5632, 22, 32, 4, 32000);
   } else if (name == "llama-3-8b" || name == "llama-3.2-1b") {
     const bool big = name == "llama-3-8b";
-    if (big) shape(4096, 14336, 32, 32, 8, 128256);
-    else shape(2048, 8192, 16, 32, 8, 128256);
+    if (big) set_shape(s, 4096, 14336, 32, 32, 8, 128256);
+    else set_shape(s, 2048, 8192, 16, 32, 8, 128256);
     s.max_position_embeddings = 131072;
     s.rope_theta = 500000.0;
     s.rope_llama3 = RopeScalingLlama3{big ? 8.0 : 32.0, 1.0, 4.0, 8192.0};
     s.tie_word_embeddings = !big;
   } else if (name == "qwen2-0.5b") {
-    shape(896, 4864, 24, 14, 2, 151936);
+    set_shape(s, 896, 4864, 24, 14, 2, 151936);
     s.architecture = "Qwen2ForCausalLM";
     s.max_position_embeddings = 32768;
     s.rope_theta = 1000000.0;
@@ -607,34 +763,30 @@ SynthSpec synth_preset(std::string_view name) {
     s.tie_word_embeddings = true;
   } else if (name == "qwen3-0.6b") {
     // 16 heads of 128 dims: heads x head_dim (2048) is not the hidden size.
-    shape(1024, 3072, 28, 16, 8, 151936);
+    set_shape(s, 1024, 3072, 28, 16, 8, 151936);
     s.architecture = "Qwen3ForCausalLM";
     s.head_dim = 128;
     s.max_position_embeddings = 40960;
     s.rope_theta = 1000000.0;
     s.rms_norm_eps = 1e-6;
     s.tie_word_embeddings = true;
-  } else {
-    std::string known;
-    for (const auto& n : synth_preset_names()) known += (known.empty() ? "" : ", ") + n;
-    throw Error("unknown model preset '" + std::string(name) + "'", "", "", "presets: " + known);
+  } else if (!moe_preset(name, s)) {
+    throw Error("unknown model preset '" + std::string(name) + "'", "", "", "presets: " + joined(synth_preset_names()));
   }
   return s;
 }
 
 void validate(const SynthSpec& spec) {
-  const auto positive = [](int64_t v, const char* what) {
-    if (v <= 0) throw Error(std::string(what) + " must be a positive integer, got " + std::to_string(v));
-  };
-  if (spec.architecture != synth_architecture(spec.model_type()))
-    throw Error("unsupported architecture '" + spec.architecture + "'", "", "", "use llama, qwen2, qwen3 or mistral");
-  positive(spec.hidden_size, "hidden size");
-  positive(spec.intermediate_size, "intermediate size");
-  positive(spec.num_layers, "layer count");
-  positive(spec.num_heads, "head count");
-  positive(spec.kv_heads(), "kv head count");
-  positive(spec.vocab_size, "vocab size");
-  positive(spec.max_position_embeddings, "max position embeddings");
+  if (!family_of(spec.architecture))
+    throw Error("unsupported architecture '" + spec.architecture + "'", "", "",
+                "use " + joined(synth_architecture_names()));
+  require_positive(spec.hidden_size, "hidden size");
+  require_positive(spec.intermediate_size, "intermediate size");
+  require_positive(spec.num_layers, "layer count");
+  require_positive(spec.num_heads, "head count");
+  require_positive(spec.kv_heads(), "kv head count");
+  require_positive(spec.vocab_size, "vocab size");
+  require_positive(spec.max_position_embeddings, "max position embeddings");
   if (spec.num_heads % spec.kv_heads() != 0)
     throw Error("heads (" + std::to_string(spec.num_heads) + ") must be a multiple of kv heads (" +
                 std::to_string(spec.kv_heads()) + ")");
@@ -646,6 +798,7 @@ void validate(const SynthSpec& spec) {
   if (head_dim <= 0 || head_dim % 2 != 0)
     throw Error("head dim must be a positive even number (rotary embeddings pair dimensions), got " +
                 std::to_string(head_dim));
+  validate_experts(spec);
   if (spec.vocab_size < kSynthMinVocab || spec.vocab_size > kSynthMaxVocab)
     throw Error("vocab size " + std::to_string(spec.vocab_size) + " is outside what synth supports", "", "",
                 "the generated byte-level tokenizer needs at least " + std::to_string(kSynthMinVocab) +

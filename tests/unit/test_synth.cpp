@@ -16,6 +16,7 @@
 #include "backend/cpu/kernels.h"
 #include "core/byte_size.h"
 #include "format/safetensors.h"
+#include "models/architecture.h"
 #include "synth/synth_checkpoint.h"
 #include "synth/synth_tokenizer.h"
 #include "strata/error.h"
@@ -36,6 +37,18 @@ SynthSpec tiny(DType dtype, uint64_t seed = 7) {
   SynthSpec spec = synth_preset("tiny");
   spec.dtype = dtype;
   spec.seed = seed;
+  return spec;
+}
+
+// A tiny mixture of experts of the architecture: 4 experts, 2 per token, as
+// wide as each family's config says (Mixtral: intermediate_size).
+SynthSpec tiny_moe(const std::string& architecture, DType dtype = DType::BF16) {
+  SynthSpec spec = tiny(dtype);
+  spec.architecture = architecture;
+  spec.num_experts = 4;
+  spec.num_experts_per_tok = 2;
+  if (architecture != "MixtralForCausalLM") spec.moe_intermediate_size = 48;
+  if (architecture == "Qwen2MoeForCausalLM") spec.shared_expert_intermediate_size = 96;
   return spec;
 }
 
@@ -121,6 +134,34 @@ TEST(Synth, TinyModelInEachDtypeLoadsWithHfNamesShapesAndConfig) {
   }
 }
 
+// A tensor's values drawn by the recipe: uniform with this mean and std.
+struct RecipeValues {
+  std::string name;
+  double mean, std;
+};
+
+void expect_recipe(const Checkpoint& ckpt, const RecipeValues& e) {
+  const std::vector<float> v = as_f32(ckpt, e.name);
+  double sum = 0, sq = 0, most = 0;
+  for (float x : v) sum += x;
+  const double mean = sum / static_cast<double>(v.size());
+  for (float x : v) {
+    sq += (x - mean) * (x - mean);
+    most = std::max(most, std::fabs(x - e.mean));
+  }
+  const double sd = std::sqrt(sq / static_cast<double>(v.size()));
+  // Sampling error of the mean is std/sqrt(n); 5 of those. The std of a
+  // uniform sample of n >= 64 is within 15% with overwhelming odds.
+  EXPECT_NEAR(mean, e.mean, 5 * e.std / std::sqrt(static_cast<double>(v.size()))) << e.name;
+  EXPECT_NEAR(sd, e.std, 0.15 * e.std) << e.name;
+  // Rounding to the stored dtype may carry the widest draws past the
+  // uniform's edge by half an ulp: up to 2^-8 relative for bf16 (8
+  // significant bits), 2^-11 for f16 (11).
+  const DType dtype = ckpt.get(e.name).dtype;
+  const double rounding = dtype == DType::BF16 ? 0x1p-8 : dtype == DType::F16 ? 0x1p-11 : 1e-4;
+  EXPECT_LE(most, std::sqrt(3.0) * e.std * (1 + rounding)) << e.name << " exceeds the uniform's range";
+}
+
 // Mean and std of the drawn values follow the fixtures' recipe: weights
 // N(0, 1/in), norms 1 + 0.1 N, biases 0.1 N (here uniform with that std).
 TEST(Synth, ValuesHaveTheRecipesMeanAndStd) {
@@ -129,29 +170,11 @@ TEST(Synth, ValuesHaveTheRecipesMeanAndStd) {
   spec.architecture = "Qwen2ForCausalLM";
   write_synthetic_checkpoint(spec, dir.path());
   const Checkpoint ckpt = Checkpoint::open(dir.path());
-  struct Expect {
-    std::string name;
-    double mean, std;
-  };
-  for (const Expect& e : {Expect{"model.embed_tokens.weight", 0, 1 / 8.0},
-                          Expect{"model.layers.0.mlp.down_proj.weight", 0, 1 / std::sqrt(176.0)},
-                          Expect{"model.layers.1.input_layernorm.weight", 1, 0.1},
-                          Expect{"model.layers.0.self_attn.q_proj.bias", 0, 0.1}}) {
-    const std::vector<float> v = as_f32(ckpt, e.name);
-    double sum = 0, sq = 0, most = 0;
-    for (float x : v) sum += x;
-    const double mean = sum / static_cast<double>(v.size());
-    for (float x : v) {
-      sq += (x - mean) * (x - mean);
-      most = std::max(most, std::fabs(x - e.mean));
-    }
-    const double sd = std::sqrt(sq / static_cast<double>(v.size()));
-    // Sampling error of the mean is std/sqrt(n); 5 of those. The std of a
-    // uniform sample of n >= 64 is within 15% with overwhelming odds.
-    EXPECT_NEAR(mean, e.mean, 5 * e.std / std::sqrt(static_cast<double>(v.size()))) << e.name;
-    EXPECT_NEAR(sd, e.std, 0.15 * e.std) << e.name;
-    EXPECT_LE(most, std::sqrt(3.0) * e.std * 1.0001) << e.name << " exceeds the uniform's range";
-  }
+  for (const RecipeValues& e : {RecipeValues{"model.embed_tokens.weight", 0, 1 / 8.0},
+                                RecipeValues{"model.layers.0.mlp.down_proj.weight", 0, 1 / std::sqrt(176.0)},
+                                RecipeValues{"model.layers.1.input_layernorm.weight", 1, 0.1},
+                                RecipeValues{"model.layers.0.self_attn.q_proj.bias", 0, 0.1}})
+    expect_recipe(ckpt, e);
 }
 
 // The vectorized conversions in the generator round exactly like the
@@ -287,11 +310,47 @@ TEST(Synth, PresetsHaveThePublishedParameterCounts) {
   EXPECT_EQ(synth_layout(synth_preset("qwen2-0.5b")).params, 494'032'768);
   // Qwen3-0.6B's config.json on the hub; its model card says 0.6B (0.44B without embeddings).
   EXPECT_EQ(synth_layout(synth_preset("qwen3-0.6b")).params, 596'049'920);
+  // The mixtures of experts: Mixtral-8x7B's 46.7B (32 x (attention 41,943,040 + router 32,768 + 8 experts
+  // of 3 x 14336 x 4096 + norms 8,192) + 2 x 32000 x 4096 + 4096), and Qwen3-30B-A3B's 30.5B (48 x
+  // (attention 18,874,368 + q/k norms 256 + router 262,144 + 128 experts of 3 x 768 x 2048 + norms 4,096)
+  // + 2 x 151936 x 2048 + 2048).
+  EXPECT_EQ(synth_layout(synth_preset("mixtral-8x7b")).params, 46'702'792'704);
+  EXPECT_EQ(synth_layout(synth_preset("qwen3-30b-a3b")).params, 30'532'122'624);
   const SynthLayout l3 = synth_layout(synth_preset("llama-3-8b"));
   EXPECT_EQ(l3.data_bytes, 2 * 8'030'261'248ull);
   EXPECT_EQ(l3.shard_files.size(), 9u);  // 16 GB in files of at most 2 GB
   EXPECT_EQ(l3.shard_files.front(), "model-00001-of-00009.safetensors");
   EXPECT_THROW(synth_preset("gpt-5"), Error);
+}
+
+// The expert tensors of the MoE presets in HF's names and shapes, spelled out
+// independently of the family descriptions: a 2-layer cut of each is cheap to lay out.
+TEST(Synth, MoePresetsHaveTheHubsExpertTensors) {
+  const auto shapes = [](SynthSpec spec) {
+    spec.num_layers = 2;
+    std::map<std::string, std::vector<int64_t>> out;
+    for (const SynthTensor& t : synth_layout(spec).tensors) out[t.name] = t.shape;
+    return out;
+  };
+  auto mixtral = shapes(synth_preset("mixtral-8x7b"));
+  const std::string m = "model.layers.1.block_sparse_moe.";
+  EXPECT_EQ(mixtral[m + "gate.weight"], (std::vector<int64_t>{8, 4096}));
+  EXPECT_EQ(mixtral[m + "experts.7.w1.weight"], (std::vector<int64_t>{14336, 4096}));
+  EXPECT_EQ(mixtral[m + "experts.7.w2.weight"], (std::vector<int64_t>{4096, 14336}));
+  EXPECT_EQ(mixtral[m + "experts.7.w3.weight"], (std::vector<int64_t>{14336, 4096}));
+  EXPECT_EQ(mixtral.count(m + "experts.8.w1.weight"), 0u);
+  EXPECT_EQ(mixtral.size(), 3u + 2 * (4 + 2 + 1 + 8 * 3));  // embed, norm, head; attention, norms, router, experts
+
+  auto qwen = shapes(synth_preset("qwen3-30b-a3b"));
+  const std::string q = "model.layers.1.";
+  EXPECT_EQ(qwen[q + "mlp.gate.weight"], (std::vector<int64_t>{128, 2048}));
+  EXPECT_EQ(qwen[q + "mlp.experts.127.gate_proj.weight"], (std::vector<int64_t>{768, 2048}));
+  EXPECT_EQ(qwen[q + "mlp.experts.127.up_proj.weight"], (std::vector<int64_t>{768, 2048}));
+  EXPECT_EQ(qwen[q + "mlp.experts.127.down_proj.weight"], (std::vector<int64_t>{2048, 768}));
+  EXPECT_EQ(qwen[q + "self_attn.q_proj.weight"], (std::vector<int64_t>{4096, 2048}));
+  EXPECT_EQ(qwen[q + "self_attn.k_norm.weight"], (std::vector<int64_t>{128}));
+  EXPECT_EQ(qwen.count(q + "mlp.gate_proj.weight"), 0u) << "no dense MLP: every layer is sparse";
+  EXPECT_EQ(qwen.size(), 3u + 2 * (4 + 2 + 2 + 1 + 128 * 3));  // ... attention, q/k norms, norms, router, experts
 }
 
 TEST(Synth, Llama3PresetConfigParsesWithRopeScaling) {
@@ -344,6 +403,31 @@ TEST(Synth, RejectsBadSpecsBeforeWriting) {
   rejects(s);
   s = tiny(DType::F32);
   s.architecture = "GPT2LMHeadModel";
+  rejects(s);
+  // Experts only where the architecture has them, and in a shape its config can say.
+  s = tiny(DType::F32);
+  s.num_experts = 4;  // a dense Llama
+  rejects(s);
+  s = tiny_moe("MixtralForCausalLM");
+  s.num_experts_per_tok = 5;  // more than the 4 experts
+  rejects(s);
+  s = tiny_moe("MixtralForCausalLM");
+  s.moe_intermediate_size = 32;  // Mixtral's experts are intermediate_size wide
+  rejects(s);
+  s = tiny_moe("MixtralForCausalLM");
+  s.decoder_sparse_step = 2;  // every Mixtral layer is sparse
+  rejects(s);
+  s = tiny_moe("Qwen3MoeForCausalLM");
+  s.num_experts = 0;
+  rejects(s);
+  s = tiny_moe("Qwen3MoeForCausalLM");
+  s.moe_intermediate_size = 0;
+  rejects(s);
+  s = tiny_moe("Qwen3MoeForCausalLM");
+  s.shared_expert_intermediate_size = 32;  // only Qwen2-MoE has a shared expert
+  rejects(s);
+  s = tiny_moe("Qwen2MoeForCausalLM");
+  s.shared_expert_intermediate_size = 0;
   rejects(s);
   try {
     SynthSpec small = tiny(DType::F32);
@@ -442,6 +526,23 @@ TEST(Synth, EveryMergedTokenIsReachable) {
   }
 }
 
+// Loads the tiny model (vocab 512) in dir and checks its logits for a prompt.
+void expect_engine_runs(const fs::path& dir) {
+  const auto model = Model::load(dir, test::with_threads(1));
+  const std::vector<int32_t> ids{1, 40, 300, 7, 511};
+  const std::vector<float> logits = model->logits(ids, 1, 5);
+  ASSERT_EQ(logits.size(), 5u * 512);
+  double sq = 0;
+  for (float x : logits) {
+    ASSERT_TRUE(std::isfinite(x));
+    sq += static_cast<double>(x) * x;
+  }
+  // The recipe keeps logits O(1) (fixtures README: std ~ 1); not collapsed.
+  const double rms = std::sqrt(sq / static_cast<double>(logits.size()));
+  EXPECT_GT(rms, 0.1);
+  EXPECT_LT(rms, 10.0);
+}
+
 // The point of synth: the engine runs what it writes.
 TEST(Synth, EngineRunsTheSyntheticModel) {
   for (const char* arch : {"LlamaForCausalLM", "Qwen2ForCausalLM", "MistralForCausalLM", "Qwen3ForCausalLM"}) {
@@ -451,19 +552,97 @@ TEST(Synth, EngineRunsTheSyntheticModel) {
     spec.architecture = arch;
     spec.tie_word_embeddings = std::string(arch) == "Qwen2ForCausalLM";
     write_synthetic_checkpoint(spec, dir.path());
-    const auto model = Model::load(dir.path(), test::with_threads(1));
-    const std::vector<int32_t> ids{1, 40, 300, 7, 511};
-    const std::vector<float> logits = model->logits(ids, 1, 5);
-    ASSERT_EQ(logits.size(), 5u * 512);
-    double sq = 0;
-    for (float x : logits) {
-      ASSERT_TRUE(std::isfinite(x));
-      sq += static_cast<double>(x) * x;
+    expect_engine_runs(dir.path());
+  }
+}
+
+// A mixture of experts of each family holds exactly the tensors its
+// description declares for the config.json written beside them, says its
+// experts in the family's own keys, draws router and expert matrices by the
+// 2-D recipe, and runs. The Qwen models also get dense layers (a sparse step
+// of 2, an mlp_only layer), which their configs can say and Mixtral's cannot;
+// layer 1 is sparse in each.
+TEST(Synth, MoeCheckpointOfEachFamilyHoldsItsDescriptionsTensorsAndRuns) {
+  for (const char* arch : {"MixtralForCausalLM", "Qwen2MoeForCausalLM", "Qwen3MoeForCausalLM"}) {
+    SCOPED_TRACE(arch);
+    const bool mixtral = std::string(arch) == "MixtralForCausalLM";
+    TempDir dir;
+    SynthSpec spec = tiny_moe(arch);
+    spec.num_layers = 3;
+    if (std::string(arch) == "Qwen2MoeForCausalLM") {
+      spec.decoder_sparse_step = 2;  // layer 1 sparse, layers 0 and 2 dense
+      spec.norm_topk_prob = false;   // as Qwen1.5-MoE
+    } else if (!mixtral) {
+      spec.mlp_only_layers = {2};
     }
-    // The recipe keeps logits O(1) (fixtures README: std ~ 1); not collapsed.
-    const double rms = std::sqrt(sq / static_cast<double>(logits.size()));
-    EXPECT_GT(rms, 0.1);
-    EXPECT_LT(rms, 10.0);
+    write_synthetic_checkpoint(spec, dir.path());
+
+    const ModelConfig c = ModelConfig::from_file(dir.path() / "config.json");
+    EXPECT_EQ(c.architecture, arch);
+    EXPECT_EQ(c.num_experts, 4);
+    EXPECT_EQ(c.num_experts_per_tok, 2);
+    EXPECT_EQ(c.moe_intermediate_size, mixtral ? 176 : 48);
+    EXPECT_EQ(c.shared_expert_intermediate_size, std::string(arch) == "Qwen2MoeForCausalLM" ? 96 : 0);
+    EXPECT_EQ(c.norm_topk_prob, spec.norm_topk_prob);
+    std::vector<bool> sparse;
+    for (int64_t i = 0; i < c.num_layers; ++i) sparse.push_back(c.is_sparse_layer(i));
+    EXPECT_EQ(sparse, mixtral ? (std::vector<bool>{true, true, true})
+                              : std::string(arch) == "Qwen2MoeForCausalLM" ? (std::vector<bool>{false, true, false})
+                                                                           : (std::vector<bool>{true, true, false}));
+    const auto config = test::read_json(dir.path() / "config.json");
+    EXPECT_EQ(config.contains("num_local_experts"), mixtral) << "Mixtral's name for the expert count";
+    EXPECT_EQ(config.contains("num_experts"), !mixtral) << "Qwen-MoE's name for the expert count";
+
+    const Checkpoint ckpt = Checkpoint::open(dir.path());
+    std::map<std::string, std::vector<int64_t>> declared, written;
+    for (const StoredTensor& t : checkpoint_tensors(describe(c))) declared[t.name] = t.shape;
+    for (const TensorInfo& t : ckpt.tensors()) {
+      written[t.name] = t.shape;
+      EXPECT_EQ(t.dtype, DType::BF16) << t.name;
+    }
+    EXPECT_EQ(written, declared);
+    // One expert and one router spelled out, in case a description lost them.
+    const std::string moe = mixtral ? "model.layers.1.block_sparse_moe." : "model.layers.1.mlp.";
+    const std::string down = mixtral ? "experts.3.w2.weight" : "experts.3.down_proj.weight";
+    const int64_t width = mixtral ? 176 : 48;
+    EXPECT_EQ(written[moe + "gate.weight"], (std::vector<int64_t>{4, 64}));
+    EXPECT_EQ(written[moe + down], (std::vector<int64_t>{64, width}));
+    expect_recipe(ckpt, {moe + "gate.weight", 0, 1 / 8.0});
+    expect_recipe(ckpt, {moe + down, 0, 1 / std::sqrt(static_cast<double>(width))});
+    if (!mixtral) {
+      // A dense layer's MLP is intermediate_size wide.
+      const int64_t dense = std::string(arch) == "Qwen2MoeForCausalLM" ? 0 : 2;
+      EXPECT_EQ(written["model.layers." + std::to_string(dense) + ".mlp.down_proj.weight"],
+                (std::vector<int64_t>{64, 176}));
+    }
+
+    expect_engine_runs(dir.path());
+  }
+}
+
+// What synth writes in config.json has every key transformers wrote in the
+// fixtures' configs of the same family (their config classes' to_json), so
+// HF reads the same model from it.
+TEST(Synth, ConfigHasTheKeysTransformersWrites) {
+  STRATA_REQUIRE_FIXTURES();
+  const std::vector<std::pair<std::string, SynthSpec>> cases{
+      {"llama-tiny-random", tiny(DType::F32)},
+      {"qwen2-tiny-random", [] { SynthSpec s = tiny(DType::F32); s.architecture = "Qwen2ForCausalLM"; return s; }()},
+      {"qwen3-tiny-random", [] { SynthSpec s = tiny(DType::F32); s.architecture = "Qwen3ForCausalLM"; return s; }()},
+      {"mixtral-tiny-random", tiny_moe("MixtralForCausalLM", DType::F32)},
+      {"qwen2moe-tiny-random", tiny_moe("Qwen2MoeForCausalLM", DType::F32)},
+      {"qwen3moe-tiny-random", tiny_moe("Qwen3MoeForCausalLM", DType::F32)}};
+  for (const auto& [fixture, spec] : cases) {
+    SCOPED_TRACE(fixture);
+    TempDir dir;
+    write_synthetic_checkpoint(spec, dir.path());
+    const auto ours = test::read_json(dir.path() / "config.json");
+    const auto theirs = test::read_json(test::fixtures_dir() / "models" / fixture / "config.json");
+    for (const auto& [key, value] : theirs.items()) {
+      if (key == "transformers_version") continue;
+      EXPECT_TRUE(ours.contains(key)) << key;
+    }
+    EXPECT_EQ(ours["model_type"], theirs["model_type"]);
   }
 }
 
@@ -499,6 +678,56 @@ TEST(Synth, CommandLineNeedsAShapeAndAppliesOverrides) {
   out.clear();
   EXPECT_EQ(run("--like tiny -o " + b.string(), out), 1) << "non-empty directory";
   EXPECT_NE(out.find("not empty"), std::string::npos) << out;
+
+  out.clear();
+  EXPECT_EQ(run("--like tiny --experts 4 -o " + (dir.path() / "c").string(), out), 1) << "experts in a dense Llama";
+  EXPECT_NE(out.find("has no experts"), std::string::npos) << out;
+  out.clear();
+  EXPECT_EQ(run("--arch mixtral --hidden 64 --layers 2 --heads 4 --intermediate 96 --vocab 300 -o " +
+                    (dir.path() / "c").string(),
+                out),
+            1)
+      << "a Mixtral without experts";
+  EXPECT_NE(out.find("--experts"), std::string::npos) << out;
+  EXPECT_FALSE(fs::exists(dir.path() / "c"));
+}
+
+// `--like qwen3-30b-a3b --layers 2`, narrowed so the test writes megabytes
+// rather than the 3.7 GB of the real width: the preset's experts, heads and
+// settings survive the overrides, and strata plans and inspects the result.
+TEST(Synth, CommandLineWritesALoadableMoePreset) {
+  TempDir dir;
+  const fs::path out = dir.path() / "qwen3moe";
+  const test::CliResult synth = test::run_cli("synth --like qwen3-30b-a3b --layers 2 --hidden 64 --moe-intermediate 32 "
+                                              "--vocab 300 -o " + out.string());
+  ASSERT_EQ(synth.exit_code, 0) << synth.err;
+  EXPECT_NE(synth.out.find("Qwen3MoeForCausalLM"), std::string::npos) << synth.out;
+
+  const ModelConfig c = ModelConfig::from_file(out / "config.json");
+  EXPECT_EQ(c.architecture, "Qwen3MoeForCausalLM");
+  EXPECT_EQ(c.num_layers, 2);
+  EXPECT_EQ(c.hidden_size, 64);
+  EXPECT_EQ(c.moe_intermediate_size, 32);
+  EXPECT_EQ(c.num_experts, 128);  // the rest from the preset
+  EXPECT_EQ(c.num_experts_per_tok, 8);
+  EXPECT_TRUE(c.norm_topk_prob);
+  EXPECT_EQ(c.decoder_sparse_step, 1);
+  EXPECT_TRUE(c.mlp_only_layers.empty());
+  EXPECT_EQ(c.intermediate_size, 6144);
+  EXPECT_EQ(c.num_heads, 32);
+  EXPECT_EQ(c.num_kv_heads, 4);
+  EXPECT_EQ(c.head_dim, 128);
+  EXPECT_EQ(c.max_position_embeddings, 40960);
+  EXPECT_EQ(c.rope_theta, 1e6);
+  EXPECT_EQ(c.norm_eps, 1e-6);
+  EXPECT_FALSE(c.tie_word_embeddings);
+
+  const test::CliResult inspect = test::run_cli("inspect -m " + out.string());
+  ASSERT_EQ(inspect.exit_code, 0) << inspect.err;
+  EXPECT_NE(inspect.out.find("model.layers.1.mlp.experts.127.down_proj.weight"), std::string::npos);
+  const test::CliResult map = test::run_cli("map -m " + out.string() + " --json");
+  ASSERT_EQ(map.exit_code, 0) << map.err;
+  EXPECT_FALSE(nlohmann::json::parse(map.out).empty()) << map.out;
 }
 
 }  // namespace
