@@ -74,21 +74,57 @@ struct Streaming {
   std::string copy_device;
 };
 
-void measure_copies(Model& model, Streaming& s) {
-  if (model.copied_bytes_per_pass() == 0) return;
+// expert_bytes: routed experts copied per step, besides the streamed blocks.
+void measure_copies(Model& model, Streaming& s, double expert_bytes) {
+  const double bytes = static_cast<double>(model.copied_bytes_per_pass()) + expert_bytes;
+  if (bytes == 0) return;
   for (const BlockPlacement& p : model.impl().executor->placement())
-    if (p.streamed()) {
+    if (p.exec->is_accelerator()) {
       s.copy_device = p.exec->name();
       s.copy_bandwidth = measure_copy_in(*p.exec, uint64_t{256} << 20, 5);
       break;
     }
-  if (s.copy_bandwidth > 0)
-    s.copy_ms = 1000.0 * static_cast<double>(model.copied_bytes_per_pass()) / s.copy_bandwidth;
+  if (s.copy_bandwidth > 0) s.copy_ms = 1000.0 * bytes / s.copy_bandwidth;
 }
 
-// Milliseconds reading one pass's disk bytes alone takes at a bandwidth.
-double disk_ms_at(const Model& model, double bytes_per_second) {
-  return bytes_per_second > 0 ? 1000.0 * static_cast<double>(model.disk_bytes_per_pass()) / bytes_per_second : 0.0;
+// Milliseconds reading `bytes` alone takes at a bandwidth.
+double disk_ms_at(double bytes, double bytes_per_second) {
+  return bytes_per_second > 0 ? 1000.0 * bytes / bytes_per_second : 0.0;
+}
+
+// What routed experts cost between two readings of the counters.
+ExpertStats since(const ExpertStats& now, const ExpertStats& before) {
+  ExpertStats d = now;
+  d.routed -= before.routed;
+  d.routed_bytes -= before.routed_bytes;
+  d.missed -= before.missed;
+  d.missed_bytes -= before.missed_bytes;
+  d.disk_bytes -= before.disk_bytes;
+  d.copied_bytes -= before.copied_bytes;
+  d.host_hits -= before.host_hits;
+  d.host_lookups -= before.host_lookups;
+  d.device_hits -= before.device_hits;
+  d.device_lookups -= before.device_lookups;
+  d.read_seconds -= before.read_seconds;
+  return d;
+}
+
+void add(ExpertStats& total, const ExpertStats& d) {
+  total.routed += d.routed;
+  total.routed_bytes += d.routed_bytes;
+  total.missed += d.missed;
+  total.missed_bytes += d.missed_bytes;
+  total.disk_bytes += d.disk_bytes;
+  total.copied_bytes += d.copied_bytes;
+  total.host_hits += d.host_hits;
+  total.host_lookups += d.host_lookups;
+  total.device_hits += d.device_hits;
+  total.device_lookups += d.device_lookups;
+  total.read_seconds += d.read_seconds;
+}
+
+double rate(uint64_t hits, uint64_t lookups) {
+  return lookups > 0 ? static_cast<double>(hits) / static_cast<double>(lookups) : 0.0;
 }
 
 void run_bench(const BenchArgs& args) {
@@ -121,11 +157,16 @@ void run_bench(const BenchArgs& args) {
   const double first_token_seconds = seconds_since(start);
 
   Streaming streaming;
-  const auto& disk_ranges = model->impl().weights->disk_ranges();
+  const ExpertStore& experts = *model->impl().experts;
   const uint64_t disk_sample_limit = static_cast<uint64_t>(args.disk_bandwidth_mib) << 20;
+  // The bytes a step streams: the disk tier's blocks, and the experts read last.
   auto sample_disk = [&] {
-    if (!disk_ranges.empty()) streaming.disk_samples.push_back(measure_direct_read(disk_ranges, disk_sample_limit));
+    std::vector<WeightStore::DiskRange> ranges = model->impl().weights->disk_ranges();
+    for (auto& r : experts.recent_reads()) ranges.push_back(std::move(r));
+    if (!ranges.empty()) streaming.disk_samples.push_back(measure_direct_read(ranges, disk_sample_limit));
   };
+  // Per repetition, the routed experts' costs during generation.
+  std::vector<ExpertStats> gen_experts;
   std::vector<double> prompt_tps, gen_ms, disk_bound_ms;
   double reader_busy_seconds = 0, gen_seconds = 0;
   for (int rep = 0; rep < args.reps; ++rep) {
@@ -136,6 +177,7 @@ void run_bench(const BenchArgs& args) {
     prompt_tps.push_back(static_cast<double>(args.prompt_tokens * args.batch) / seconds_since(start));
     for (size_t r = 0; r < rows; ++r) next[r] = greedy.pick(logits.subspan(r * vocab, vocab));
     const Prefetcher::Totals reads_before = model->impl().weights->stream_totals();
+    const ExpertStats experts_before = model->expert_stats();
     start = std::chrono::steady_clock::now();
     for (int64_t t = 0; t < args.gen_tokens; ++t) {
       logits = session.feed(next, 1);
@@ -143,17 +185,24 @@ void run_bench(const BenchArgs& args) {
     }
     const double seconds = seconds_since(start);
     gen_seconds += seconds;
-    reader_busy_seconds += model->impl().weights->stream_totals().read_seconds - reads_before.read_seconds;
+    gen_experts.push_back(since(model->expert_stats(), experts_before));
+    reader_busy_seconds += model->impl().weights->stream_totals().read_seconds - reads_before.read_seconds +
+                           gen_experts.back().read_seconds;
     gen_ms.push_back(1000.0 * seconds / static_cast<double>(args.gen_tokens));
     std::fprintf(stderr, "  rep %d: prompt %.1f tok/s, generation %.1f ms per step of %lld rows\n", rep + 1,
                  prompt_tps.back(), gen_ms.back(), static_cast<long long>(args.batch));
   }
   sample_disk();
-  // Each repetition's disk bound: a pass's bytes at the mean of the
-  // bandwidths sampled just before and just after it.
+  // Each repetition's disk bound: a step's bytes (the disk tier's blocks and
+  // the experts it read) at the mean of the bandwidths sampled just before
+  // and just after it.
+  const double steps = static_cast<double>(args.gen_tokens);
   for (size_t rep = 0; rep + 1 < streaming.disk_samples.size(); ++rep) {
-    disk_bound_ms.push_back(
-        (disk_ms_at(*model, streaming.disk_samples[rep]) + disk_ms_at(*model, streaming.disk_samples[rep + 1])) / 2);
+    const double step_bytes = static_cast<double>(model->disk_bytes_per_pass()) +
+                              static_cast<double>(gen_experts[rep].disk_bytes) / steps;
+    disk_bound_ms.push_back((disk_ms_at(step_bytes, streaming.disk_samples[rep]) +
+                             disk_ms_at(step_bytes, streaming.disk_samples[rep + 1])) /
+                            2);
     std::fprintf(stderr, "  rep %zu: disk alone %.2f then %.2f GB/s -> disk bound %.1f ms per step\n", rep + 1,
                  streaming.disk_samples[rep] / 1e9, streaming.disk_samples[rep + 1] / 1e9, disk_bound_ms.back());
   }
@@ -175,7 +224,12 @@ void run_bench(const BenchArgs& args) {
   // the bounds here: only the host's share counts against host bandwidth.
   const double host_bytes_per_token = static_cast<double>(model->host_computed_bytes_per_token());
   const double memory_ms = 1000.0 * host_bytes_per_token / bandwidth.best_bytes_per_second;
-  measure_copies(*model, streaming);
+  ExpertStats moe;  // generation's, all repetitions
+  for (const ExpertStats& e : gen_experts) add(moe, e);
+  const double gen_steps = steps * static_cast<double>(args.reps);
+  const double generated = gen_steps * static_cast<double>(args.batch);
+  const double expert_copied_per_step = static_cast<double>(moe.copied_bytes) / gen_steps;
+  measure_copies(*model, streaming, expert_copied_per_step);
   const uint64_t staging_bytes = model->impl().weights->host_staging_bytes();
   const Stats disk = stats_of(disk_bound_ms);
   const Stats disk_bandwidth = stats_of(streaming.disk_samples);
@@ -183,6 +237,10 @@ void run_bench(const BenchArgs& args) {
   // Reading from RAM, from disk and copying to devices overlap: a token can
   // go no faster than the slowest of the three.
   const double bound_ms = std::max({memory_ms, disk.mean, streaming.copy_ms});
+  // Per step and per generated token (a step generates one token per row).
+  const double disk_step = static_cast<double>(model->disk_bytes_per_pass()) + static_cast<double>(moe.disk_bytes) / gen_steps;
+  const double copied_step = static_cast<double>(model->copied_bytes_per_pass()) + expert_copied_per_step;
+  const double batch = static_cast<double>(args.batch);
   const Stats p = stats_of(prompt_tps);
   const Stats g = stats_of(gen_ms);
   const double ratio = bound_ms / g.mean;
@@ -201,13 +259,24 @@ void run_bench(const BenchArgs& args) {
                        {"gen_tok_per_s_batch", 1000.0 * static_cast<double>(args.batch) / g.mean},
                        {"weight_bytes_per_token", bytes_per_token},
                        {"host_computed_bytes_per_token", host_bytes_per_token},
-                       {"disk_bytes_per_token", model->disk_bytes_per_pass()},
-                       {"copied_bytes_per_token", model->copied_bytes_per_pass()},
+                       {"disk_bytes_per_step", disk_step},
+                       {"disk_bytes_per_token", disk_step / batch},
+                       {"disk_nonexpert_bytes_per_token", static_cast<double>(model->disk_bytes_per_pass()) / batch},
+                       {"disk_expert_bytes_per_token", static_cast<double>(moe.disk_bytes) / generated},
+                       {"experts_routed_per_token", static_cast<double>(moe.routed) / generated},
+                       {"expert_bytes_routed_per_token", static_cast<double>(moe.routed_bytes) / generated},
+                       {"expert_bytes_missed_per_token", static_cast<double>(moe.missed_bytes) / generated},
+                       {"expert_cache_hit_rate",
+                        rate(moe.host_hits + moe.device_hits, moe.host_lookups + moe.device_lookups)},
+                       {"expert_cache_hit_rate_by_tier",
+                        {{"host", rate(moe.host_hits, moe.host_lookups)},
+                         {"device", rate(moe.device_hits, moe.device_lookups)}}},
+                       {"copied_bytes_per_step", copied_step},
+                       {"copied_bytes_per_token", copied_step / batch},
                        {"disk_read_bandwidth_bytes_per_s", streaming.disk_samples},
                        {"disk_reader_busy_fraction", reader_busy},
                        {"copy_bandwidth_bytes_per_s", streaming.copy_bandwidth},
-                       {"streaming_rate_bytes_per_s",
-                        static_cast<double>(model->copied_bytes_per_pass()) / (g.mean / 1000.0)},
+                       {"streaming_rate_bytes_per_s", copied_step / (g.mean / 1000.0)},
                        {"memory_bound_ms_per_tok", memory_ms},
                        {"disk_bound_ms_per_tok", disk.mean},
                        {"copy_bound_ms_per_tok", streaming.copy_ms},
@@ -230,12 +299,21 @@ void run_bench(const BenchArgs& args) {
               static_cast<long long>(args.gen_tokens), g.mean, 1000.0 * static_cast<double>(args.batch) / g.mean,
               static_cast<long long>(args.batch), g.mean / static_cast<double>(args.batch), g.stddev, g.min, g.max,
               args.reps);
-  std::printf("weights per token    %s (%s of them computed from host memory); %s read from the disk tier, %s "
+  const auto bytes = [](double b) { return format_bytes(b, ByteUnits::decimal); };
+  std::printf("weights per token    %s (%s of them computed from host memory); per step %s read from disk, %s "
               "copied to devices\n",
-              format_bytes(static_cast<uint64_t>(bytes_per_token), ByteUnits::decimal).c_str(),
-              format_bytes(static_cast<uint64_t>(host_bytes_per_token), ByteUnits::decimal).c_str(),
-              format_bytes(model->disk_bytes_per_pass(), ByteUnits::decimal).c_str(),
-              format_bytes(model->copied_bytes_per_pass(), ByteUnits::decimal).c_str());
+              bytes(bytes_per_token).c_str(), bytes(host_bytes_per_token).c_str(), bytes(disk_step).c_str(),
+              bytes(copied_step).c_str());
+  if (moe.routed > 0) {
+    std::printf("experts per token    %.1f routed (%s), %s missed every cache; disk %s of experts + %s of the rest\n",
+                static_cast<double>(moe.routed) / generated, bytes(static_cast<double>(moe.routed_bytes) / generated).c_str(),
+                bytes(static_cast<double>(moe.missed_bytes) / generated).c_str(),
+                bytes(static_cast<double>(moe.disk_bytes) / generated).c_str(),
+                bytes(static_cast<double>(model->disk_bytes_per_pass()) / batch).c_str());
+    std::printf("expert caches        hit rate %.1f%% in RAM (%llu lookups), %.1f%% on accelerators (%llu lookups)\n",
+                100.0 * rate(moe.host_hits, moe.host_lookups), static_cast<unsigned long long>(moe.host_lookups),
+                100.0 * rate(moe.device_hits, moe.device_lookups), static_cast<unsigned long long>(moe.device_lookups));
+  }
   std::printf("read bandwidth       %.2f GB/s best, %.2f GB/s mean, reading the weights (%d threads, %s)\n",
               bandwidth.best_bytes_per_second / 1e9, bandwidth.mean_bytes_per_second / 1e9, model->threads(),
               format_bytes(bandwidth.buffer_bytes, ByteUnits::decimal).c_str());
@@ -253,7 +331,7 @@ void run_bench(const BenchArgs& args) {
     std::printf("copy bandwidth       %.2f GB/s (host -> %s, best of 5 copies of 256 MiB from page-locked memory "
                 "where the device pins it)\n",
                 streaming.copy_bandwidth / 1e9, streaming.copy_device.c_str());
-    const double streamed = static_cast<double>(model->copied_bytes_per_pass()) / (g.mean / 1000.0);
+    const double streamed = copied_step / (g.mean / 1000.0);
     std::printf("streaming rate       %.2f GB/s copied per step's time = %.0f%% of the copy bandwidth\n",
                 streamed / 1e9, 100.0 * streamed / streaming.copy_bandwidth);
   }

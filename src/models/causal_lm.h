@@ -93,10 +93,15 @@ class ExpertSource {
   virtual ~ExpertSource() = default;
   // The most experts one fetch may ask for (the caches' room).
   virtual size_t max_fetch(int64_t layer) const = 0;
-  // out[i] = expert ids[i] of decoder layer `layer` (ids distinct, at most
-  // max_fetch), valid until the next fetch. Compute queued on the views
-  // before the next fetch is safe: a fetch that reuses memory waits for it.
+  // Starts bringing experts ids of decoder layer `layer` (distinct, at most
+  // max_fetch) to the executing device; out[i] will hold expert ids[i],
+  // usable once wait(i) returns and until the next fetch. Reads run in the
+  // background, so the experts that are there compute while the others
+  // arrive. Compute queued on the views before the next fetch is safe: a
+  // fetch that reuses memory waits for it.
   virtual void fetch(int64_t layer, std::span<const int32_t> ids, std::span<ExpertWeights> out) = 0;
+  // Blocks until out[i] of the last fetch is in place; rethrows a read error.
+  virtual void wait(size_t i) = 0;
 };
 
 // One forward step: `rows` sequences each receive `tokens` new ids.

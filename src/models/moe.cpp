@@ -67,6 +67,7 @@ void moe(Ops& ops, Activation act, const MoeWeights& w, ExpertSource& source, co
     const std::span<const int32_t> chunk = used.subspan(first, std::min(per_fetch, used.size() - first));
     source.fetch(w.layer, chunk, std::span<ExpertWeights>(host.fetched).first(chunk.size()));
     for (size_t i = 0; i < chunk.size(); ++i) {
+      source.wait(i);
       const size_t e = static_cast<size_t>(chunk[i]);
       const std::vector<int32_t>& rows = host.routing.tokens[e];
       const ExpertWeights& x = host.fetched[i];

@@ -23,6 +23,7 @@ ExpertStore::ExpertStore(const Checkpoint& checkpoint, std::vector<ExpertSpec> e
                          const std::vector<ExpertPlacement>& placement, Device& host,
                          const ExpertStoreOptions& options)
     : specs_(std::move(experts)), pool_(options.pool) {
+  recent_.reserve(kRecentReads);
   if (specs_.empty()) return;
   // Every expert tensor is checked before any memory is taken.
   std::vector<const TensorInfo*> infos;
@@ -184,9 +185,18 @@ ExpertStore::ExpertStore(const Checkpoint& checkpoint, std::vector<ExpertSpec> e
       std::string failure;
       if (copier->pin_host(buffer.data(), buffer.bytes(), failure)) pinned_.emplace_back(copier, buffer.data());
     }
+  // Last, so that nothing after them can throw and leave them running.
+  if (host_slots_)
+    for (int r = 0; r < kReaders; ++r) reader_threads_.emplace_back([this] { reader_loop(); });
 }
 
 ExpertStore::~ExpertStore() {
+  {
+    std::lock_guard lock(mutex_);
+    stop_ = true;
+  }
+  changed_.notify_all();
+  for (std::thread& t : reader_threads_) t.join();
   for (const auto& [device, data] : pinned_) device->unpin_host(data);
 }
 
@@ -214,113 +224,144 @@ ExpertWeights ExpertStore::views_at(const Held& h, const uint8_t* base) const {
   return {view(h.spec->gate, offsets_[0]), view(h.spec->up, offsets_[1]), view(h.spec->down, offsets_[2])};
 }
 
+// Where an expert's bytes are in host memory: the held layout (host tier, or
+// a read converted beside the read area), or where a read landed.
+ExpertWeights ExpertStore::host_views(const Held& h, const uint8_t* base) const {
+  if (h.tier != Tier::disk || h.convert) return views_at(h, h.tier == Tier::disk ? base + read_area_ : base);
+  ExpertWeights v = views_at(h, base);
+  v.gate.data = base + h.landed[0];
+  v.up.data = base + h.landed[1];
+  v.down.data = base + h.landed[2];
+  return v;
+}
+
 void ExpertStore::fetch(int64_t layer, std::span<const int32_t> ids, std::span<ExpertWeights> out) {
   host_cache_.begin_fetch();
   for (auto& [device, cache] : device_caches_) cache.cache.begin_fetch();
-  // Disk experts first come to the host cache; misses are read together.
-  pending_.clear();
-  host_bases_.assign(ids.size(), nullptr);
+  {
+    // The last fetch's reads that started are done before their jobs go
+    // (all of them, unless a step failed midway); the others never start.
+    std::unique_lock lock(mutex_);
+    changed_.wait(lock, [&] {
+      return std::all_of(reads_.begin(), reads_.begin() + static_cast<std::ptrdiff_t>(next_read_),
+                         [](const ReadJob& j) { return j.done; });
+    });
+    reads_.clear();
+    next_read_ = 0;
+  }
+  pending_.assign(ids.size(), Pending{});
   for (size_t i = 0; i < ids.size(); ++i) {
     Held& h = held(layer, ids[i]);
     const size_t index = static_cast<size_t>(&h - experts_.data());
+    Pending& p = pending_[i];
+    p.held = &h;
     ++counters_.routed;
     counters_.routed_bytes += expert_bytes_;
-    if (h.tier == Tier::resident) continue;
+    if (h.tier == Tier::resident) {
+      out[i] = views_at(h, h.data);
+      continue;
+    }
+    // An accelerator's cache first: a hit needs nothing else.
+    DeviceCache* dc = h.exec->is_accelerator() ? &device_caches_.at(h.exec) : nullptr;
+    if (dc) {
+      ++counters_.device_lookups;
+      if (const auto slot = dc->cache.find(index)) {
+        ++counters_.device_hits;
+        out[i] = views_at(h, dc->slots + *slot * expert_bytes_);
+        continue;
+      }
+      p.device = dc->slots + dc->cache.place(index) * expert_bytes_;
+      out[i] = views_at(h, p.device);
+    }
     if (h.tier == Tier::host) {
-      host_bases_[i] = h.data;
+      ++counters_.missed;
+      counters_.missed_bytes += expert_bytes_;
+      p.host = h.data;
       continue;
     }
     ++counters_.host_lookups;
     if (const auto slot = host_cache_.find(index)) {
       ++counters_.host_hits;
-      host_bases_[i] = host_slots_ + *slot * host_slot_bytes_;
+      p.host = host_slots_ + *slot * host_slot_bytes_;
     } else {
-      uint8_t* slot_base = host_slots_ + host_cache_.place(index) * host_slot_bytes_;
-      pending_.push_back({&h, slot_base});
-      host_bases_[i] = slot_base;
+      ++counters_.missed;
+      counters_.missed_bytes += expert_bytes_;
+      p.host = host_slots_ + host_cache_.place(index) * host_slot_bytes_;
+      p.read = reads_.size();
+      reads_.push_back(ReadJob{&h, p.host, false, nullptr, {}});
     }
+    if (!dc) out[i] = host_views(h, p.host);
   }
-  read_misses();
-
-  for (size_t i = 0; i < ids.size(); ++i) {
-    Held& h = held(layer, ids[i]);
-    const size_t index = static_cast<size_t>(&h - experts_.data());
-    if (h.tier == Tier::resident) {
-      out[i] = views_at(h, h.data);
-      continue;
-    }
-    // Where its bytes are in host memory: the held layout (host tier, or a
-    // converted read), or where a read landed.
-    const uint8_t* base = host_bases_[i];
-    const bool as_read = h.tier == Tier::disk && !h.convert;
-    const auto host_view = [&]() -> ExpertWeights {
-      if (!as_read) return views_at(h, h.tier == Tier::disk ? base + read_area_ : base);
-      ExpertWeights v = views_at(h, base);
-      v.gate.data = base + h.landed[0];
-      v.up.data = base + h.landed[1];
-      v.down.data = base + h.landed[2];
-      return v;
-    };
-    if (!h.exec->is_accelerator()) {
-      out[i] = host_view();
-      continue;
-    }
-    DeviceCache& dc = device_caches_.at(h.exec);
-    ++counters_.device_lookups;
-    size_t slot = 0;
-    if (const auto found = dc.cache.find(index)) {
-      ++counters_.device_hits;
-      slot = *found;
-    } else {
-      if (h.tier == Tier::host) {
-        ++counters_.missed;
-        counters_.missed_bytes += expert_bytes_;
-      }
-      slot = dc.cache.place(index);
-      uint8_t* dst = dc.slots + slot * expert_bytes_;
-      const ExpertWeights src = host_view();
-      const MatrixView* parts[] = {&src.gate, &src.up, &src.down};
-      for (int m = 0; m < kMatrices; ++m) {
-        const size_t bytes = static_cast<size_t>(parts[m]->rows * parts[m]->cols) * dtype_size(dtype_);
-        h.exec->copy_in(dst + offsets_[m], parts[m]->data, bytes);
-        counters_.copied_bytes += bytes;
-      }
-    }
-    out[i] = views_at(h, dc.slots + slot * expert_bytes_);
+  if (!reads_.empty()) {
+    reads_started_ = std::chrono::steady_clock::now();
+    changed_.notify_all();
   }
 }
 
-// Reads the fetch's host-cache misses, spread over the pool's threads so the
-// disk sees several requests at once, then converts those that need it.
-void ExpertStore::read_misses() {
-  if (pending_.empty()) return;
-  const auto start = std::chrono::steady_clock::now();
-  const auto read_one = [&](size_t p) {
-    const PendingRead& r = pending_[p];
-    const Held& h = *r.held;
-    for (const Run& run : h.runs) run.file->read(run.offset, run.size, r.slot + run.position);
-    if (!h.convert) return;
-    // Into the held layout beside the read area (on this worker: no nested pool).
-    for (int m = 0; m < kMatrices; ++m) {
-      const TensorInfo& info = *h.stored[m];
-      convert_tensor({info.dtype, r.slot + h.landed[m], info.shape, false}, dtype_, r.slot + read_area_ + offsets_[m],
-                     nullptr);
-    }
-  };
-  if (pool_ && pending_.size() > 1) {
-    pool_->parallel_for(pending_.size(), 1, [&](size_t begin, size_t end, int) {
-      for (size_t p = begin; p < end; ++p) read_one(p);
-    });
-  } else {
-    for (size_t p = 0; p < pending_.size(); ++p) read_one(p);
-  }
-  counters_.read_seconds += seconds_since(start);
-  for (const PendingRead& r : pending_) {
+void ExpertStore::wait(size_t i) {
+  Pending& p = pending_.at(i);
+  if (p.read != kNoRead) {
+    std::unique_lock lock(mutex_);
+    ReadJob& job = reads_[p.read];
+    changed_.wait(lock, [&] { return job.done; });
+    if (job.error) std::rethrow_exception(job.error);
     uint64_t bytes = 0;
-    for (const Run& run : r.held->runs) bytes += run.size;
+    for (const Run& run : p.held->runs) {
+      bytes += run.size;
+      if (recent_.size() < kRecentReads) recent_.push_back(run);
+      else recent_[recent_next_] = run;
+      recent_next_ = (recent_next_ + 1) % kRecentReads;
+    }
     counters_.disk_bytes += bytes;
-    ++counters_.missed;
-    counters_.missed_bytes += expert_bytes_;
+    // A fetch's reads overlap one another: count the time until its last
+    // one was done (ids are waited in order, so it is waited last).
+    if (p.read + 1 == reads_.size())
+      counters_.read_seconds += std::chrono::duration<double>(job.finished - reads_started_).count();
+    p.read = kNoRead;
+  }
+  if (p.device) {
+    const ExpertWeights src = host_views(*p.held, p.host);
+    const MatrixView* parts[] = {&src.gate, &src.up, &src.down};
+    for (int m = 0; m < kMatrices; ++m) {
+      const size_t bytes = static_cast<size_t>(parts[m]->rows * parts[m]->cols) * dtype_size(dtype_);
+      p.held->exec->copy_in(p.device + offsets_[m], parts[m]->data, bytes);
+      counters_.copied_bytes += bytes;
+    }
+    p.device = nullptr;
+  }
+}
+
+// One expert's runs into its host cache slot, converted beside them when
+// its stored bytes are not what is computed with.
+void ExpertStore::read(const Held& h, uint8_t* slot) const {
+  for (const Run& run : h.runs) run.file->read(run.offset, run.size, slot + run.position);
+  if (!h.convert) return;
+  for (int m = 0; m < kMatrices; ++m) {
+    const TensorInfo& info = *h.stored[m];
+    convert_tensor({info.dtype, slot + h.landed[m], info.shape, false}, dtype_, slot + read_area_ + offsets_[m],
+                   nullptr);
+  }
+}
+
+void ExpertStore::reader_loop() {
+  std::unique_lock lock(mutex_);
+  for (;;) {
+    changed_.wait(lock, [&] { return stop_ || next_read_ < reads_.size(); });
+    if (stop_) return;
+    const size_t index = next_read_++;
+    const ReadJob job = reads_[index];
+    lock.unlock();
+    std::exception_ptr error;
+    try {
+      read(*job.held, job.slot);
+    } catch (...) {
+      error = std::current_exception();
+    }
+    lock.lock();
+    reads_[index].done = true;
+    reads_[index].error = error;
+    reads_[index].finished = std::chrono::steady_clock::now();
+    changed_.notify_all();
   }
 }
 
@@ -328,6 +369,15 @@ ExpertStats ExpertStore::stats() const {
   ExpertStats s = counters_;
   s.expert_bytes = expert_bytes_;
   return s;
+}
+
+std::vector<WeightStore::DiskRange> ExpertStore::recent_reads() const {
+  std::vector<WeightStore::DiskRange> out;
+  for (size_t i = 0; i < recent_.size(); ++i) {
+    const Run& run = recent_[(recent_next_ + i) % recent_.size()];
+    out.push_back({run.file->path(), run.offset, run.size});
+  }
+  return out;
 }
 
 std::vector<std::filesystem::path> ExpertStore::disk_files() const {

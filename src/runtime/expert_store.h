@@ -10,11 +10,18 @@
 // 64-byte aligned, in the compute dtype. Experts read from disk are used where
 // the read lands when their stored bytes are what is computed with; else they
 // are converted into the slot beside the read.
-// Thread-safety: built before running; fetch is called by the one thread that
-// runs the model (it spreads the reads of one fetch over the thread pool).
+// Thread-safety: built before running; fetch and wait are called by the one
+// thread that runs the model. Reads run on the store's own reader threads, so
+// the disk sees several requests at once while the model computes the
+// experts that are already there.
 #pragma once
 
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
+#include <exception>
+#include <mutex>
+#include <thread>
 #include <functional>
 #include <map>
 #include <memory>
@@ -31,6 +38,7 @@
 #include "plan/device.h"
 #include "runtime/expert_cache.h"
 #include "runtime/placement.h"
+#include "runtime/weight_store.h"
 #include "strata/model.h"
 
 namespace strata {
@@ -56,14 +64,21 @@ class ExpertStore final : public ExpertSource {
 
   size_t max_fetch(int64_t layer) const override;
   void fetch(int64_t layer, std::span<const int32_t> ids, std::span<ExpertWeights> out) override;
+  void wait(size_t i) override;
+
+  // Reader threads: enough requests in flight for a solid-state disk.
+  static constexpr int kReaders = 4;
 
   // What fetches have done so far (ExpertStats in strata/model.h says what each counts).
   ExpertStats stats() const;
   // Bytes of one expert as held, and of all experts.
   uint64_t expert_bytes() const { return expert_bytes_; }
   uint64_t total_bytes() const { return expert_bytes_ * experts_.size(); }
-  // The files disk experts are read from.
+  // The files disk experts are read from, and the byte ranges of the latest
+  // reads (up to kRecentReads, oldest first), for bandwidth measurements.
   std::vector<std::filesystem::path> disk_files() const;
+  static constexpr size_t kRecentReads = 256;
+  std::vector<WeightStore::DiskRange> recent_reads() const;
   bool empty() const { return experts_.empty(); }
 
  private:
@@ -91,7 +106,9 @@ class ExpertStore final : public ExpertSource {
 
   Held& held(int64_t layer, int32_t expert);
   ExpertWeights views_at(const Held& h, const uint8_t* base) const;
-  void read_misses();
+  ExpertWeights host_views(const Held& h, const uint8_t* base) const;
+  void read(const Held& h, uint8_t* slot) const;
+  void reader_loop();
 
   std::vector<ExpertSpec> specs_;
   std::vector<Held> experts_;       // in specs_ order
@@ -117,14 +134,34 @@ class ExpertStore final : public ExpertSource {
   };
   std::map<Device*, DeviceCache> device_caches_;
 
-  // The misses of the fetch in progress, read together.
-  struct PendingRead {
-    Held* held;
-    uint8_t* slot;
+  // Per id of the fetch in progress: what wait(i) still has to see done — a
+  // read into the host cache (by a reader thread), then a copy into an
+  // accelerator's cache (on the model's thread).
+  struct Pending {
+    Held* held = nullptr;
+    uint8_t* host = nullptr;     // where its bytes are (will be) in host memory
+    size_t read = kNoRead;       // its job in reads_
+    uint8_t* device = nullptr;   // the accelerator cache slot to copy into, or null
   };
-  std::vector<PendingRead> pending_;
-  std::vector<const uint8_t*> host_bases_;  // per id of the fetch in progress
+  static constexpr size_t kNoRead = static_cast<size_t>(-1);
+  struct ReadJob {
+    const Held* held;
+    uint8_t* slot;
+    bool done = false;
+    std::exception_ptr error;
+    std::chrono::steady_clock::time_point finished;
+  };
+  std::vector<Pending> pending_;
+  std::vector<ReadJob> reads_;  // the fetch's reads, handed out in order
+  size_t next_read_ = 0;
+  std::chrono::steady_clock::time_point reads_started_;
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  bool stop_ = false;
+  std::vector<std::thread> reader_threads_;
   ExpertStats counters_;
+  std::vector<Run> recent_;  // a ring of kRecentReads (no path copies on the hot path)
+  size_t recent_next_ = 0;
 };
 
 }  // namespace strata
