@@ -47,6 +47,11 @@ void add_device_map_options(CLI::App* cmd, DeviceMapArgs& args) {
   cmd->add_option("--ctx", args.ctx,
                   "Context tokens per row the plan budgets the KV cache for (default and minimum: what this command feeds)")
       ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--expert-cache", args.expert_cache,
+                  "Mixture-of-experts models: routed experts each cache holds (in RAM for experts read from disk, on "
+                  "an accelerator for experts copied to it); the plan budgets them before placing experts. Default: "
+                  "twice the experts one step of the batch routes per layer")
+      ->check(CLI::NonNegativeNumber);
   cmd->add_flag("--quiet-map", args.quiet, "Do not print the device map and the memory peaks");
 }
 
@@ -87,6 +92,7 @@ ModelOptions model_options(const std::string& model_dir, const DeviceMapArgs& ar
   o.load_progress = progress_callback("strata: loading weights");
   o.warning = [](const std::string& message) { std::fprintf(stderr, "strata: warning: %s\n", message.c_str()); };
   o.ctx = std::max(args.ctx, ctx_needed);
+  o.expert_cache = args.expert_cache;
   o.batch = batch;
   if (!args.dtype.empty()) {
     if (args.dtype == "f32" || args.dtype == "float32")

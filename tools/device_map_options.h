@@ -20,6 +20,7 @@ struct DeviceMapArgs {
   std::string offload_compute = "auto";
   std::string dtype;
   int64_t ctx = 0;  // 0: what the command will use
+  int64_t expert_cache = 0;  // 0: the planner's choice
   bool quiet = false;
 };
 

@@ -50,6 +50,10 @@ struct ModelOptions {
   // The sessions will ask for the logits of every position (strata logits),
   // which takes more activation memory than the last position's.
   bool all_logits = false;
+  // Mixture-of-experts models: routed experts each expert cache holds (RAM
+  // for experts read from disk, an accelerator for experts copied to it);
+  // 0: twice the experts one step of `batch` rows routes per layer.
+  int64_t expert_cache = 0;
   // Called now and then while the weights are put in memory (bytes placed,
   // of the bytes to place), from the loading thread; empty: silent.
   std::function<void(uint64_t placed, uint64_t total)> load_progress;

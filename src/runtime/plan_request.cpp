@@ -182,6 +182,8 @@ PlannedMap plan_device_map(const ModelConfig& config, const Checkpoint& checkpoi
                 "", "", "ask for fewer tokens (prompt plus --max-new-tokens, or --ctx)");
   plan::MemoryNeeds needs = memory_needs(config, dtype_of, sizes.dtype, ctx, options.batch, threads, options.all_logits);
   add_runtime_buffers(needs);
+  if (options.expert_cache > 0 && config.num_experts > 0)
+    needs.host_expert_cache = needs.device_expert_cache = static_cast<int>(std::min<int64_t>(options.expert_cache, 1 << 20));
 
   p.max_memory = options.max_memory.empty() ? budgets_from_devices(devices) : plan::parse_max_memory(options.max_memory);
   for (const auto& [device, budget] : p.max_memory)

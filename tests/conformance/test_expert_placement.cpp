@@ -82,8 +82,13 @@ class ExpertPlacement : public ::testing::TestWithParam<std::string> {
     EXPECT_EQ(0, std::memcmp(got.logits.data(), cpu_.logits.data(), cpu_.logits.size() * sizeof(float)))
         << what << ": logits differ from the all-CPU run";
     EXPECT_EQ(got.greedy, cpu_.greedy) << what;
-    for (const DeviceReport& d : got.devices)
-      if (d.name != "disk" && !std::isinf(d.budget)) EXPECT_LE(static_cast<double>(d.peak), d.budget) << what;
+    for (const DeviceReport& d : got.devices) {
+      if (d.name == "disk") continue;
+      if (!std::isinf(d.budget)) {
+        EXPECT_LE(static_cast<double>(d.peak), d.budget) << what << ": " << d.name;
+      }
+      EXPECT_LE(static_cast<double>(d.peak), d.planned_bytes) << what << ": " << d.name << " exceeds the plan";
+    }
   }
 
   test::Reference ref_;
@@ -128,6 +133,18 @@ TEST_P(ExpertPlacement, ExpertsOnDiskRunOnTheCpu) {
   // The cache holds two layers' worth of experts: everything routed twice hits.
   EXPECT_GT(got.stats.host_hits, 0u);
   EXPECT_EQ(got.stats.host_hits + got.stats.missed, got.stats.host_lookups);
+}
+
+TEST_P(ExpertPlacement, CachesOfOneExpertFetchOneAtATime) {
+  // Caches of one expert: every fetch brings one expert and evicts the last,
+  // on the host (disk experts) and on sim:0 (experts copied from RAM).
+  const std::string map = map_with_experts(R"("": 0)", [](int64_t e) { return e % 2 ? "\"cpu\"" : "\"disk\""; });
+  ModelOptions o = options(map, "1x64MiB");
+  o.expert_cache = 1;
+  const Outcome got = run(o);
+  expect_same(got, "caches of one expert");
+  EXPECT_EQ(got.stats.host_hits + got.stats.device_hits + got.stats.missed,
+            got.stats.routed) << "each routed expert is a hit in one cache or a miss";
 }
 
 TEST_P(ExpertPlacement, EverythingOnDiskStreamsToOneSimDevice) {
