@@ -46,7 +46,7 @@ case $command in
   # model after the run, inside the same limit.
   bench)    cmd=("$build"/strata bench -m "$model" --reps 2 --gen-tokens 4 --prompt-tokens 8
                  --bandwidth-buffer-mib 64 "${map_args[@]}")
-            shown='^strata: \(map\|peak\|error\)\|^  rep\|^generation\|^weights\|^disk\|^bound' ;;
+            shown='^strata: \(map (auto) cpu\|peak\|error\)\|^  rep\|^generation\|^weights\|^experts\|^disk\|^bound' ;;
   *) echo "COMMAND must be generate or bench" >&2; exit 2 ;;
 esac
 

@@ -19,15 +19,9 @@ size_t round_to_page(size_t bytes) { return (bytes + DirectReader::kAlign - 1) /
 
 }  // namespace
 
-ExpertStore::ExpertStore(const Checkpoint& checkpoint, std::vector<ExpertSpec> experts,
-                         const std::vector<ExpertPlacement>& placement, Device& host,
-                         const ExpertStoreOptions& options)
-    : specs_(std::move(experts)), pool_(options.pool) {
-  recent_.reserve(kRecentReads);
-  if (specs_.empty()) return;
-  // Every expert tensor is checked before any memory is taken.
+std::vector<const TensorInfo*> ExpertStore::check(const Checkpoint& checkpoint, const std::vector<ExpertSpec>& experts) {
   std::vector<const TensorInfo*> infos;
-  for (const ExpertSpec& e : specs_)
+  for (const ExpertSpec& e : experts)
     for (const WeightSpec* w : e.weights()) {
       const TensorInfo* info = checkpoint.find(w->name);
       if (!info)
@@ -42,6 +36,17 @@ ExpertStore::ExpertStore(const Checkpoint& checkpoint, std::vector<ExpertSpec> e
                     checkpoint.dir().string(), w->name, "strata reads F32, BF16 and F16 weights");
       infos.push_back(info);
     }
+  return infos;
+}
+
+ExpertStore::ExpertStore(const Checkpoint& checkpoint, std::vector<ExpertSpec> experts,
+                         const std::vector<ExpertPlacement>& placement, Device& host,
+                         const ExpertStoreOptions& options)
+    : specs_(std::move(experts)), pool_(options.pool) {
+  recent_.reserve(kRecentReads);
+  if (specs_.empty()) return;
+  // Every expert tensor is checked before any memory is taken.
+  const std::vector<const TensorInfo*> infos = check(checkpoint, specs_);
   dtype_ = options.compute_dtype.value_or(infos.front()->dtype);
   const ExpertSpec& first = specs_.front();
   const size_t gate = static_cast<size_t>(first.gate.shape[0] * first.gate.shape[1]) * dtype_size(dtype_);

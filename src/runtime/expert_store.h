@@ -60,6 +60,10 @@ class ExpertStore final : public ExpertSource {
               const std::vector<ExpertPlacement>& placement, Device& host, const ExpertStoreOptions& options);
   ~ExpertStore() override;
   ExpertStore(const ExpertStore&) = delete;
+  // The checks the constructor makes first, for loading to make before it
+  // reads any weight: returns each expert tensor's info, gate, up, down per
+  // expert.
+  static std::vector<const TensorInfo*> check(const Checkpoint& checkpoint, const std::vector<ExpertSpec>& experts);
   ExpertStore& operator=(const ExpertStore&) = delete;
 
   size_t max_fetch(int64_t layer) const override;

@@ -25,19 +25,23 @@ void collect_names(const plan::ModuleNode& node, const std::string& path, std::u
   for (const auto& c : node.children) collect_names(c, plan::join_name(path, c.name), out);
 }
 
-// "model.layers.0", ..., "model.layers.9" -> "model.layers.0-9" (prefix
-// "model.layers."): a device's modules on one line.
-std::vector<std::string> collapse_layers(const std::vector<std::string>& modules, const std::string& prefix) {
-  std::vector<std::string> out;
-  auto layer_of = [&](const std::string& m) -> long {
-    if (m.rfind(prefix, 0) != 0 || m.size() == prefix.size()) return -1;
-    const std::string rest = m.substr(prefix.size());
-    return rest.find_first_not_of("0123456789") == std::string::npos ? std::stol(rest) : -1;
+// Runs of numbered siblings on one line: "model.layers.0", ...,
+// "model.layers.9" -> "model.layers.0-9", and likewise a layer's experts
+// ("model.layers.3.mlp.experts.40-127"): a device's modules on one line.
+std::vector<std::string> collapse_runs(const std::vector<std::string>& modules) {
+  // ("model.layers.", 7) for "model.layers.7"; index -1 when not numbered.
+  const auto split = [](const std::string& m) -> std::pair<std::string, long> {
+    const size_t dot = m.rfind('.');
+    const std::string last = dot == std::string::npos ? m : m.substr(dot + 1);
+    if (last.empty() || last.size() > 9 || last.find_first_not_of("0123456789") != std::string::npos) return {m, -1};
+    return {m.substr(0, dot + 1), std::stol(last)};
   };
+  std::vector<std::string> out;
   for (size_t i = 0; i < modules.size();) {
-    const long first = layer_of(modules[i]);
+    const auto [prefix, first] = split(modules[i]);
     size_t j = i + 1;
-    while (first >= 0 && j < modules.size() && layer_of(modules[j]) == first + static_cast<long>(j - i)) ++j;
+    while (first >= 0 && j < modules.size() && split(modules[j]) == std::make_pair(prefix, first + static_cast<long>(j - i)))
+      ++j;
     out.push_back(j - i > 1 ? prefix + std::to_string(first) + "-" + std::to_string(first + static_cast<long>(j - i) - 1)
                             : modules[i]);
     i = j;
@@ -92,6 +96,7 @@ std::unique_ptr<Model> Model::load(const std::filesystem::path& dir, const Model
   store.warning = options.warning;
   auto experts = model_experts(impl->config);
   const auto expert_placement = place_experts(experts, blocks, placement, plan.device_map, *impl->devices);
+  ExpertStore::check(checkpoint, experts);  // before the weight store reads anything
   impl->weights = std::make_unique<WeightStore>(std::move(checkpoint), blocks, placement, impl->devices->cpu(), store);
   impl->experts = std::make_unique<ExpertStore>(impl->weights->checkpoint(), std::move(experts), expert_placement,
                                                 impl->devices->cpu(), expert_store_options(options, plan, *impl->pool));
@@ -144,12 +149,11 @@ std::string Model::device_map_json() const {
 
 std::vector<DeviceReport> Model::devices() const {
   std::vector<DeviceReport> out;
-  const std::string layers = layer_list_path(describe(impl_->config)) + ".";
   auto modules_on = [&](const plan::Device& d) {
     std::vector<std::string> modules;
     for (const auto& [module, device] : impl_->device_map)
       if (device == d) modules.push_back(module.empty() ? "(everything)" : module);
-    return collapse_layers(modules, layers);
+    return collapse_runs(modules);
   };
   auto report = [&](const std::string& name, const plan::Device& key, const Device* device) {
     DeviceReport r;
