@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <memory>
 #include <random>
 #include <string>
@@ -128,7 +129,8 @@ TEST_P(BackendOps, SupportsTellsWhichWeightsItWidens) {
   EXPECT_FALSE(ops().supports(OpKind::embedding, DType::BOOL));
   for (const OpKind op : {OpKind::rms_norm, OpKind::layer_norm, OpKind::add, OpKind::glu, OpKind::activate,
                           OpKind::scale, OpKind::softcap, OpKind::rope, OpKind::store_kv, OpKind::attention,
-                          OpKind::copy})
+                          OpKind::copy, OpKind::zero, OpKind::gather_rows, OpKind::add_scaled_rows,
+                          OpKind::to_host})
     EXPECT_TRUE(ops().supports(op, DType::F32)) << static_cast<int>(op);
 }
 
@@ -481,6 +483,167 @@ TEST_P(BackendOps, StoreKvThenAttentionWithGroupsPaddingAndWindow) {
             << shape.softcap << " start " << start << " at " << i;
     }
   }
+}
+
+// The bit patterns of floats, to compare exactly: == takes -0 for +0 and
+// fails NaN against itself.
+std::vector<uint32_t> bits(const std::vector<float>& values) {
+  std::vector<uint32_t> out(values.size());
+  if (!values.empty()) std::memcpy(out.data(), values.data(), values.size() * sizeof(float));
+  return out;
+}
+uint32_t bits(float value) {
+  uint32_t out;
+  std::memcpy(&out, &value, sizeof out);
+  return out;
+}
+
+// Values a copy must carry bit for bit and arithmetic would not: negative
+// zero, infinities, the smallest subnormal (flushed by FTZ math), a quiet
+// NaN with a payload.
+std::vector<float> special_values() {
+  float nan;
+  const uint32_t nan_bits = 0x7fc12345u;
+  std::memcpy(&nan, &nan_bits, sizeof nan);
+  return {-0.0f, INFINITY, -INFINITY, std::numeric_limits<float>::denorm_min(), -std::numeric_limits<float>::min(),
+          nan};
+}
+
+TEST_P(BackendOps, ZeroWritesPositiveZeroAndOnlyThere) {
+  // Mixtral's routed output starts at zero and experts add into it; -0 or a
+  // NaN left over from the buffer's last use must not survive.
+  if (!supported(OpKind::zero, DType::F32)) return;
+  const size_t n = 1000, offset = 7, count = 900;
+  auto x = random(n);
+  const auto special = special_values();
+  for (size_t i = 0; i < n; i += 13) x[i] = special[(i / 13) % special.size()];
+  DeviceBuffer dx = upload(x);
+  // n = 0 writes nothing.
+  ops().zero(dx.floats() + offset, 0);
+  ASSERT_EQ(bits(download(dx, n)), bits(x));
+  ops().zero(dx.floats() + offset, count);
+  const auto got = bits(download(dx, n));
+  for (size_t i = 0; i < n; ++i) {
+    const bool inside = i >= offset && i < offset + count;
+    ASSERT_EQ(got[i], inside ? 0u : bits(x[i])) << (inside ? "zeroed" : "untouched") << " at " << i;
+  }
+}
+
+TEST_P(BackendOps, GatherRowsCopiesListedRowsExactly) {
+  if (!supported(OpKind::gather_rows, DType::F32)) return;
+  // 1 column, a few, and more than a GPU block's threads (256) with a tail.
+  for (const size_t cols : {size_t{1}, size_t{37}, size_t{300}}) {
+    const size_t src_rows = 12;
+    auto src = random(src_rows * cols);
+    const auto special = special_values();
+    for (size_t i = 0; i < src.size(); i += 5) src[i] = special[(i / 5) % special.size()];
+    // Out of order and repeated (a token routed twice cannot happen, but
+    // gather itself allows it), first and last rows included.
+    const std::vector<int32_t> rows{4, 0, 11, 4, 9, 2, 2, 7};
+    // One spare row after the gathered ones must stay as it was.
+    const size_t dst_floats = (rows.size() + 1) * cols;
+    const auto before = random(dst_floats);
+    DeviceBuffer dsrc = upload(src), ddst = upload(before);
+    // No rows, or rows of no columns: nothing is written.
+    ops().gather_rows(dsrc.floats(), cols, {}, ddst.floats());
+    ops().gather_rows(dsrc.floats(), 0, rows, ddst.floats());
+    ASSERT_EQ(bits(download(ddst, dst_floats)), bits(before)) << "cols " << cols;
+    ops().gather_rows(dsrc.floats(), cols, rows, ddst.floats());
+    const auto got = bits(download(ddst, dst_floats));
+    const auto want_src = bits(src), want_before = bits(before);
+    for (size_t i = 0; i < rows.size(); ++i)
+      for (size_t c = 0; c < cols; ++c)
+        ASSERT_EQ(got[i * cols + c], want_src[static_cast<size_t>(rows[i]) * cols + c])
+            << "cols " << cols << " row " << i << " (source row " << rows[i] << ") col " << c;
+    for (size_t c = 0; c < cols; ++c)
+      ASSERT_EQ(got[rows.size() * cols + c], want_before[rows.size() * cols + c]) << "spare row, cols " << cols;
+  }
+}
+
+// dst + src * scale with the product rounded to f32 before the add, as
+// torch's index_add_ of (expert output * routing weight) computes it. The
+// volatile keeps the compiler from contracting the two into an FMA.
+float scaled_add_reference(float dst, float src, float scale) {
+  volatile float product = src * scale;
+  return dst + product;
+}
+
+TEST_P(BackendOps, AddScaledRowsRoundsTheProductAndTouchesOnlyItsRows) {
+  if (!supported(OpKind::add_scaled_rows, DType::F32)) return;
+  for (const size_t cols : {size_t{1}, size_t{37}, size_t{300}}) {
+    const size_t dst_rows = 10;
+    // Distinct, out of order, first and last included; rows 2, 4, 5, 7 and 8
+    // are not listed and must keep their bits.
+    const std::vector<int32_t> rows{6, 0, 3, 9, 1};
+    const std::vector<float> scales{0.71f, -1.3f, 1.0f, 0.0f, 0.2913f};
+    const auto before = random(dst_rows * cols, 4.0f), src = random(rows.size() * cols, 4.0f);
+    DeviceBuffer ddst = upload(before), dsrc = upload(src);
+    // No rows, or rows of no columns: nothing is written.
+    ops().add_scaled_rows(ddst.floats(), dsrc.floats(), cols, {}, {});
+    ops().add_scaled_rows(ddst.floats(), dsrc.floats(), 0, rows, scales);
+    ASSERT_EQ(bits(download(ddst, dst_rows * cols)), bits(before)) << "cols " << cols;
+    ops().add_scaled_rows(ddst.floats(), dsrc.floats(), cols, rows, scales);
+    const auto got = bits(download(ddst, dst_rows * cols));
+    auto want = before;
+    size_t fused_differs = 0;
+    for (size_t i = 0; i < rows.size(); ++i)
+      for (size_t c = 0; c < cols; ++c) {
+        float& w = want[static_cast<size_t>(rows[i]) * cols + c];
+        const float unfused = scaled_add_reference(w, src[i * cols + c], scales[i]);
+        if (bits(unfused) != bits(std::fma(src[i * cols + c], scales[i], w))) ++fused_differs;
+        w = unfused;
+      }
+    const auto want_bits = bits(want);
+    for (size_t r = 0; r < dst_rows; ++r)
+      for (size_t c = 0; c < cols; ++c)
+        ASSERT_EQ(got[r * cols + c], want_bits[r * cols + c])
+            << "cols " << cols << " dst row " << r << " col " << c << " want " << want[r * cols + c];
+    // The data tells a fused multiply-add from the rounded product (except
+    // in the single-column case, where too few elements may not).
+    if (cols >= 37) {
+      EXPECT_GT(fused_differs, 0u) << "cols " << cols;
+    }
+  }
+}
+
+TEST_P(BackendOps, ToHostReturnsWhatTheQueuedOpsWrote) {
+  // Enough work queued ahead of it that a copy which did not wait would see
+  // stale values: 16 doublings (exact) of 4 MiB, then a zero, a gather and
+  // a scaled add, read back with to_host only.
+  if (!supported(OpKind::to_host, DType::F32)) return;
+  const size_t n = size_t{1} << 20;
+  const auto x = random(n);
+  DeviceBuffer dx = upload(x);
+  for (int i = 0; i < 16; ++i) ops().scale(dx.floats(), 2.0f, n);
+  std::vector<float> host(n, -1.0f);
+  ops().to_host(host.data(), dx.floats(), n);
+  for (size_t i = 0; i < n; ++i) ASSERT_EQ(host[i], x[i] * 65536.0f) << i;
+
+  // A slice from an offset: exactly `count` floats land, the rest of the
+  // host array keeps its bits; n = 0 writes nothing.
+  const size_t cols = 40, offset = 3 * cols, count = 2 * cols;
+  std::vector<float> slice(count + 8, 7.0f);
+  ops().to_host(slice.data(), dx.floats(), 0);
+  ASSERT_EQ(slice, std::vector<float>(count + 8, 7.0f));
+  ops().zero(dx.floats(), n);
+  const std::vector<int32_t> rows{5, 1};
+  const std::vector<float> scales{0.5f, -3.0f};
+  DeviceBuffer dsrc = upload(x);  // read as rows of `cols`
+  ops().gather_rows(dsrc.floats(), cols, rows, dx.floats() + offset);
+  ops().add_scaled_rows(dx.floats(), dsrc.floats(), cols, std::vector<int32_t>{3, 4}, scales);
+  ops().to_host(slice.data(), dx.floats() + offset, count);
+  for (size_t i = 0; i < rows.size(); ++i)
+    for (size_t c = 0; c < cols; ++c) {
+      // dx row 3 + i held source row rows[i]; then source row i, scaled, was added.
+      const float gathered = x[static_cast<size_t>(rows[i]) * cols + c];
+      const float want = scaled_add_reference(gathered, x[i * cols + c], scales[i]);
+      ASSERT_EQ(bits(slice[i * cols + c]), bits(want)) << "row " << i << " col " << c;
+    }
+  for (size_t i = count; i < slice.size(); ++i) ASSERT_EQ(slice[i], 7.0f) << "past the slice at " << i;
+  // The rest of dx is the zero's +0.
+  std::vector<float> rest(n - offset - count, 1.0f);
+  ops().to_host(rest.data(), dx.floats() + offset + count, rest.size());
+  for (size_t i = 0; i < rest.size(); ++i) ASSERT_EQ(bits(rest[i]), 0u) << i;
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, BackendOps, ::testing::Values("cpu", "sim", "cuda"),
