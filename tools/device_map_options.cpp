@@ -50,7 +50,7 @@ void add_device_map_options(CLI::App* cmd, DeviceMapArgs& args) {
   cmd->add_option("--expert-cache", args.expert_cache,
                   "Mixture-of-experts models: routed experts each cache holds (in RAM for experts read from disk, on "
                   "an accelerator for experts copied to it); the plan budgets them before placing experts. Default: "
-                  "twice the experts one step of the batch routes per layer")
+                  "twice the experts one token routes per layer")
       ->check(CLI::NonNegativeNumber);
   cmd->add_flag("--quiet-map", args.quiet, "Do not print the device map and the memory peaks");
 }

@@ -52,7 +52,7 @@ struct ModelOptions {
   bool all_logits = false;
   // Mixture-of-experts models: routed experts each expert cache holds (RAM
   // for experts read from disk, an accelerator for experts copied to it);
-  // 0: twice the experts one step of `batch` rows routes per layer.
+  // 0: twice the experts one token routes per layer.
   int64_t expert_cache = 0;
   // Called now and then while the weights are put in memory (bytes placed,
   // of the bytes to place), from the loading thread; empty: silent.

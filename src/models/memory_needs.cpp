@@ -83,10 +83,12 @@ plan::MemoryNeeds memory_needs(const ModelConfig& config,
     if (extra != 0) needs.held_extra_bytes[e.module] = extra;
   }
   if (config.num_experts > 0) {
-    // A fetch brings at most one step's experts of one layer; twice that
-    // lets the next step find some of them still there.
-    const int64_t step_experts = std::min(config.num_experts, batch * config.num_experts_per_tok);
-    needs.host_expert_cache = needs.device_expert_cache = static_cast<int>(2 * step_experts);
+    // Twice what one token routes per layer: a fetch of a bigger batch's
+    // union comes in chunks of that, so the caches need not grow with the
+    // batch and leave the room to resident weights (--expert-cache trades
+    // one for the other).
+    needs.host_expert_cache = needs.device_expert_cache =
+        static_cast<int>(std::min(config.num_experts, 2 * config.num_experts_per_tok));
   }
   needs.activation_bytes = static_cast<double>(align64(workspace_floats(config, limits) * sizeof(float)));
   const SessionHostSizes host = session_host_sizes(config, limits);

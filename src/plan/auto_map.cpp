@@ -95,6 +95,11 @@ class AutoPlanner {
   }
 
  private:
+  bool is_lookup(const PlacementUnit& unit) const {
+    return std::find(needs_.local_when_offloaded.begin(), needs_.local_when_offloaded.end(), unit.name) !=
+           needs_.local_when_offloaded.end();
+  }
+
   bool executes_own(const Device& d) const { return d.is_gpu() || (d == main_ && d.kind == Device::cpu); }
 
   // What placing `members` on d costs d itself, given whether d already executes something.
@@ -132,22 +137,28 @@ class AutoPlanner {
       std::vector<size_t> members;
       for (size_t m : groups_[i])
         if (!a.unit_devices[m]) members.push_back(m);
-      for (;; ++k) {
-        if (k == devices_.size()) {
+      // A lookup that does not fit (a large vocabulary's embedding) goes to
+      // the next device with room without moving the fill on: offloaded, it
+      // runs on the cpu where it lies, so the layers after it may still take
+      // the accelerator.
+      const bool lookup = members.size() == 1 && is_lookup(units_.units[members[0]]);
+      for (size_t j = k;; ++j) {
+        if (j == devices_.size()) {
           a.stuck = i;
           return a;
         }
-        const Device& d = devices_[k];
-        const double cost = cost_on(d, members, executes[k]);
-        const double room = budget_of(max_memory_, d) - reserve[k];
-        if (d.kind == Device::disk || used[k] + cost <= room) {
-          used[k] += cost;
-          executes[k] = executes[k] || executes_own(d);
+        const Device& d = devices_[j];
+        const double cost = cost_on(d, members, executes[j]);
+        const double room = budget_of(max_memory_, d) - reserve[j];
+        if (d.kind == Device::disk || used[j] + cost <= room) {
+          used[j] += cost;
+          executes[j] = executes[j] || executes_own(d);
           for (size_t m : members) {
             a.unit_devices[m] = d;
             a.order.push_back(m);
           }
-          a.units_on[k] += members.size();
+          a.units_on[j] += members.size();
+          if (!lookup) k = j;
           break;
         }
       }
@@ -205,17 +216,20 @@ class AutoPlanner {
       }
       size_t end = i;
       while (end < units_.units.size() && units_.units[end].expert && units_.units[end].layer == unit.layer) ++end;
-      const std::optional<Device> layer_device =
-          unit.layer >= 0 ? a.unit_devices[static_cast<size_t>(unit.layer)] : std::nullopt;
+      // Whether expert e sits where its layer does (its layer's entry covers it).
+      const auto with_layer = [&](size_t e) {
+        const size_t layer = static_cast<size_t>(units_.units[e].layer);
+        if (units_.units[e].layer < 0 || !a.unit_devices[layer].has_value()) return false;
+        const Device& layer_device = a.unit_devices[layer].value();
+        return layer_device == a.unit_devices[e].value();
+      };
       bool shared = true;
       for (size_t e = i; e < end; ++e) shared = shared && *a.unit_devices[e] == *a.unit_devices[i];
       if (shared && unit.layer >= 0) {
-        if (!(layer_device && *layer_device == *a.unit_devices[i]))
-          plan.device_map.emplace_back(unit.name.substr(0, unit.name.rfind('.')), *a.unit_devices[i]);
+        if (!with_layer(i)) plan.device_map.emplace_back(unit.name.substr(0, unit.name.rfind('.')), *a.unit_devices[i]);
       } else {
         for (size_t e = i; e < end; ++e)
-          if (!(layer_device && *layer_device == *a.unit_devices[e]))
-            plan.device_map.emplace_back(units_.units[e].name, *a.unit_devices[e]);
+          if (!with_layer(e)) plan.device_map.emplace_back(units_.units[e].name, *a.unit_devices[e]);
       }
       i = end;
     }
