@@ -39,4 +39,12 @@ size_t ExpertCache::place(Key key) {
               " slots");
 }
 
+void ExpertCache::forget(Key key) {
+  const size_t slot = slot_of_[key];
+  if (slot == kAbsent) return;
+  slot_of_[key] = kAbsent;
+  slot_key_[slot] = kAbsent;
+  recency_.splice(recency_.begin(), recency_, position_[slot]);  // free: first to be reused
+}
+
 }  // namespace strata

@@ -35,6 +35,9 @@ class ExpertCache {
   // The caller fills it. Throws strata::Error when every slot is pinned
   // (a fetch asked for more experts than the cache holds).
   size_t place(Key key);
+  // Drops `key` if cached: its slot was placed but never filled (a step
+  // that failed midway), so it must not be found.
+  void forget(Key key);
 
   uint64_t hits() const { return hits_; }
   uint64_t misses() const { return misses_; }

@@ -191,17 +191,28 @@ ExpertStore::ExpertStore(const Checkpoint& checkpoint, std::vector<ExpertSpec> e
       if (copier->pin_host(buffer.data(), buffer.bytes(), failure)) pinned_.emplace_back(copier, buffer.data());
     }
   // Last, so that nothing after them can throw and leave them running.
-  if (host_slots_)
-    for (int r = 0; r < kReaders; ++r) reader_threads_.emplace_back([this] { reader_loop(); });
+  try {
+    if (host_slots_)
+      for (int r = 0; r < kReaders; ++r) reader_threads_.emplace_back([this] { reader_loop(); });
+  } catch (...) {
+    stop_readers();  // the destructor does not run for a half-built object
+    for (const auto& [device, data] : pinned_) device->unpin_host(data);
+    throw;
+  }
 }
 
-ExpertStore::~ExpertStore() {
+void ExpertStore::stop_readers() {
   {
     std::lock_guard lock(mutex_);
     stop_ = true;
   }
   changed_.notify_all();
   for (std::thread& t : reader_threads_) t.join();
+  reader_threads_.clear();
+}
+
+ExpertStore::~ExpertStore() {
+  stop_readers();
   for (const auto& [device, data] : pinned_) device->unpin_host(data);
 }
 
@@ -251,6 +262,17 @@ void ExpertStore::fetch(int64_t layer, std::span<const int32_t> ids, std::span<E
       return std::all_of(reads_.begin(), reads_.begin() + static_cast<std::ptrdiff_t>(next_read_),
                          [](const ReadJob& j) { return j.done; });
     });
+    next_read_ = reads_.size();
+  }
+  // What a failed step left unfilled must not be found in the caches.
+  for (const Pending& p : pending_) {
+    if (p.read == kNoRead && !p.device) continue;
+    const size_t index = static_cast<size_t>(p.held - experts_.data());
+    if (p.read != kNoRead) host_cache_.forget(index);
+    if (p.device) device_caches_.at(p.held->exec).cache.forget(index);
+  }
+  {
+    std::lock_guard lock(mutex_);
     reads_.clear();
     next_read_ = 0;
   }

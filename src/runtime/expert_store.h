@@ -113,6 +113,7 @@ class ExpertStore final : public ExpertSource {
   ExpertWeights host_views(const Held& h, const uint8_t* base) const;
   void read(const Held& h, uint8_t* slot) const;
   void reader_loop();
+  void stop_readers();
 
   std::vector<ExpertSpec> specs_;
   std::vector<Held> experts_;       // in specs_ order
