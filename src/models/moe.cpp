@@ -47,8 +47,8 @@ void route(std::span<const float> logits, size_t tokens, size_t experts, int64_t
     if (!out.tokens[e].empty()) out.used.push_back(static_cast<int32_t>(e));
 }
 
-void moe(Ops& ops, Activation act, const MoeWeights& w, ExpertSource& source, const MoeBuffers& b,
-                  size_t tokens, size_t hidden, MoeHostScratch& host) {
+void moe(Ops& ops, Activation act, const MoeWeights& w, ExpertSource& source, const MoeBuffers& b, size_t tokens,
+         size_t hidden, MoeHostScratch& host) {
   const size_t experts = static_cast<size_t>(w.experts);
   const MatmulOutput router[] = {{w.router.weight, w.router.bias, b.router}};
   ops.matmul(b.input, tokens, router);

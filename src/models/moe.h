@@ -73,7 +73,9 @@ struct MoeHostScratch {
   std::vector<ExpertWeights> fetched;
 };
 
-void moe(Ops& ops, Activation act, const MoeWeights& w, ExpertSource& experts, const MoeBuffers& b,
-                  size_t tokens, size_t hidden, MoeHostScratch& host);
+// Runs the block on `tokens` rows of b.input into b.out, fetching the
+// routed experts from `experts`.
+void moe(Ops& ops, Activation act, const MoeWeights& w, ExpertSource& experts, const MoeBuffers& b, size_t tokens,
+         size_t hidden, MoeHostScratch& host);
 
 }  // namespace strata
