@@ -44,6 +44,17 @@ void run_inspect(const InspectArgs& args) {
   std::printf("rope           theta %g%s, max positions %lld\n", c.rope_theta, c.rope_llama3 ? ", llama3 scaling" : "",
               static_cast<long long>(c.max_position_embeddings));
   std::printf("norm_eps       %g\n", c.norm_eps);
+  if (c.num_experts > 0) {
+    int64_t sparse = 0;
+    for (int64_t l = 0; l < c.num_layers; ++l) sparse += c.is_sparse_layer(l) ? 1 : 0;
+    std::printf("experts        %lld per sparse layer (%lld of %lld layers), top-%lld%s, width %lld",
+                static_cast<long long>(c.num_experts), static_cast<long long>(sparse),
+                static_cast<long long>(c.num_layers), static_cast<long long>(c.num_experts_per_tok),
+                c.norm_topk_prob ? " renormalized" : "", static_cast<long long>(c.moe_intermediate_size));
+    if (c.shared_expert_intermediate_size > 0)
+      std::printf(", shared expert %lld", static_cast<long long>(c.shared_expert_intermediate_size));
+    std::printf("\n");
+  }
   std::printf("files          %zu safetensors file(s)\n", checkpoint.files().size());
 
   std::map<std::string, uint64_t> per_dtype;

@@ -725,6 +725,9 @@ TEST(Synth, CommandLineWritesALoadableMoePreset) {
   const test::CliResult inspect = test::run_cli("inspect -m " + out.string());
   ASSERT_EQ(inspect.exit_code, 0) << inspect.err;
   EXPECT_NE(inspect.out.find("model.layers.1.mlp.experts.127.down_proj.weight"), std::string::npos);
+  EXPECT_NE(inspect.out.find("experts        128 per sparse layer (2 of 2 layers), top-8 renormalized, width 32"),
+            std::string::npos)
+      << inspect.out;
   const test::CliResult map = test::run_cli("map -m " + out.string() + " --json");
   ASSERT_EQ(map.exit_code, 0) << map.err;
   EXPECT_FALSE(nlohmann::json::parse(map.out).empty()) << map.out;
