@@ -73,14 +73,16 @@ plan::MemoryNeeds memory_needs(const ModelConfig& config,
   }
   for (const ExpertSpec& e : model_experts(config)) {
     needs.experts.push_back({e.module, blocks_layer_module(blocks, e.layer)});
-    double extra = 0;
+    double extra = 0, stored_bytes = 0;
     for (const WeightSpec* w : e.weights()) {
       const DType stored = dtype_from_torch(torch_dtype_of(w->name));
+      stored_bytes += static_cast<double>(numel(w->shape) * dtype_size(stored));
       const size_t planned_element = compute ? std::min(dtype_size(stored), dtype_size(*compute)) : dtype_size(stored);
       extra += static_cast<double>(held_bytes(*w, stored, compute)) - static_cast<double>(numel(w->shape) * planned_element);
       needs.experts_converted = needs.experts_converted || (compute && *compute != stored);
     }
     if (extra != 0) needs.held_extra_bytes[e.module] = extra;
+    needs.expert_stored_bytes = std::max(needs.expert_stored_bytes, stored_bytes);
   }
   if (config.num_experts > 0) {
     // Twice what one token routes per layer: a fetch of a bigger batch's

@@ -236,9 +236,9 @@ MapUsage usage_of_units(const PlacementUnits& units, const std::vector<std::opti
       const double held = unit.full_bytes + unit.held_extra;
       if (!(mapped == Device::disk_())) use(mapped).runtime += unit.held_extra;
       if (mapped == Device::disk_())
-        largest_expert_read =
-            std::max(largest_expert_read, unit.full_bytes + needs.disk_read_slack * unit.tensors +
-                                              static_cast<double>(kDirectReadPage) + (needs.experts_converted ? held : 0));
+        largest_expert_read = std::max(largest_expert_read, std::max(unit.full_bytes, needs.expert_stored_bytes) +
+                                                                needs.disk_read_slack * unit.tensors + kDirectReadPage +
+                                                                (needs.experts_converted ? held : 0));
       if (exec.is_gpu() && !(mapped == exec)) largest_expert_copied[exec] = std::max(largest_expert_copied[exec], held);
       continue;
     }

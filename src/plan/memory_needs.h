@@ -54,6 +54,9 @@ struct MemoryNeeds {
   int host_expert_cache = 0;
   int device_expert_cache = 0;
   bool experts_converted = false;
+  // The largest expert as stored: a read from disk brings in these bytes,
+  // whatever the compute dtype (the planner's sizes count the smaller).
+  double expert_stored_bytes = 0;
 };
 
 }  // namespace strata::plan

@@ -135,6 +135,33 @@ TEST_P(ExpertPlacement, ExpertsOnDiskRunOnTheCpu) {
   EXPECT_EQ(got.stats.host_hits + got.stats.missed, got.stats.host_lookups);
 }
 
+TEST_P(ExpertPlacement, ExpertsReadFromDiskAreConvertedToTheComputeDtype) {
+  // --dtype bf16 on float32 weights: disk experts are converted in their
+  // cache slot after each read, resident ones at load; both equal the all-CPU
+  // bf16 run bit for bit.
+  ModelOptions all_cpu = options(R"({"": "cpu"})");
+  all_cpu.dtype = DType::BF16;
+  const Outcome want = run(all_cpu);
+  ModelOptions o = options(map_with_experts(R"("": 0)", [](int64_t e) { return e % 2 ? "\"disk\"" : ""; }),
+                           "1x64MiB");
+  o.dtype = DType::BF16;
+  const Outcome on_sim = run(o);
+  ModelOptions cpu = options(map_with_experts(R"("": "cpu")", [](int64_t) { return "\"disk\""; }));
+  cpu.dtype = DType::BF16;
+  const Outcome on_cpu = run(cpu);
+  for (const Outcome* got : {&on_sim, &on_cpu}) {
+    ASSERT_EQ(got->logits.size(), want.logits.size());
+    EXPECT_EQ(0, std::memcmp(got->logits.data(), want.logits.data(), want.logits.size() * sizeof(float)))
+        << (got == &on_sim ? "sim:0" : "cpu") << ": converted experts differ from the all-CPU bf16 run";
+    EXPECT_EQ(got->greedy, want.greedy);
+    EXPECT_GT(got->stats.disk_bytes, 0u);
+    for (const DeviceReport& d : got->devices) {
+      if (d.name == "disk") continue;
+      EXPECT_LE(static_cast<double>(d.peak), d.planned_bytes) << d.name << " exceeds the plan";
+    }
+  }
+}
+
 TEST_P(ExpertPlacement, CachesOfOneExpertFetchOneAtATime) {
   // Caches of one expert: every fetch brings one expert and evicts the last,
   // on the host (disk experts) and on sim:0 (experts copied from RAM).
