@@ -1,7 +1,6 @@
 #include "runtime/expert_store.h"
 
 #include <algorithm>
-#include <set>
 #include <tuple>
 
 #include "core/clock.h"
