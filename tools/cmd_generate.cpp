@@ -8,6 +8,7 @@
 
 #include "cli_util.h"
 #include "commands.h"
+#include "core/byte_size.h"
 #include "device_map_options.h"
 #include "generate_batch.h"
 #include "process_memory.h"
@@ -150,6 +151,18 @@ void run_generate(const GenerateArgs& args) {
                result.new_ids.size(), result.generate_seconds > 0 ? decode_steps / result.generate_seconds : 0.0,
                decode_steps > 0 ? 1000.0 * result.generate_seconds / decode_steps : 0.0, model->threads(),
                static_cast<unsigned long long>(options.sampling.seed), result.stopped_on_eos ? " | stopped at EOS" : "");
+  // A mixture of experts: what its routed experts cost over the whole run.
+  if (const ExpertStats e = model->expert_stats(); e.routed > 0) {
+    const double tokens = static_cast<double>(result.prompt_tokens) + static_cast<double>(result.new_ids.size());
+    const uint64_t lookups = e.host_lookups + e.device_lookups;
+    std::fprintf(stderr, "strata: experts %.1f routed per token, %.0f%% of them missed every cache (%s read from disk, "
+                         "%s copied to accelerators, %.0f%% cache hits)\n",
+                 static_cast<double>(e.routed) / tokens, 100.0 * static_cast<double>(e.missed) / static_cast<double>(e.routed),
+                 format_bytes(static_cast<double>(e.disk_bytes), ByteUnits::decimal).c_str(),
+                 format_bytes(static_cast<double>(e.copied_bytes), ByteUnits::decimal).c_str(),
+                 lookups > 0 ? 100.0 * static_cast<double>(e.host_hits + e.device_hits) / static_cast<double>(lookups)
+                             : 0.0);
+  }
   print_memory_peaks(model->devices(), args.map, memory_sampler.peak());
 }
 
