@@ -52,6 +52,11 @@ void add_device_map_options(CLI::App* cmd, DeviceMapArgs& args) {
                   "an accelerator for experts copied to it); the plan budgets them before placing experts. Default: "
                   "twice the experts one token routes per layer")
       ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--expert-cache-policy", args.expert_cache_policy,
+                  "Which expert a full cache drops: lfu (the least often used, its counts halving as they age; the "
+                  "least recent among equals) or lru (the least recently used)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"lru", "lfu"}));
   cmd->add_flag("--quiet-map", args.quiet, "Do not print the device map and the memory peaks");
 }
 
@@ -93,6 +98,7 @@ ModelOptions model_options(const std::string& model_dir, const DeviceMapArgs& ar
   o.warning = [](const std::string& message) { std::fprintf(stderr, "strata: warning: %s\n", message.c_str()); };
   o.ctx = std::max(args.ctx, ctx_needed);
   o.expert_cache = args.expert_cache;
+  o.expert_cache_policy = args.expert_cache_policy;
   o.batch = batch;
   if (!args.dtype.empty()) {
     if (args.dtype == "f32" || args.dtype == "float32")

@@ -21,6 +21,7 @@ struct DeviceMapArgs {
   std::string dtype;
   int64_t ctx = 0;  // 0: what the command will use
   int64_t expert_cache = 0;  // 0: the planner's choice
+  std::string expert_cache_policy = "lfu";
   bool quiet = false;
 };
 

@@ -54,6 +54,10 @@ struct ModelOptions {
   // for experts read from disk, an accelerator for experts copied to it);
   // 0: twice the experts one token routes per layer.
   int64_t expert_cache = 0;
+  // Their replacement policy: "lfu" (least often used, counts halving as
+  // they age; ties least recent), or "lru" (least recently used). lfu hit
+  // more often in bench/README.md's measurements.
+  std::string expert_cache_policy = "lfu";
   // Called now and then while the weights are put in memory (bytes placed,
   // of the bytes to place), from the loading thread; empty: silent.
   std::function<void(uint64_t placed, uint64_t total)> load_progress;

@@ -3,8 +3,11 @@
 // from disk, accelerator memory for experts copied from RAM. It only keeps
 // the books — which expert each slot holds — so one class serves both.
 //
-// Replacement is least recently used, with the experts of the fetch in
-// progress pinned so a fetch never evicts what it just brought in.
+// Replacement is least recently used (lru), or frequency-weighted (lfu):
+// the expert asked for least often goes, the least recent among equals, with
+// counts that outlive eviction and halve as they age, so hot experts stay
+// while the routing drifts. Either way the experts of the fetch in progress
+// are pinned, so a fetch never evicts what it just brought in.
 // Thread-safety: used by the one thread that runs the model.
 #pragma once
 
@@ -22,8 +25,10 @@ class ExpertCache {
   using Key = size_t;
   static constexpr size_t kAbsent = static_cast<size_t>(-1);
 
+  enum class Policy { lru, lfu };
+
   ExpertCache() = default;
-  ExpertCache(size_t slots, size_t keys);
+  ExpertCache(size_t slots, size_t keys, Policy policy = Policy::lru);
   size_t slots() const { return slot_key_.size(); }
 
   // A new fetch begins: the experts it finds or places are pinned until the next.
@@ -44,12 +49,16 @@ class ExpertCache {
 
  private:
   void touch(size_t slot);
+  void count(Key key);
 
   std::vector<Key> slot_key_;         // kAbsent: free
   std::vector<uint64_t> pinned_by_;  // the fetch that last used each slot
   std::vector<size_t> slot_of_;      // per key: its slot, or kAbsent
   std::list<size_t> recency_;  // least recently used first
   std::vector<std::list<size_t>::iterator> position_;
+  Policy policy_ = Policy::lru;
+  std::vector<uint32_t> uses_;  // lfu: requests per key, halved every keys requests
+  uint64_t requests_ = 0;
   uint64_t fetch_ = 0;
   uint64_t hits_ = 0, misses_ = 0;
 };

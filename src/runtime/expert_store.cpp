@@ -136,7 +136,7 @@ ExpertStore::ExpertStore(const Checkpoint& checkpoint, std::vector<ExpertSpec> e
     const size_t slots = std::clamp<size_t>(options.host_cache_experts, 1, disk_count);
     buffers_.emplace_back(host, slots * host_slot_bytes_, "the expert cache in RAM");
     host_slots_ = buffers_.back().data();
-    host_cache_ = ExpertCache(slots, specs_.size());
+    host_cache_ = ExpertCache(slots, specs_.size(), options.cache_policy);
   }
   for (Held& h : experts_) {
     if (h.tier == Tier::disk) cached_count[h.exec] += h.exec->is_accelerator() ? 1 : 0;
@@ -145,7 +145,7 @@ ExpertStore::ExpertStore(const Checkpoint& checkpoint, std::vector<ExpertSpec> e
     if (count == 0) continue;
     const size_t slots = std::clamp<size_t>(options.device_cache_experts, 1, count);
     buffers_.emplace_back(*device, slots * expert_bytes_, "the expert cache of " + device->name());
-    device_caches_[device] = {ExpertCache(slots, specs_.size()), buffers_.back().data()};
+    device_caches_[device] = {ExpertCache(slots, specs_.size(), options.cache_policy), buffers_.back().data()};
   }
 
   // Resident and host experts are read once, now.

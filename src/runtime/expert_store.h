@@ -48,6 +48,7 @@ struct ExpertStoreOptions {
   ThreadPool* pool = nullptr;          // load-time conversion and a fetch's parallel reads
   size_t host_cache_experts = 0;       // disk experts kept in RAM after their read
   size_t device_cache_experts = 0;     // per accelerator: experts from RAM or disk kept there
+  ExpertCache::Policy cache_policy = ExpertCache::Policy::lfu;
   std::function<void(uint64_t placed, uint64_t total)> progress;  // while resident experts load
 };
 

@@ -56,6 +56,7 @@ ExpertStoreOptions expert_store_options(const ModelOptions& options, const Plann
   o.pool = &pool;
   o.host_cache_experts = plan.host_expert_cache;
   o.device_cache_experts = plan.device_expert_cache;
+  o.cache_policy = options.expert_cache_policy == "lru" ? ExpertCache::Policy::lru : ExpertCache::Policy::lfu;
   o.progress = options.load_progress;
   return o;
 }
@@ -69,6 +70,8 @@ std::unique_ptr<Model> Model::load(const std::filesystem::path& dir, const Model
   const auto start = std::chrono::steady_clock::now();
   if (!std::filesystem::is_directory(dir))
     throw Error("not a model folder", dir.string(), "", "pass the folder holding config.json");
+  if (options.expert_cache_policy != "lru" && options.expert_cache_policy != "lfu")
+    throw Error("unknown expert cache policy '" + options.expert_cache_policy + "'", "", "", "use lru or lfu");
   auto impl = std::make_unique<Impl>();
   impl->dir = dir;
   impl->config = ModelConfig::from_file(dir / "config.json");

@@ -53,5 +53,29 @@ TEST(ExpertCache, ForgottenEntriesAreNotFoundAndTheirSlotGoesFirst) {
   EXPECT_TRUE(cache.find(3).has_value());
 }
 
+TEST(ExpertCache, LfuKeepsTheOftenUsedOverTheRecent) {
+  ExpertCache cache(2, 10, ExpertCache::Policy::lfu);
+  for (int step = 0; step < 3; ++step) {  // expert 1 is asked for three times
+    cache.begin_fetch();
+    if (!cache.find(1)) cache.place(1);
+  }
+  cache.begin_fetch();
+  if (!cache.find(2)) cache.place(2);  // 2 once, and more recently
+  cache.begin_fetch();
+  ASSERT_FALSE(cache.find(3).has_value());
+  cache.place(3);
+  EXPECT_TRUE(cache.find(1).has_value()) << "lfu evicts the rarely used 2, not the often used 1";
+  EXPECT_FALSE(cache.find(2).has_value());
+
+  ExpertCache lru(2, 10, ExpertCache::Policy::lru);
+  for (const size_t key : {1, 1, 1, 2}) {
+    lru.begin_fetch();
+    if (!lru.find(key)) lru.place(key);
+  }
+  lru.begin_fetch();
+  lru.place(3);
+  EXPECT_FALSE(lru.find(1).has_value()) << "lru evicts the least recent, 1";
+}
+
 }  // namespace
 }  // namespace strata
