@@ -103,6 +103,13 @@ struct Reference {
 };
 Reference read_reference(const std::filesystem::path& model_dir);
 
+// A run under some device map against a reference run of the same model:
+// logits bit for bit, greedy ids exact, and every device's peak within its
+// budget and within the plan's bill for it (DESIGN.md's invariants).
+void expect_same_run(const std::vector<float>& logits, const std::vector<int32_t>& greedy,
+                     const std::vector<DeviceReport>& devices, const std::vector<float>& want_logits,
+                     const std::vector<int32_t>& want_greedy, const std::string& what);
+
 // The tests run with GPUs hidden (STRATA_NO_GPU=1); a GPU test makes them
 // visible to the models it loads for its own scope.
 class ScopedGpus {

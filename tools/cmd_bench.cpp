@@ -92,35 +92,22 @@ double disk_ms_at(double bytes, double bytes_per_second) {
   return bytes_per_second > 0 ? 1000.0 * bytes / bytes_per_second : 0.0;
 }
 
-// What routed experts cost between two readings of the counters.
-ExpertStats since(const ExpertStats& now, const ExpertStats& before) {
-  ExpertStats d = now;
-  d.routed -= before.routed;
-  d.routed_bytes -= before.routed_bytes;
-  d.missed -= before.missed;
-  d.missed_bytes -= before.missed_bytes;
-  d.disk_bytes -= before.disk_bytes;
-  d.copied_bytes -= before.copied_bytes;
-  d.host_hits -= before.host_hits;
-  d.host_lookups -= before.host_lookups;
-  d.device_hits -= before.device_hits;
-  d.device_lookups -= before.device_lookups;
-  d.read_seconds -= before.read_seconds;
-  return d;
+// a's counters each combined with b's by op (expert_bytes, a size, is a's).
+template <typename Op>
+ExpertStats combine(const ExpertStats& a, const ExpertStats& b, Op op) {
+  ExpertStats r = a;
+  for (auto member : {&ExpertStats::routed, &ExpertStats::routed_bytes, &ExpertStats::missed,
+                      &ExpertStats::missed_bytes, &ExpertStats::disk_bytes, &ExpertStats::copied_bytes,
+                      &ExpertStats::host_hits, &ExpertStats::host_lookups, &ExpertStats::device_hits,
+                      &ExpertStats::device_lookups})
+    r.*member = op(a.*member, b.*member);
+  r.read_seconds = op(a.read_seconds, b.read_seconds);
+  return r;
 }
 
-void add(ExpertStats& total, const ExpertStats& d) {
-  total.routed += d.routed;
-  total.routed_bytes += d.routed_bytes;
-  total.missed += d.missed;
-  total.missed_bytes += d.missed_bytes;
-  total.disk_bytes += d.disk_bytes;
-  total.copied_bytes += d.copied_bytes;
-  total.host_hits += d.host_hits;
-  total.host_lookups += d.host_lookups;
-  total.device_hits += d.device_hits;
-  total.device_lookups += d.device_lookups;
-  total.read_seconds += d.read_seconds;
+// What routed experts cost between two readings of the counters.
+ExpertStats since(const ExpertStats& now, const ExpertStats& before) {
+  return combine(now, before, [](auto x, auto y) { return x - y; });
 }
 
 double rate(uint64_t hits, uint64_t lookups) {
@@ -225,7 +212,7 @@ void run_bench(const BenchArgs& args) {
   const double host_bytes_per_token = static_cast<double>(model->host_computed_bytes_per_token());
   const double memory_ms = 1000.0 * host_bytes_per_token / bandwidth.best_bytes_per_second;
   ExpertStats moe;  // generation's, all repetitions
-  for (const ExpertStats& e : gen_experts) add(moe, e);
+  for (const ExpertStats& e : gen_experts) moe = combine(moe, e, [](auto x, auto y) { return x + y; });
   const double gen_steps = steps * static_cast<double>(args.reps);
   const double generated = gen_steps * static_cast<double>(args.batch);
   const double expert_copied_per_step = static_cast<double>(moe.copied_bytes) / gen_steps;

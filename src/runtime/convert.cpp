@@ -140,4 +140,19 @@ bool all_finite(DType dtype, const void* data, size_t n) {
   return true;
 }
 
+void write_to_device(const SourceTensor& src, DType to, size_t bytes, uint8_t* dst, Device& home, const Device& host,
+                     ThreadPool* pool) {
+  if (&home == &host) {
+    convert_tensor(src, to, dst, pool);
+  } else if (src.dtype == to && !src.transposed) {
+    home.copy_in(dst, src.data, bytes);
+  } else {
+    // Elements converted per piece: the host holds one piece at a time.
+    constexpr size_t kPiece = size_t{1} << 20;
+    convert_in_pieces(src, to, kPiece, pool, [&](size_t offset, std::span<const uint8_t> piece) {
+      home.copy_in(dst + offset, piece.data(), piece.size());
+    });
+  }
+}
+
 }  // namespace strata

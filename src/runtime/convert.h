@@ -7,6 +7,7 @@
 #include <functional>
 #include <span>
 
+#include "backend/device.h"
 #include "core/thread_pool.h"
 #include "strata/dtype.h"
 
@@ -44,5 +45,12 @@ void convert_tensor(const SourceTensor& src, DType to, void* dst, ThreadPool* po
 // transpose).
 void convert_in_pieces(const SourceTensor& src, DType to, size_t piece_elements, ThreadPool* pool,
                        const std::function<void(size_t offset, std::span<const uint8_t> piece)>& sink);
+
+// Writes src as `to` at dst in home's memory: the host converts into its own
+// memory directly; another device gets the stored bytes copied in, or
+// converted pieces, so the host never holds a whole converted tensor.
+// `bytes` is the size of the result.
+void write_to_device(const SourceTensor& src, DType to, size_t bytes, uint8_t* dst, Device& home, const Device& host,
+                     ThreadPool* pool);
 
 }  // namespace strata

@@ -11,9 +11,6 @@
 namespace strata {
 namespace {
 
-// Elements converted per piece when a converted expert goes to a device.
-constexpr size_t kConvertPiece = size_t{1} << 20;
-
 size_t round_to_page(size_t bytes) { return (bytes + DirectReader::kAlign - 1) / DirectReader::kAlign * DirectReader::kAlign; }
 
 }  // namespace
@@ -26,13 +23,7 @@ std::vector<const TensorInfo*> ExpertStore::check(const Checkpoint& checkpoint, 
       if (!info)
         throw Error("expert tensor missing from the checkpoint", checkpoint.dir().string(), w->name,
                     "config.json names more experts than the weights hold");
-      if (info->shape != w->stored_shape())
-        throw Error("shape " + shape_string(info->shape) + " does not match config.json (expected " +
-                        shape_string(w->stored_shape()) + ")",
-                    checkpoint.dir().string(), w->name, "config.json and weights disagree");
-      if (info->dtype != DType::F32 && info->dtype != DType::BF16 && info->dtype != DType::F16)
-        throw Error("weights stored as " + std::string(dtype_name(info->dtype)) + " are not supported",
-                    checkpoint.dir().string(), w->name, "strata reads F32, BF16 and F16 weights");
+      check_stored_weight(checkpoint, *w, *info);
       infos.push_back(info);
     }
   return infos;
@@ -163,17 +154,8 @@ ExpertStore::ExpertStore(const Checkpoint& checkpoint, std::vector<ExpertSpec> e
     for (int m = 0; m < kMatrices; ++m) {
       const TensorInfo& info = *infos[i * kMatrices + static_cast<size_t>(m)];
       const auto src = checkpoint.data(info);
-      const SourceTensor stored{info.dtype, src.data(), info.shape, false};
-      uint8_t* dst = h.data + offsets_[m];
-      if (home.host_addressable()) {
-        convert_tensor(stored, dtype_, dst, pool_);
-      } else if (info.dtype == dtype_) {
-        home.copy_in(dst, src.data(), src.size());
-      } else {
-        convert_in_pieces(stored, dtype_, kConvertPiece, pool_, [&](size_t offset, std::span<const uint8_t> piece) {
-          home.copy_in(dst + offset, piece.data(), piece.size());
-        });
-      }
+      write_to_device({info.dtype, src.data(), info.shape, false}, dtype_,
+                      static_cast<size_t>(info.numel()) * dtype_size(dtype_), h.data + offsets_[m], home, host, pool_);
       release_mapped_pages(src);
     }
     placed += expert_bytes_;

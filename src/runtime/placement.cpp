@@ -30,6 +30,15 @@ const plan::Device* longest_match(const plan::DeviceMap& map, const std::string&
   return found;
 }
 
+// The tier the map gives `module`; throws strata::Error when it gives none.
+const plan::Device& tier_of(const plan::DeviceMap& map, const std::string& module) {
+  const plan::Device* tier = longest_match(map, module);
+  if (!tier)
+    throw Error("the device map does not place " + module, "", "",
+                "add an entry for it, or map \"\" to a device for everything not listed");
+  return *tier;
+}
+
 }  // namespace
 
 std::vector<BlockPlacement> place_blocks(const std::vector<BlockSpec>& blocks, const plan::DeviceMap& map,
@@ -45,24 +54,21 @@ std::vector<BlockPlacement> place_blocks(const std::vector<BlockSpec>& blocks, c
 
   std::vector<BlockPlacement> out;
   for (const BlockSpec& block : blocks) {
-    const plan::Device* tier = longest_match(map, block.module);
-    if (!tier)
-      throw Error("the device map does not place " + block.module, "", "",
-                  "add an entry for it, or map \"\" to a device for everything not listed");
+    const plan::Device& tier = tier_of(map, block.module);
     // A key inside the block splits it when it holds some of the block's
     // weights; keys that hold only routed experts (their own groups) do not.
     for (const auto& [key, device] : map) {
-      if (key.size() <= block.module.size() || !covers(block.module, key) || device == *tier) continue;
+      if (key.size() <= block.module.size() || !covers(block.module, key) || device == tier) continue;
       const bool holds_block_weights = std::any_of(block.weights.begin(), block.weights.end(),
                                                    [&](const WeightSpec& w) { return covers(key, w.name); });
       if (holds_block_weights)
         throw Error("the device map splits " + block.module + ": " + key + " is on " + label(device, devices) +
-                        " but the rest on " + label(*tier, devices),
+                        " but the rest on " + label(tier, devices),
                     "", "", "a decoder layer runs on one device; map the whole module (its routed experts may go apart)");
     }
     BlockPlacement p;
-    p.tier = *tier;
-    p.exec = tier->is_gpu() ? &devices.resolve(*tier) : block.lookup ? &devices.cpu() : &offload_exec;
+    p.tier = tier;
+    p.exec = tier.is_gpu() ? &devices.resolve(tier) : block.lookup ? &devices.cpu() : &offload_exec;
     out.push_back(p);
   }
 
@@ -92,16 +98,13 @@ std::vector<ExpertPlacement> place_experts(const std::vector<ExpertSpec>& expert
     }
   std::vector<ExpertPlacement> out;
   for (const ExpertSpec& e : experts) {
-    const plan::Device* tier = longest_match(map, e.module);
-    if (!tier)
-      throw Error("the device map does not place " + e.module, "", "",
-                  "add an entry for it, or map \"\" to a device for everything not listed");
+    const plan::Device& tier = tier_of(map, e.module);
     Device* exec = layer_exec.at(static_cast<size_t>(e.layer));
-    if (tier->is_gpu() && &devices.resolve(*tier) != exec)
-      throw Error("the device map puts " + e.module + " on " + label(*tier, devices) + ", but its layer runs on " +
+    if (tier.is_gpu() && &devices.resolve(tier) != exec)
+      throw Error("the device map puts " + e.module + " on " + label(tier, devices) + ", but its layer runs on " +
                       exec->name(),
                   "", "", "an expert computes where its layer does: map it there, to cpu or to disk");
-    out.push_back({*tier, exec});
+    out.push_back({tier, exec});
   }
   return out;
 }

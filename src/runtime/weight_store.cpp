@@ -38,21 +38,21 @@ bool readable_in_place(const Item& item, const Checkpoint& checkpoint, bool copi
   return item.dtype == item.info->dtype && (copied || address % dtype_size(item.dtype) == 0);
 }
 
-// Elements converted per piece when a converted tensor goes to a device: the
-// host holds one piece at a time, never a whole tensor.
-constexpr size_t kConvertPiece = size_t{1} << 20;
-
 }  // namespace
 
-const TensorInfo& WeightStore::expect(const WeightSpec& weight) const {
-  const TensorInfo& info = checkpoint_.get(weight.name);
+void check_stored_weight(const Checkpoint& checkpoint, const WeightSpec& weight, const TensorInfo& info) {
   if (info.shape != weight.stored_shape())
     throw Error("shape " + shape_string(info.shape) + " does not match config.json (expected " +
                     shape_string(weight.stored_shape()) + ")",
-                checkpoint_.dir().string(), weight.name, "config.json and weights disagree");
+                checkpoint.dir().string(), weight.name, "config.json and weights disagree");
   if (info.dtype != DType::F32 && info.dtype != DType::BF16 && info.dtype != DType::F16)
     throw Error("weights stored as " + std::string(dtype_name(info.dtype)) + " are not supported",
-                checkpoint_.dir().string(), weight.name, "strata reads F32, BF16 and F16 weights");
+                checkpoint.dir().string(), weight.name, "strata reads F32, BF16 and F16 weights");
+}
+
+const TensorInfo& WeightStore::expect(const WeightSpec& weight) const {
+  const TensorInfo& info = checkpoint_.get(weight.name);
+  check_stored_weight(checkpoint_, weight, info);
   return info;
 }
 
@@ -263,26 +263,6 @@ void WeightStore::lay_out_disk_reads(Layout& layout, const std::vector<BlockSpec
     layout.read_slots = *std::max_element(layout.read_slot_of.begin(), layout.read_slot_of.end()) + 1;
 }
 
-namespace {
-
-// Writes an item's bytes at dst in its home's memory: the CPU writes its own
-// memory directly; another device gets the stored bytes, or converted pieces
-// copied in, so the host never holds a whole converted tensor.
-void fill_item(const Item& item, const uint8_t* src, uint8_t* dst, Device& host, ThreadPool* pool) {
-  const SourceTensor stored{item.info->dtype, src, item.info->shape, item.spec->transposed};
-  if (item.home == &host) {
-    convert_tensor(stored, item.dtype, dst, pool);
-  } else if (item.dtype == item.info->dtype && !item.spec->transposed) {
-    item.home->copy_in(dst, src, item.bytes);
-  } else {
-    convert_in_pieces(stored, item.dtype, kConvertPiece, pool, [&](size_t offset, std::span<const uint8_t> piece) {
-      item.home->copy_in(dst + offset, piece.data(), piece.size());
-    });
-  }
-}
-
-}  // namespace
-
 // Copies the resident weights and the host tier from the checkpoint into
 // their regions, converting on the way.
 void WeightStore::fill_regions(const Layout& layout, Device& host, const WeightStoreOptions& options) {
@@ -295,7 +275,8 @@ void WeightStore::fill_regions(const Layout& layout, Device& host, const WeightS
     if (item.tier == Tier::disk) continue;
     uint8_t* dst = layout.region.at(item.home) + item.offset;
     const auto src = checkpoint_.data(*item.info);
-    fill_item(item, src.data(), dst, host, pool);
+    write_to_device({item.info->dtype, src.data(), item.info->shape, item.spec->transposed}, item.dtype, item.bytes, dst,
+                    *item.home, host, pool);
     check_finite(item.spec->name, item.info->dtype, src.data(), static_cast<size_t>(item.info->numel()));
     // The file pages were read once; keep them out of this process's memory.
     release_mapped_pages(src);

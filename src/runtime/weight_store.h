@@ -39,6 +39,10 @@
 
 namespace strata {
 
+// Throws strata::Error naming the tensor when the checkpoint holds `weight`
+// in another shape than config.json implies, or in a dtype strata does not read.
+void check_stored_weight(const Checkpoint& checkpoint, const WeightSpec& weight, const TensorInfo& info);
+
 struct WeightStoreOptions {
   std::optional<DType> compute_dtype;  // matrices' dtype; nullopt: as stored
   std::filesystem::path offload_folder;

@@ -72,17 +72,8 @@ class DeviceMapFidelity : public ::testing::TestWithParam<std::string> {
   // Bit-identical to the all-CPU run, and within every budget and bill.
   void expect_same(const Outcome& got, const char* what) const {
     const Outcome& cpu = reference_run();
-    ASSERT_EQ(got.logits.size(), cpu.logits.size()) << what;
-    EXPECT_EQ(0, std::memcmp(got.logits.data(), cpu.logits.data(), cpu.logits.size() * sizeof(float)))
-        << what << ": logits differ from the all-CPU run";
-    EXPECT_EQ(got.greedy, cpu.greedy) << what;
-    for (const DeviceReport& d : got.devices) {
-      if (d.name == "disk") continue;
-      if (!std::isinf(d.budget)) {
-        EXPECT_LE(static_cast<double>(d.peak), d.budget) << what << ": " << d.name;
-      }
-      EXPECT_LE(static_cast<double>(d.peak), d.planned_bytes) << what << ": " << d.name << " exceeds the plan";
-    }
+    test::expect_same_run(got.logits, got.greedy, got.devices, cpu.logits, cpu.greedy,
+                          std::string(what) + " (against the all-CPU run)");
   }
 
   const Outcome& reference_run() const {

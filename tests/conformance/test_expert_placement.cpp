@@ -78,17 +78,8 @@ class ExpertPlacement : public ::testing::TestWithParam<std::string> {
 
   void expect_same(const Outcome& got, const char* what) const {
     if (cpu_.logits.empty()) cpu_ = run(options(R"({"": "cpu"})"));
-    ASSERT_EQ(got.logits.size(), cpu_.logits.size()) << what;
-    EXPECT_EQ(0, std::memcmp(got.logits.data(), cpu_.logits.data(), cpu_.logits.size() * sizeof(float)))
-        << what << ": logits differ from the all-CPU run";
-    EXPECT_EQ(got.greedy, cpu_.greedy) << what;
-    for (const DeviceReport& d : got.devices) {
-      if (d.name == "disk") continue;
-      if (!std::isinf(d.budget)) {
-        EXPECT_LE(static_cast<double>(d.peak), d.budget) << what << ": " << d.name;
-      }
-      EXPECT_LE(static_cast<double>(d.peak), d.planned_bytes) << what << ": " << d.name << " exceeds the plan";
-    }
+    test::expect_same_run(got.logits, got.greedy, got.devices, cpu_.logits, cpu_.greedy,
+                          std::string(what) + " (against the all-CPU run)");
   }
 
   test::Reference ref_;
@@ -150,15 +141,9 @@ TEST_P(ExpertPlacement, ExpertsReadFromDiskAreConvertedToTheComputeDtype) {
   cpu.dtype = DType::BF16;
   const Outcome on_cpu = run(cpu);
   for (const Outcome* got : {&on_sim, &on_cpu}) {
-    ASSERT_EQ(got->logits.size(), want.logits.size());
-    EXPECT_EQ(0, std::memcmp(got->logits.data(), want.logits.data(), want.logits.size() * sizeof(float)))
-        << (got == &on_sim ? "sim:0" : "cpu") << ": converted experts differ from the all-CPU bf16 run";
-    EXPECT_EQ(got->greedy, want.greedy);
+    test::expect_same_run(got->logits, got->greedy, got->devices, want.logits, want.greedy,
+                          std::string(got == &on_sim ? "sim:0" : "cpu") + ": converted experts (against the all-CPU bf16 run)");
     EXPECT_GT(got->stats.disk_bytes, 0u);
-    for (const DeviceReport& d : got->devices) {
-      if (d.name == "disk") continue;
-      EXPECT_LE(static_cast<double>(d.peak), d.planned_bytes) << d.name << " exceeds the plan";
-    }
   }
 }
 

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -83,6 +84,22 @@ FixtureModules fixture_modules(const std::filesystem::path& model_dir) {
     if (b.role == Role::head) m.head = b.module;
   }
   return m;
+}
+
+void expect_same_run(const std::vector<float>& logits, const std::vector<int32_t>& greedy,
+                     const std::vector<DeviceReport>& devices, const std::vector<float>& want_logits,
+                     const std::vector<int32_t>& want_greedy, const std::string& what) {
+  ASSERT_EQ(logits.size(), want_logits.size()) << what;
+  EXPECT_EQ(0, std::memcmp(logits.data(), want_logits.data(), want_logits.size() * sizeof(float)))
+      << what << ": logits differ from the reference run";
+  EXPECT_EQ(greedy, want_greedy) << what;
+  for (const DeviceReport& d : devices) {
+    if (d.name == "disk") continue;
+    if (!std::isinf(d.budget)) {
+      EXPECT_LE(static_cast<double>(d.peak), d.budget) << what << ": " << d.name;
+    }
+    EXPECT_LE(static_cast<double>(d.peak), d.planned_bytes) << what << ": " << d.name << " exceeds the plan";
+  }
 }
 
 Reference read_reference(const std::filesystem::path& model_dir) {
