@@ -108,6 +108,10 @@ ExpertStore::ExpertStore(const Checkpoint& checkpoint, std::vector<ExpertSpec> e
     }
     read_area_ = std::max(read_area_, at);
   }
+  // Pieces small enough that every reader works on the first expert.
+  read_piece_ = std::clamp<uint64_t>((read_area_ / kReaders + DirectReader::kAlign - 1) / DirectReader::kAlign *
+                                         DirectReader::kAlign,
+                                     DirectReader::kAlign, kReadPiece);
 
   // Memory: resident experts on their device, the host tier, the caches.
   std::map<Device*, uint8_t*> next_resident;
@@ -239,11 +243,8 @@ void ExpertStore::fetch(int64_t layer, std::span<const int32_t> ids, std::span<E
     // The last fetch's reads that started are done before their jobs go
     // (all of them, unless a step failed midway); the others never start.
     std::unique_lock lock(mutex_);
-    changed_.wait(lock, [&] {
-      return std::all_of(reads_.begin(), reads_.begin() + static_cast<std::ptrdiff_t>(next_read_),
-                         [](const ReadJob& j) { return j.done; });
-    });
-    next_read_ = reads_.size();
+    changed_.wait(lock, [&] { return pieces_in_flight_ == 0; });
+    next_piece_ = pieces_.size();
   }
   // What a failed step left unfilled must not be found in the caches.
   for (const Pending& p : pending_) {
@@ -255,7 +256,8 @@ void ExpertStore::fetch(int64_t layer, std::span<const int32_t> ids, std::span<E
   {
     std::lock_guard lock(mutex_);
     reads_.clear();
-    next_read_ = 0;
+    pieces_.clear();
+    next_piece_ = 0;
   }
   pending_.assign(ids.size(), Pending{});
   for (size_t i = 0; i < ids.size(); ++i) {
@@ -296,7 +298,7 @@ void ExpertStore::fetch(int64_t layer, std::span<const int32_t> ids, std::span<E
       counters_.missed_bytes += expert_bytes_;
       p.host = host_slots_ + host_cache_.place(index) * host_slot_bytes_;
       p.read = reads_.size();
-      reads_.push_back(ReadJob{&h, p.host, false, nullptr, {}});
+      add_read(h, p.host);
     }
     if (!dc) out[i] = host_views(h, p.host);
   }
@@ -323,8 +325,11 @@ void ExpertStore::wait(size_t i) {
     counters_.disk_bytes += bytes;
     // A fetch's reads overlap one another: count the time until its last
     // one was done (ids are waited in order, so it is waited last).
-    if (p.read + 1 == reads_.size())
-      counters_.read_seconds += std::chrono::duration<double>(job.finished - reads_started_).count();
+    if (p.read + 1 == reads_.size()) {
+      auto last = job.finished;
+      for (const ReadJob& j : reads_) last = std::max(last, j.finished);
+      counters_.read_seconds += std::chrono::duration<double>(last - reads_started_).count();
+    }
     p.read = kNoRead;
   }
   if (p.device) {
@@ -339,10 +344,25 @@ void ExpertStore::wait(size_t i) {
   }
 }
 
-// One expert's runs into its host cache slot, converted beside them when
-// its stored bytes are not what is computed with.
-void ExpertStore::read(const Held& h, uint8_t* slot) const {
-  for (const Run& run : h.runs) run.file->read(run.offset, run.size, slot + run.position);
+// Splits an expert's runs into pieces of at most read_piece_ at page
+// boundaries of the file: piece k of a run lands where the whole run's read
+// would put those bytes.
+void ExpertStore::add_read(Held& h, uint8_t* slot) {
+  const size_t job = reads_.size();
+  reads_.push_back(ReadJob{&h, slot, 0, false, nullptr, {}});
+  for (const Run& run : h.runs) {
+    const uint64_t begin = run.offset - DirectReader::lead(run.offset), end = run.offset + run.size;
+    for (uint64_t at = begin; at < end; at += read_piece_) {
+      const uint64_t from = std::max(at, run.offset), to = std::min(at + read_piece_, end);
+      pieces_.push_back({job, run.file, from, to - from, slot + run.position + (at - begin)});
+      ++reads_[job].pieces_left;
+    }
+  }
+}
+
+// Converts an expert that has landed in its host cache slot, when its
+// stored bytes are not what is computed with.
+void ExpertStore::convert_read(const Held& h, uint8_t* slot) const {
   if (!h.convert) return;
   for (int m = 0; m < kMatrices; ++m) {
     const TensorInfo& info = *h.stored[m];
@@ -354,21 +374,38 @@ void ExpertStore::read(const Held& h, uint8_t* slot) const {
 void ExpertStore::reader_loop() {
   std::unique_lock lock(mutex_);
   for (;;) {
-    changed_.wait(lock, [&] { return stop_ || next_read_ < reads_.size(); });
+    changed_.wait(lock, [&] { return stop_ || next_piece_ < pieces_.size(); });
     if (stop_) return;
-    const size_t index = next_read_++;
-    const ReadJob job = reads_[index];
+    const ReadPiece piece = pieces_[next_piece_++];
+    ++pieces_in_flight_;
     lock.unlock();
     std::exception_ptr error;
     try {
-      read(*job.held, job.slot);
+      piece.file->read(piece.offset, piece.size, piece.dst);
     } catch (...) {
       error = std::current_exception();
     }
     lock.lock();
-    reads_[index].done = true;
-    reads_[index].error = error;
-    reads_[index].finished = std::chrono::steady_clock::now();
+    ReadJob& job = reads_[piece.job];
+    if (error && !job.error) job.error = error;
+    if (--job.pieces_left == 0) {
+      // The expert's last piece: its reader converts it, outside the lock.
+      const ReadJob whole = job;
+      lock.unlock();
+      if (!whole.error) {
+        try {
+          convert_read(*whole.held, whole.slot);
+        } catch (...) {
+          error = std::current_exception();
+        }
+      }
+      lock.lock();
+      ReadJob& done = reads_[piece.job];
+      if (error && !done.error) done.error = error;
+      done.done = true;
+      done.finished = std::chrono::steady_clock::now();
+    }
+    --pieces_in_flight_;
     changed_.notify_all();
   }
 }

@@ -73,6 +73,8 @@ class ExpertStore final : public ExpertSource {
 
   // Reader threads: enough requests in flight for a solid-state disk.
   static constexpr int kReaders = 4;
+  // The most bytes one request of a reader asks for.
+  static constexpr uint64_t kReadPiece = uint64_t{2} << 20;
 
   // What fetches have done so far (ExpertStats in strata/model.h says what each counts).
   ExpertStats stats() const;
@@ -112,7 +114,7 @@ class ExpertStore final : public ExpertSource {
   Held& held(int64_t layer, int32_t expert);
   ExpertWeights views_at(const Held& h, const uint8_t* base) const;
   ExpertWeights host_views(const Held& h, const uint8_t* base) const;
-  void read(const Held& h, uint8_t* slot) const;
+  void convert_read(const Held& h, uint8_t* slot) const;
   void reader_loop();
   void stop_readers();
 
@@ -124,6 +126,7 @@ class ExpertStore final : public ExpertSource {
   size_t offsets_[3] = {0, 0, 0};   // of gate, up, down in the held layout
   uint64_t expert_bytes_ = 0;       // held layout
   size_t read_area_ = 0;            // bytes of a disk expert's read, page-aligned
+  uint64_t read_piece_ = 0;         // bytes of a reader's request: a share of an expert, page-aligned
   std::vector<DeviceBuffer> buffers_;
   std::vector<std::pair<Device*, void*>> pinned_;
   std::map<std::filesystem::path, std::unique_ptr<DirectReader>> readers_;
@@ -150,16 +153,31 @@ class ExpertStore final : public ExpertSource {
     uint8_t* device = nullptr;   // the accelerator cache slot to copy into, or null
   };
   static constexpr size_t kNoRead = static_cast<size_t>(-1);
+  // A disk expert's read, done in pieces that the reader threads take in
+  // order: all readers work on the first experts, so the experts arrive one
+  // after another (and compute while the next one is read) rather than in
+  // bunches of kReaders at the end.
   struct ReadJob {
     const Held* held;
     uint8_t* slot;
+    size_t pieces_left = 0;
     bool done = false;
     std::exception_ptr error;
     std::chrono::steady_clock::time_point finished;
   };
+  struct ReadPiece {
+    size_t job;
+    const DirectReader* file;
+    uint64_t offset, size;
+    uint8_t* dst;
+  };
+  void add_read(Held& h, uint8_t* slot);
+  void finish_piece(size_t job, std::exception_ptr error);  // under mutex_
   std::vector<Pending> pending_;
-  std::vector<ReadJob> reads_;  // the fetch's reads, handed out in order
-  size_t next_read_ = 0;
+  std::vector<ReadJob> reads_;    // the fetch's reads
+  std::vector<ReadPiece> pieces_;  // their pieces, handed out in order
+  size_t next_piece_ = 0;
+  size_t pieces_in_flight_ = 0;
   std::chrono::steady_clock::time_point reads_started_;
   std::mutex mutex_;
   std::condition_variable changed_;

@@ -168,24 +168,39 @@ void WeightStore::choose_tiers(Layout& layout, const std::vector<BlockSpec>& blo
 
 // Blocks streamed to an accelerator take turns in its staging slots: the
 // j-th such block on a device uses slot j % slots, so one slot fills while
-// the block in the other computes; a block sharing a tensor with an earlier
-// one (a tied head) takes that block's slot, so the tensor has one address.
+// the block in the other computes. Two exceptions:
+// - a block sharing a tensor with an earlier one (a tied head) takes that
+//   block's slot, so the tensor has one address;
+// - a small block (a final norm: at most 1/kSmallStagedBlock of the device's
+//   largest streamed block) takes the slot of the streamed block before it
+//   instead of a turn, so the large block after it (the head) fills
+//   while that block computes, not only while the small one does.
 // A slot is the size of its largest block, so the slots together take at
 // most the largest `slots` streamed blocks (what the plan bills).
 void WeightStore::lay_out_staging_slots(Layout& layout, const std::vector<BlockSpec>& blocks,
                                         const std::vector<BlockPlacement>& placement, size_t slots_per_device) {
   slots_per_device = std::max<size_t>(slots_per_device, 1);
   std::map<Device*, size_t> streamed_count;
+  std::map<Device*, size_t> last_slot;                  // of the device's latest streamed block
   std::map<Device*, std::vector<size_t>> slot_bytes;   // per device, per slot
   std::unordered_map<std::string, size_t> staged_slot;  // tensor -> slot
+  std::vector<size_t> block_bytes(blocks.size(), 0);
+  std::map<Device*, size_t> largest;
+  for (size_t b = 0; b < blocks.size(); ++b) {
+    if (!placement[b].streamed()) continue;
+    for (const WeightSpec& w : blocks[b].weights) block_bytes[b] += align64(layout.item(w).bytes);
+    largest[placement[b].exec] = std::max(largest[placement[b].exec], block_bytes[b]);
+  }
   for (size_t b = 0; b < blocks.size(); ++b) {
     if (!placement[b].streamed()) continue;
     Device* device = placement[b].exec;
-    size_t bytes = 0, slot_index = streamed_count[device]++ % slots_per_device;
-    for (const WeightSpec& w : blocks[b].weights) {
-      bytes += align64(layout.item(w).bytes);
+    const size_t bytes = block_bytes[b];
+    const auto last = last_slot.find(device);
+    const bool small = bytes * kSmallStagedBlock <= largest[device] && last != last_slot.end();
+    size_t slot_index = small ? last->second : streamed_count[device]++ % slots_per_device;
+    for (const WeightSpec& w : blocks[b].weights)
       if (auto it = staged_slot.find(w.name); it != staged_slot.end()) slot_index = it->second;
-    }
+    last_slot[device] = slot_index;
     for (const WeightSpec& w : blocks[b].weights) staged_slot.emplace(w.name, slot_index);
     std::vector<size_t>& sizes = slot_bytes[device];
     if (sizes.size() <= slot_index) sizes.resize(slot_index + 1, 0);
@@ -385,6 +400,21 @@ void WeightStore::plan_prefetch(const std::vector<BlockSpec>& blocks) {
       if (staged_[n].device && (!from_disk || n > b)) next_staged_[b] = n;
       if (staged_[n].device || from_disk) break;
     }
+  // onload starts the first fill that needs no slot in use: the next
+  // streamed block's, or past the blocks that share this block's slot (a
+  // small norm before the head). Fills from disk keep to the read order and
+  // start from release().
+  ahead_staged_.assign(count, kNone);
+  for (size_t b = 0; b < count; ++b) {
+    size_t n = next_staged_[b];
+    for (size_t step = 0; step < count && n != kNone && n != b; ++step, n = next_staged_[n]) {
+      if (stream_index_[n] != kNotStreamed) break;
+      if (staged_[n].device != staged_[b].device || staged_[n].slot != staged_[b].slot) {
+        ahead_staged_[b] = n;
+        break;
+      }
+    }
+  }
 }
 
 // Host memory that an accelerator copies from every pass (the host tier and
@@ -479,14 +509,10 @@ void WeightStore::onload(size_t block) {
     st.device->use_slot(st.slot);
     in_use_[block] = true;
   }
-  // The next streamed block's fill starts now, before this block computes,
-  // when its slot is another one (the block before this one freed it) and
-  // its weights are in RAM; a disk block's is started by release(), after
-  // the reads before it.
-  const size_t next = next_staged_[block];
-  if (next == kNone || stream_index_[next] != kNotStreamed) return;
-  if (st.device && staged_[next].device == st.device && staged_[next].slot == st.slot) return;
-  stage(next);
+  // A fill into another slot (freed by the blocks before this one) starts
+  // now, before this block computes, when its weights are in RAM; a disk
+  // block's is started by release(), after the reads before it.
+  if (ahead_staged_[block] != kNone) stage(ahead_staged_[block]);
 }
 
 void WeightStore::release(size_t block) {

@@ -140,6 +140,9 @@ class WeightStore : public WeightSource {
 
   static constexpr size_t kNotStreamed = static_cast<size_t>(-1);
   static constexpr size_t kNone = static_cast<size_t>(-1);
+  // A streamed block this many times smaller than the device's largest does
+  // not take a staging turn.
+  static constexpr size_t kSmallStagedBlock = 64;
 
   Checkpoint checkpoint_;
   OffloadFolder offload_;
@@ -147,12 +150,13 @@ class WeightStore : public WeightSource {
   std::vector<std::pair<Device*, void*>> pinned_;  // host buffers page-locked by that device
   std::unordered_map<std::string, Held> held_;
   // Per block: its staging, its place in the disk stream (or kNotStreamed),
-  // the streamed block whose fill its release starts (or kNone), whether its
-  // disk read was waited for and not yet released, whether it is using its
-  // slot (onload to release).
+  // the streamed block whose fill its release starts and the one its onload
+  // starts (or kNone), whether its disk read was waited for and not yet
+  // released, whether it is using its slot (onload to release).
   std::vector<StagedBlock> staged_;
   std::vector<size_t> stream_index_;
   std::vector<size_t> next_staged_;
+  std::vector<size_t> ahead_staged_;
   std::vector<bool> read_waited_;
   std::vector<bool> in_use_;
   std::map<Device*, std::vector<size_t>> slot_holds_;  // the content each staging slot holds, or kNone

@@ -87,6 +87,23 @@ TEST(StagingSlots, StreamedBlocksSharingSlotsAreCopiedOncePerPass) {
   EXPECT_EQ(bytes_copied_by_the_second_pass(*model, ref), streamed);
 }
 
+// The final norm is tiny: it takes the last layer's slot instead of a turn,
+// so the head gets the other slot to itself (its fill can then start while
+// the last layer computes) and stays there from one pass to the next.
+TEST(StagingSlots, ASmallNormTakesTheSlotBeforeItSoTheHeadHasOneOfItsOwn) {
+  STRATA_REQUIRE_FIXTURES();
+  test::TempDir tmp;
+  const test::Reference ref = test::read_reference(tiny_model());
+  auto model = Model::load(
+      tiny_model(),
+      on_sim(R"({"": 0, "model.layers.2": "cpu", "model.norm": "cpu", "lm_head": "cpu"})", tmp.path()));
+  uint64_t layer_and_norm = 0;
+  for (const TensorInfo& t : model->impl().weights->checkpoint().tensors())
+    if (t.name.rfind("model.layers.2.", 0) == 0 || t.name == "model.norm.weight") layer_and_norm += t.nbytes;
+  EXPECT_EQ(model->impl().weights->copied_bytes_per_pass(), layer_and_norm);
+  EXPECT_EQ(bytes_copied_by_the_second_pass(*model, ref), layer_and_norm);
+}
+
 // A tied head streams the embedding's tensor: it takes the embedding's slot,
 // and since the two fills are the same, the slot is filled once and kept.
 TEST(StagingSlots, ATiedHeadAndItsEmbeddingShareOneSlotFilledOnce) {
