@@ -99,7 +99,7 @@ ExpertStats combine(const ExpertStats& a, const ExpertStats& b, Op op) {
   for (auto member : {&ExpertStats::routed, &ExpertStats::routed_bytes, &ExpertStats::missed,
                       &ExpertStats::missed_bytes, &ExpertStats::disk_bytes, &ExpertStats::copied_bytes,
                       &ExpertStats::host_hits, &ExpertStats::host_lookups, &ExpertStats::device_hits,
-                      &ExpertStats::device_lookups})
+                      &ExpertStats::device_lookups, &ExpertStats::computed_on_host})
     r.*member = op(a.*member, b.*member);
   r.read_seconds = op(a.read_seconds, b.read_seconds);
   return r;
@@ -253,6 +253,7 @@ void run_bench(const BenchArgs& args) {
                        {"experts_routed_per_token", static_cast<double>(moe.routed) / generated},
                        {"expert_bytes_routed_per_token", static_cast<double>(moe.routed_bytes) / generated},
                        {"expert_bytes_missed_per_token", static_cast<double>(moe.missed_bytes) / generated},
+                       {"experts_computed_on_host_per_token", static_cast<double>(moe.computed_on_host) / generated},
                        {"expert_cache_hit_rate",
                         rate(moe.host_hits + moe.device_hits, moe.host_lookups + moe.device_lookups)},
                        {"expert_cache_hit_rate_by_tier",
@@ -300,6 +301,9 @@ void run_bench(const BenchArgs& args) {
     std::printf("expert caches        hit rate %.1f%% in RAM (%llu lookups), %.1f%% on accelerators (%llu lookups)\n",
                 100.0 * rate(moe.host_hits, moe.host_lookups), static_cast<unsigned long long>(moe.host_lookups),
                 100.0 * rate(moe.device_hits, moe.device_lookups), static_cast<unsigned long long>(moe.device_lookups));
+    if (moe.computed_on_host > 0)
+      std::printf("experts on the CPU   %.1f per token of accelerator layers computed where they lie in RAM\n",
+                  static_cast<double>(moe.computed_on_host) / generated);
   }
   std::printf("read bandwidth       %.2f GB/s best, %.2f GB/s mean, reading the weights (%d threads, %s)\n",
               bandwidth.best_bytes_per_second / 1e9, bandwidth.mean_bytes_per_second / 1e9, model->threads(),

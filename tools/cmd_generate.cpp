@@ -156,12 +156,14 @@ void run_generate(const GenerateArgs& args) {
     const double tokens = static_cast<double>(result.prompt_tokens) + static_cast<double>(result.new_ids.size());
     const uint64_t lookups = e.host_lookups + e.device_lookups;
     std::fprintf(stderr, "strata: experts %.1f routed per token, %.0f%% of them missed every cache (%s read from disk, "
-                         "%s copied to accelerators, %.0f%% cache hits)\n",
+                         "%s copied to accelerators, %.0f%% cache hits, %.1f per token computed by the CPU for an "
+                         "accelerator)\n",
                  static_cast<double>(e.routed) / tokens, 100.0 * static_cast<double>(e.missed) / static_cast<double>(e.routed),
                  format_bytes(static_cast<double>(e.disk_bytes), ByteUnits::decimal).c_str(),
                  format_bytes(static_cast<double>(e.copied_bytes), ByteUnits::decimal).c_str(),
                  lookups > 0 ? 100.0 * static_cast<double>(e.host_hits + e.device_hits) / static_cast<double>(lookups)
-                             : 0.0);
+                             : 0.0,
+                 static_cast<double>(e.computed_on_host) / tokens);
   }
   print_memory_peaks(model->devices(), args.map, memory_sampler.peak());
 }

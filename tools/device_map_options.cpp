@@ -40,7 +40,9 @@ void add_device_map_options(CLI::App* cmd, DeviceMapArgs& args) {
   cmd->add_option("--offload-compute", args.offload_compute,
                   "With a GPU: where modules offloaded to RAM or disk run. stream: on the GPU, their weights copied "
                   "over PCIe before each use; local: on the CPU, where they lie; auto: whichever is faster for this "
-                  "batch, measured at start-up (copy rate against the CPU's product rate)")
+                  "batch, measured at start-up (copy rate against the CPU's product rate). Mixture-of-experts "
+                  "models: the same for the routed experts of GPU layers kept in RAM or on disk; auto decides per "
+                  "expert and step, by the tokens routed to it")
       ->capture_default_str()
       ->check(CLI::IsMember({"auto", "stream", "local"}));
   cmd->add_option("--dtype", args.dtype, "Compute dtype of the weight matrices: f32, bf16 or f16 (default: as stored)");
@@ -127,6 +129,8 @@ void print_device_map(const Model& model, const DeviceMapArgs& args) {
   }
   if (!model.offload_choice().empty())
     std::fprintf(stderr, "strata: offloaded modules %s\n", model.offload_choice().c_str());
+  if (!model.expert_compute_choice().empty())
+    std::fprintf(stderr, "strata: routed experts in RAM %s\n", model.expert_compute_choice().c_str());
   if (!model.offload_folder().empty())
     std::fprintf(stderr, "strata: offload folder %s\n", model.offload_folder().c_str());
 }

@@ -39,8 +39,15 @@ struct ModelOptions {
   std::string main_device;
   // With a GPU and no main_device: whether modules offloaded to RAM or disk
   // run on the GPU (stream), on the CPU (local), or whichever measures
-  // faster at start-up for this batch (auto).
+  // faster at start-up for this batch (auto). The same for the routed
+  // experts of layers on an accelerator that lie in RAM or on disk, decided
+  // per expert and step by how many tokens route to it (auto).
   std::string offload_compute = "auto";
+  // With offload_compute auto: instead of the measured threshold, such an
+  // expert routed to at most this many tokens runs on the CPU (-1: none);
+  // for tuning and tests, and the only way sim devices take the CPU path
+  // under auto.
+  std::optional<int64_t> expert_local_tokens;
   // Compute dtype of the weight matrices; nullopt: as stored.
   std::optional<DType> dtype;
   // What the plan budgets for: context tokens per row (0: the smaller of
@@ -92,6 +99,9 @@ struct ExpertStats {
   uint64_t copied_bytes = 0;  // experts copied to accelerators
   uint64_t host_hits = 0, host_lookups = 0;      // RAM cache of disk experts
   uint64_t device_hits = 0, device_lookups = 0;  // accelerator caches
+  // Experts of layers on an accelerator that the CPU computed where they lie
+  // in RAM instead of copying them over (--offload-compute).
+  uint64_t computed_on_host = 0;
   double read_seconds = 0;    // wall time of the expert reads
 };
 
@@ -132,6 +142,8 @@ class Model {
   // How --offload-compute auto chose where offloaded modules run, and the
   // rates it measured; empty when it did not choose.
   const std::string& offload_choice() const;
+  // The same for the routed experts of accelerator layers that lie in RAM.
+  const std::string& expert_compute_choice() const;
   std::filesystem::path offload_folder() const;
   // Zero for a dense model.
   ExpertStats expert_stats() const;

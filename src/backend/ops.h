@@ -68,7 +68,8 @@ enum class OpKind {
   zero,
   gather_rows,
   add_scaled_rows,
-  to_host
+  to_host,
+  from_host
 };
 
 class Ops {
@@ -142,6 +143,10 @@ class Ops {
   // queued before it is done: the router's logits, which the host reads to
   // decide which experts to fetch.
   virtual void to_host(float* host_dst, const float* src, size_t n) = 0;
+  // Copies n floats of host memory into this device's memory, ordered with
+  // the queued work: an expert's output computed by the CPU where its
+  // weights lie. host_src may change as soon as it returns.
+  virtual void from_host(float* dst, const float* host_src, size_t n) = 0;
 };
 
 }  // namespace strata

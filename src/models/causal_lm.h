@@ -79,9 +79,13 @@ struct ExpertSpec {
 // The routed experts of every sparse layer, layer by layer in expert order.
 std::vector<ExpertSpec> model_experts(const ModelConfig& config);
 
-// An expert's matrices on the device that computes it.
+// An expert's matrices on the device that computes it: the layer's, or with
+// on_host the CPU, where the expert lies in RAM (its tokens go there and its
+// output comes back; DESIGN.md, "Execution": where a group runs is a cost
+// decision).
 struct ExpertWeights {
   MatrixView gate, up, down;
+  bool on_host = false;
 };
 
 // Where routed experts come from: the model routes first, then asks for the
@@ -94,12 +98,13 @@ class ExpertSource {
   // The most experts one fetch may ask for (the caches' room).
   virtual size_t max_fetch(int64_t layer) const = 0;
   // Starts bringing experts ids of decoder layer `layer` (distinct, at most
-  // max_fetch) to the executing device; out[i] will hold expert ids[i],
-  // usable once wait(i) returns and until the next fetch. Reads run in the
-  // background, so the experts that are there compute while the others
-  // arrive. Compute queued on the views before the next fetch is safe: a
-  // fetch that reuses memory waits for it.
-  virtual void fetch(int64_t layer, std::span<const int32_t> ids, std::span<ExpertWeights> out) = 0;
+  // max_fetch), routed to tokens[i] tokens each, to the device that computes
+  // them; out[i] will hold expert ids[i], usable once wait(i) returns and
+  // until the next fetch. Reads run in the background, so the experts that
+  // are there compute while the others arrive. Compute queued on the views
+  // before the next fetch is safe: a fetch that reuses memory waits for it.
+  virtual void fetch(int64_t layer, std::span<const int32_t> ids, std::span<const int32_t> tokens,
+                     std::span<ExpertWeights> out) = 0;
   // Blocks until out[i] of the last fetch is in place; rethrows a read error.
   virtual void wait(size_t i) = 0;
 };
@@ -157,6 +162,7 @@ struct BlockRun {
   const StepLimits& limits;
   float* workspace;  // workspace_floats(limits) floats on the block's device
   ExpertSource* experts = nullptr;  // a sparse layer's routed experts
+  Ops* host_ops = nullptr;          // the CPU's, when ops are an accelerator's: experts computed in RAM
 };
 
 // A range of the workspace, in floats.

@@ -329,7 +329,7 @@ void DecoderModel::decoder_layer(const BlockRun& run, const Workspace& ws, int64
   add_residual(l.attention_output_norm);
   norm(ops, l.mlp_norm, ws.x, tokens, ws.normed);
   if (l.sparse())
-    moe(ops, settings_.activation, l.moe, *run.experts,
+    moe(ops, run.host_ops, settings_.activation, l.moe, *run.experts,
         {ws.normed, ws.router, ws.gathered, ws.gate, ws.up, ws.expert_out, ws.proj}, tokens, hidden, moe_host_);
   else
     mlp(ops, settings_.activation, l.mlp, ws.normed, tokens, ws.gate, ws.up, ws.proj);

@@ -91,6 +91,10 @@ plan::MemoryNeeds memory_needs(const ModelConfig& config,
     // one for the other).
     needs.host_expert_cache = needs.device_expert_cache =
         static_cast<int>(std::min(config.num_experts, 2 * config.num_experts_per_tok));
+    // MoeHostScratch: the input, then one expert's gathered rows, gate, up and output.
+    const double rows = static_cast<double>(limits.max_tokens);
+    needs.expert_host_activations =
+        rows * static_cast<double>(3 * config.hidden_size + 2 * config.moe_intermediate_size) * sizeof(float);
   }
   needs.activation_bytes = static_cast<double>(align64(workspace_floats(config, limits) * sizeof(float)));
   const SessionHostSizes host = session_host_sizes(config, limits);

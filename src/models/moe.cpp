@@ -4,6 +4,8 @@
 #include <cmath>
 #include <numeric>
 
+#include "strata/error.h"
+
 namespace strata {
 
 void route(std::span<const float> logits, size_t tokens, size_t experts, int64_t top_k, bool normalize,
@@ -47,8 +49,31 @@ void route(std::span<const float> logits, size_t tokens, size_t experts, int64_t
     if (!out.tokens[e].empty()) out.used.push_back(static_cast<int32_t>(e));
 }
 
-void moe(Ops& ops, Activation act, const MoeWeights& w, ExpertSource& source, const MoeBuffers& b, size_t tokens,
-         size_t hidden, MoeHostScratch& host) {
+namespace {
+
+// One expert computed by the CPU for a layer on an accelerator: its tokens'
+// rows are taken from the host copy of the input, its output goes back into
+// b.expert_out. The first such expert of a step brings the input over.
+void expert_on_host(Ops& ops, Ops& host_ops, Activation act, const MlpWeights& expert, const MoeBuffers& b,
+                    size_t tokens, size_t hidden, std::span<const int32_t> rows, MoeHostScratch& host) {
+  if (host.input.empty()) {
+    host.input.resize(tokens * hidden);
+    ops.to_host(host.input.data(), b.input, tokens * hidden);
+  }
+  const size_t n = rows.size(), width = static_cast<size_t>(expert.gate.weight.rows);
+  host.gathered.resize(n * hidden);
+  host.gate.resize(n * width);
+  host.up.resize(n * width);
+  host.out.resize(n * hidden);
+  host_ops.gather_rows(host.input.data(), hidden, rows, host.gathered.data());
+  mlp(host_ops, act, expert, host.gathered.data(), n, host.gate.data(), host.up.data(), host.out.data());
+  ops.from_host(b.expert_out, host.out.data(), n * hidden);
+}
+
+}  // namespace
+
+void moe(Ops& ops, Ops* host_ops, Activation act, const MoeWeights& w, ExpertSource& source, const MoeBuffers& b,
+         size_t tokens, size_t hidden, MoeHostScratch& host) {
   const size_t experts = static_cast<size_t>(w.experts);
   const MatmulOutput router[] = {{w.router.weight, w.router.bias, b.router}};
   ops.matmul(b.input, tokens, router);
@@ -63,17 +88,28 @@ void moe(Ops& ops, Activation act, const MoeWeights& w, ExpertSource& source, co
   const std::span<const int32_t> used = host.routing.used;
   const size_t per_fetch = std::max<size_t>(source.max_fetch(w.layer), 1);
   host.fetched.resize(std::min(per_fetch, used.size()));
+  host.routed.resize(used.size());
+  for (size_t i = 0; i < used.size(); ++i)
+    host.routed[i] = static_cast<int32_t>(host.routing.tokens[static_cast<size_t>(used[i])].size());
+  host.input.clear();
   for (size_t first = 0; first < used.size(); first += per_fetch) {
-    const std::span<const int32_t> chunk = used.subspan(first, std::min(per_fetch, used.size() - first));
-    source.fetch(w.layer, chunk, std::span<ExpertWeights>(host.fetched).first(chunk.size()));
+    const size_t count = std::min(per_fetch, used.size() - first);
+    const std::span<const int32_t> chunk = used.subspan(first, count);
+    source.fetch(w.layer, chunk, std::span<const int32_t>(host.routed).subspan(first, count),
+                 std::span<ExpertWeights>(host.fetched).first(count));
     for (size_t i = 0; i < chunk.size(); ++i) {
       source.wait(i);
       const size_t e = static_cast<size_t>(chunk[i]);
       const std::vector<int32_t>& rows = host.routing.tokens[e];
       const ExpertWeights& x = host.fetched[i];
       const MlpWeights expert{{x.gate, nullptr}, {x.up, nullptr}, {x.down, nullptr}};
-      ops.gather_rows(b.input, hidden, rows, b.gathered);
-      mlp(ops, act, expert, b.gathered, rows.size(), b.gate, b.up, b.expert_out);
+      if (x.on_host) {
+        if (!host_ops) throw Error("internal: an expert to compute on the host, but no host ops");
+        expert_on_host(ops, *host_ops, act, expert, b, tokens, hidden, rows, host);
+      } else {
+        ops.gather_rows(b.input, hidden, rows, b.gathered);
+        mlp(ops, act, expert, b.gathered, rows.size(), b.gate, b.up, b.expert_out);
+      }
       ops.add_scaled_rows(b.out, b.expert_out, hidden, rows, host.routing.weights[e]);
     }
   }

@@ -70,12 +70,19 @@ struct MoeHostScratch {
   std::vector<float> shared_scales;
   std::vector<int32_t> all_tokens;  // 0..tokens-1
   Routing routing;
+  std::vector<int32_t> routed;      // per fetched expert: its tokens
   std::vector<ExpertWeights> fetched;
+  // Experts the CPU computes where they lie in RAM, for a layer that runs
+  // on an accelerator: the layer's input comes to the host once per step.
+  std::vector<float> input, gathered, gate, up, out;
 };
 
 // Runs the block on `tokens` rows of b.input into b.out, fetching the
-// routed experts from `experts`.
-void moe(Ops& ops, Activation act, const MoeWeights& w, ExpertSource& experts, const MoeBuffers& b, size_t tokens,
-         size_t hidden, MoeHostScratch& host);
+// routed experts from `experts`. An expert fetched on_host runs on
+// `host_ops` (the CPU's; null when `ops` are), on host copies of its tokens,
+// and its output is added on the layer's device in the same order as the
+// others'.
+void moe(Ops& ops, Ops* host_ops, Activation act, const MoeWeights& w, ExpertSource& experts, const MoeBuffers& b,
+         size_t tokens, size_t hidden, MoeHostScratch& host);
 
 }  // namespace strata

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <exception>
 #include <numeric>
 #include <unordered_map>
 
@@ -65,15 +66,94 @@ class AutoPlanner {
       if ((d.is_gpu() && b > 0) || !d.is_gpu()) devices_.push_back(d);
   }
 
+  // The fill in unit order; then, when that streams a unit to the main
+  // accelerator that is larger than every unit it keeps there (a head of a
+  // large vocabulary after the layers), or does not fit at all, the fill
+  // that places that unit first: a streamed unit needs a staging slot of its
+  // own size, so keeping it and streaming smaller ones instead moves fewer
+  // bytes per token. The fill that streams fewer bytes wins; the unit-order
+  // one on a tie.
   AutoPlan run() {
-    // What offloading costs a device beyond its own share (on the main
-    // device: KV cache of offloaded layers and staging; on cpu: disk read
-    // slots) depends on what is offloaded: reserve it and place again. Each
-    // round that does not fit grows a reserve and moves at least one unit off
-    // that device, so a bounded number of rounds suffices.
+    std::vector<size_t> order(units_.units.size());
+    std::iota(order.begin(), order.end(), size_t{0});
+    std::optional<Settled> plan;
+    std::exception_ptr unit_order_error;  // it says what the unit-order fill lacks
+    std::optional<size_t> first;
+    try {
+      plan = settle(order);
+      first = largest_streamed(plan->attempt);
+    } catch (const Error&) {
+      unit_order_error = std::current_exception();
+      first = largest_unit();
+    }
+    if (first) {
+      std::stable_partition(order.begin(), order.end(), [&](size_t i) {
+        return std::find(groups_[*first].begin(), groups_[*first].end(), i) != groups_[*first].end();
+      });
+      try {
+        Settled other = settle(order);
+        if (!plan || streamed_bytes(other.attempt) < streamed_bytes(plan->attempt)) plan = std::move(other);
+      } catch (const Error&) {
+        // That order fits no better.
+      }
+    }
+    if (!plan) std::rethrow_exception(unit_order_error);
+    return finish(plan->attempt, std::move(plan->usage));
+  }
+
+ private:
+  struct Settled {
+    Attempt attempt;
+    MapUsage usage;
+  };
+
+  // Whether unit i, placed on d, executes on the main accelerator after a copy.
+  bool streamed(size_t i, const Attempt& a) const {
+    const PlacementUnit& unit = units_.units[i];
+    return main_accelerator_ && !unit.expert && !is_lookup(unit) && a.unit_devices[i] &&
+           !a.unit_devices[i]->is_gpu();
+  }
+  double streamed_bytes(const Attempt& a) const {
+    double total = 0;
+    for (size_t i = 0; i < units_.units.size(); ++i)
+      if (streamed(i, a)) total += units_.units[i].full_bytes;
+    return total;
+  }
+  // The largest streamed unit when it is larger than every unit the main
+  // accelerator keeps.
+  std::optional<size_t> largest_streamed(const Attempt& a) const {
+    std::optional<size_t> largest;
+    double kept = 0;
+    for (size_t i = 0; i < units_.units.size(); ++i) {
+      const double bytes = units_.units[i].full_bytes;
+      if (streamed(i, a) && (!largest || bytes > units_.units[*largest].full_bytes)) largest = i;
+      if (!units_.units[i].expert && a.unit_devices[i] && *a.unit_devices[i] == main_) kept = std::max(kept, bytes);
+    }
+    if (!largest || units_.units[*largest].full_bytes <= kept) return std::nullopt;
+    return largest;
+  }
+
+  // The largest unit that could be streamed, when there is an accelerator.
+  std::optional<size_t> largest_unit() const {
+    std::optional<size_t> largest;
+    if (!main_accelerator_) return largest;
+    for (size_t i = 0; i < units_.units.size(); ++i) {
+      const PlacementUnit& unit = units_.units[i];
+      if (!unit.expert && !is_lookup(unit) && (!largest || unit.full_bytes > units_.units[*largest].full_bytes))
+        largest = i;
+    }
+    return largest;
+  }
+
+  // What offloading costs a device beyond its own share (on the main
+  // device: KV cache of offloaded layers and staging; on cpu: disk read
+  // slots) depends on what is offloaded: reserve it and place again. Each
+  // round that does not fit grows a reserve and moves at least one unit off
+  // that device, so a bounded number of rounds suffices.
+  Settled settle(const std::vector<size_t>& order) const {
     std::vector<double> reserve(devices_.size(), 0);
     for (size_t round = 0; round < 2 * units_.units.size() + 4; ++round) {
-      const Attempt attempt = place(reserve);
+      const Attempt attempt = place(order, reserve);
       if (attempt.stuck) throw_short_of_room(attempt);
       MapUsage usage = usage_of_units(units_, attempt.unit_devices, max_memory_, needs_, main_accelerator_);
       bool fits = true;
@@ -89,12 +169,11 @@ class AutoPlanner {
       for (const DeviceUse& u : usage.devices)
         if (u.total() > u.budget)
           throw Error("auto placement overfilled " + label(u.device), {}, {}, "this is a bug in strata's planner");
-      return finish(attempt, std::move(usage));
+      return {attempt, std::move(usage)};
     }
     throw Error("auto placement did not settle", {}, {}, "this is a bug in strata's planner; please report it");
   }
 
- private:
   bool is_lookup(const PlacementUnit& unit) const {
     return std::find(needs_.local_when_offloaded.begin(), needs_.local_when_offloaded.end(), unit.name) !=
            needs_.local_when_offloaded.end();
@@ -114,7 +193,7 @@ class AutoPlanner {
     return d_executes ? cost : cost + needs_.activation_bytes;
   }
 
-  Attempt place(const std::vector<double>& reserve) const {
+  Attempt place(const std::vector<size_t>& order, const std::vector<double>& reserve) const {
     Attempt a;
     a.own.assign(devices_.size(), 0);
     a.units_on.assign(devices_.size(), 0);
@@ -131,7 +210,7 @@ class AutoPlanner {
       if (devices_[k] == Device::cpu_()) used[k] += needs_.host_bytes;
     }
     size_t k = 0;
-    for (size_t i = 0; i < units_.units.size(); ++i) {
+    for (const size_t i : order) {
       if (units_.units[i].expert) continue;  // placed after every other unit, below
       if (a.unit_devices[i]) continue;  // placed with a tied partner
       std::vector<size_t> members;

@@ -239,7 +239,11 @@ MapUsage usage_of_units(const PlacementUnits& units, const std::vector<std::opti
         largest_expert_read = std::max(largest_expert_read, std::max(unit.full_bytes, needs.expert_stored_bytes) +
                                                                 needs.disk_read_slack * unit.tensors + kDirectReadPage +
                                                                 (needs.experts_converted ? held : 0));
-      if (exec.is_gpu() && !(mapped == exec)) largest_expert_copied[exec] = std::max(largest_expert_copied[exec], held);
+      if (exec.is_gpu() && !(mapped == exec)) {
+        out.experts_off_accelerator = true;
+        if (needs.device_expert_cache > 0)
+          largest_expert_copied[exec] = std::max(largest_expert_copied[exec], held);
+      }
       continue;
     }
     // Weights held in memory take their held size there; the disk tier holds no memory.
@@ -274,7 +278,8 @@ MapUsage usage_of_units(const PlacementUnits& units, const std::vector<std::opti
   if (largest_read > 0 && cpu_budgeted) use(Device::cpu_()).staging += needs.disk_read_slots * largest_read;
   if (largest_expert_read > 0 && cpu_budgeted)
     use(Device::cpu_()).staging += std::max(needs.host_expert_cache, 1) * largest_expert_read;
-  for (const auto& [d, bytes] : largest_expert_copied) use(d).staging += std::max(needs.device_expert_cache, 1) * bytes;
+  for (const auto& [d, bytes] : largest_expert_copied) use(d).staging += needs.device_expert_cache * bytes;
+  if (out.experts_off_accelerator && cpu_budgeted) use(Device::cpu_()).runtime += needs.expert_host_activations;
   // Staged units take turns in the slots, each slot the size of its largest
   // unit: together at most the largest staging_slots units.
   for (auto& [d, list] : staged_units) {

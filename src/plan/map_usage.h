@@ -40,6 +40,8 @@ struct MapUsage {
   // Units no map entry reaches (Accelerate drops the direct buffers of modules
   // it splits); they are counted nowhere.
   std::vector<std::string> unmapped;
+  // Some routed experts of a layer on an accelerator lie in RAM or on disk.
+  bool experts_off_accelerator = false;
 
   const DeviceUse* find(const Device& d) const;
 };

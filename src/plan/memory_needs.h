@@ -50,9 +50,14 @@ struct MemoryNeeds {
     std::string module;  // "model.layers.3.mlp.experts.17"
     std::string layer;   // "model.layers.3"
   };
+  // An accelerator computing no expert it does not hold (they all run on the
+  // CPU where they lie: --offload-compute local) has no cache: 0.
   std::vector<Expert> experts;
   int host_expert_cache = 0;
   int device_expert_cache = 0;
+  // Host memory for an expert the CPU computes for a layer on an
+  // accelerator: the layer's input and the expert's activations.
+  double expert_host_activations = 0;
   bool experts_converted = false;
   // The largest expert as stored: a read from disk brings in these bytes,
   // whatever the compute dtype (the planner's sizes count the smaller).

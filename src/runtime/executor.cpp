@@ -76,7 +76,9 @@ void Executor::run_chunk(SessionState& state, const ForwardStep& step) {
     // offloaded weights with it.
     if (b > 0 && placement_[b].exec != placement_[b - 1].exec) move_activation(state, b - 1, b, step);
     weights_.onload(b);
-    model_.run_block(b, BlockRun{*block_ops_[b], state.cache, step, state.limits, state.block_workspace[b], &experts_});
+    Ops* host_ops = placement_[b].exec->is_accelerator() ? &cpu_ops_ : nullptr;
+    model_.run_block(b, BlockRun{*block_ops_[b], state.cache, step, state.limits, state.block_workspace[b], &experts_,
+                                 host_ops});
     // post_forward: its slots may be reused, and the next streamed block's copy starts.
     weights_.release(b);
   }

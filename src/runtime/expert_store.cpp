@@ -32,7 +32,7 @@ std::vector<const TensorInfo*> ExpertStore::check(const Checkpoint& checkpoint, 
 ExpertStore::ExpertStore(const Checkpoint& checkpoint, std::vector<ExpertSpec> experts,
                          const std::vector<ExpertPlacement>& placement, Device& host,
                          const ExpertStoreOptions& options)
-    : specs_(std::move(experts)), pool_(options.pool) {
+    : specs_(std::move(experts)), pool_(options.pool), local_tokens_(options.local_tokens) {
   recent_.reserve(kRecentReads);
   if (specs_.empty()) return;
   // Every expert tensor is checked before any memory is taken.
@@ -103,7 +103,8 @@ ExpertStore::ExpertStore(const Checkpoint& checkpoint, std::vector<ExpertSpec> e
       h.landed[p.matrix] = run.position + DirectReader::lead(run.offset) + static_cast<size_t>(offset - run.offset);
       // The CPU reads elements in place only at their alignment; a copy to
       // an accelerator needs none.
-      const bool aligned = h.exec->is_accelerator() || h.landed[p.matrix] % dtype_size(dtype_) == 0;
+      const bool copied_only = h.exec->is_accelerator() && options.local_tokens < 0;
+      const bool aligned = copied_only || h.landed[p.matrix] % dtype_size(dtype_) == 0;
       h.convert = h.convert || p.info->dtype != dtype_ || !aligned;
     }
     read_area_ = std::max(read_area_, at);
@@ -137,7 +138,7 @@ ExpertStore::ExpertStore(const Checkpoint& checkpoint, std::vector<ExpertSpec> e
     if (h.tier == Tier::disk) cached_count[h.exec] += h.exec->is_accelerator() ? 1 : 0;
   }
   for (const auto& [device, count] : cached_count) {
-    if (count == 0) continue;
+    if (count == 0 || local_tokens_ == kAlwaysLocal) continue;  // never copied
     const size_t slots = std::clamp<size_t>(options.device_cache_experts, 1, count);
     buffers_.emplace_back(*device, slots * expert_bytes_, "the expert cache of " + device->name());
     device_caches_[device] = {ExpertCache(slots, specs_.size(), options.cache_policy), buffers_.back().data()};
@@ -236,7 +237,8 @@ ExpertWeights ExpertStore::host_views(const Held& h, const uint8_t* base) const 
   return v;
 }
 
-void ExpertStore::fetch(int64_t layer, std::span<const int32_t> ids, std::span<ExpertWeights> out) {
+void ExpertStore::fetch(int64_t layer, std::span<const int32_t> ids, std::span<const int32_t> tokens,
+                        std::span<ExpertWeights> out) {
   host_cache_.begin_fetch();
   for (auto& [device, cache] : device_caches_) cache.cache.begin_fetch();
   {
@@ -271,8 +273,12 @@ void ExpertStore::fetch(int64_t layer, std::span<const int32_t> ids, std::span<E
       out[i] = views_at(h, h.data);
       continue;
     }
-    // An accelerator's cache first: a hit needs nothing else.
-    DeviceCache* dc = h.exec->is_accelerator() ? &device_caches_.at(h.exec) : nullptr;
+    // An accelerator's cache first: a hit needs nothing else. A miss is
+    // copied there, or computed by the CPU where it lies in RAM when few
+    // tokens route to it.
+    const auto cache = device_caches_.find(h.exec);
+    DeviceCache* dc = cache == device_caches_.end() ? nullptr : &cache->second;
+    const bool on_host = h.exec->is_accelerator() && tokens[i] <= local_tokens_;
     if (dc) {
       ++counters_.device_lookups;
       if (const auto slot = dc->cache.find(index)) {
@@ -280,27 +286,35 @@ void ExpertStore::fetch(int64_t layer, std::span<const int32_t> ids, std::span<E
         out[i] = views_at(h, dc->slots + *slot * expert_bytes_);
         continue;
       }
+    }
+    if (!on_host && h.exec->is_accelerator()) {
+      if (!dc) throw Error("internal: expert copied to " + h.exec->name() + ", which has no expert cache");
       p.device = dc->slots + dc->cache.place(index) * expert_bytes_;
       out[i] = views_at(h, p.device);
     }
+    if (on_host) ++counters_.computed_on_host;
+    // Then its bytes in RAM: the host tier, or the cache of disk experts.
     if (h.tier == Tier::host) {
-      ++counters_.missed;
-      counters_.missed_bytes += expert_bytes_;
       p.host = h.data;
-      continue;
-    }
-    ++counters_.host_lookups;
-    if (const auto slot = host_cache_.find(index)) {
-      ++counters_.host_hits;
-      p.host = host_slots_ + *slot * host_slot_bytes_;
     } else {
+      ++counters_.host_lookups;
+      if (const auto slot = host_cache_.find(index)) {
+        ++counters_.host_hits;
+        p.host = host_slots_ + *slot * host_slot_bytes_;
+      } else {
+        p.host = host_slots_ + host_cache_.place(index) * host_slot_bytes_;
+        p.read = reads_.size();
+        add_read(h, p.host);
+      }
+    }
+    if (p.device || p.read != kNoRead) {
       ++counters_.missed;
       counters_.missed_bytes += expert_bytes_;
-      p.host = host_slots_ + host_cache_.place(index) * host_slot_bytes_;
-      p.read = reads_.size();
-      add_read(h, p.host);
     }
-    if (!dc) out[i] = host_views(h, p.host);
+    if (!p.device) {
+      out[i] = host_views(h, p.host);
+      out[i].on_host = on_host;
+    }
   }
   if (!reads_.empty()) {
     reads_started_ = std::chrono::steady_clock::now();

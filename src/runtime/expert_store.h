@@ -37,6 +37,7 @@
 #include "models/causal_lm.h"
 #include "plan/device.h"
 #include "runtime/expert_cache.h"
+#include "runtime/offload_compute.h"
 #include "runtime/placement.h"
 #include "runtime/weight_store.h"
 #include "strata/model.h"
@@ -48,6 +49,12 @@ struct ExpertStoreOptions {
   ThreadPool* pool = nullptr;          // load-time conversion and a fetch's parallel reads
   size_t host_cache_experts = 0;       // disk experts kept in RAM after their read
   size_t device_cache_experts = 0;     // per accelerator: experts from RAM or disk kept there
+  // An expert in RAM (or read into it) whose layer runs on an accelerator,
+  // routed to at most this many tokens and not in the accelerator's cache,
+  // is computed by the CPU where it lies instead of copied (-1: never,
+  // kAlwaysLocal: always, and then no accelerator has an expert cache; see
+  // runtime/offload_compute.h).
+  int64_t local_tokens = -1;
   ExpertCache::Policy cache_policy = ExpertCache::Policy::lfu;
   std::function<void(uint64_t placed, uint64_t total)> progress;  // while resident experts load
 };
@@ -68,7 +75,8 @@ class ExpertStore final : public ExpertSource {
   ExpertStore& operator=(const ExpertStore&) = delete;
 
   size_t max_fetch(int64_t layer) const override;
-  void fetch(int64_t layer, std::span<const int32_t> ids, std::span<ExpertWeights> out) override;
+  void fetch(int64_t layer, std::span<const int32_t> ids, std::span<const int32_t> tokens,
+             std::span<ExpertWeights> out) override;
   void wait(size_t i) override;
 
   // Reader threads: enough requests in flight for a solid-state disk.
@@ -131,6 +139,7 @@ class ExpertStore final : public ExpertSource {
   std::vector<std::pair<Device*, void*>> pinned_;
   std::map<std::filesystem::path, std::unique_ptr<DirectReader>> readers_;
   ThreadPool* pool_ = nullptr;
+  int64_t local_tokens_ = -1;
 
   // The host cache of disk experts: slot s at host_slots_ + s * host_slot_bytes_.
   ExpertCache host_cache_;

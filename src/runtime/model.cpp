@@ -57,6 +57,7 @@ ExpertStoreOptions expert_store_options(const ModelOptions& options, const Plann
   o.host_cache_experts = plan.host_expert_cache;
   o.device_cache_experts = plan.device_expert_cache;
   o.cache_policy = options.expert_cache_policy == "lru" ? ExpertCache::Policy::lru : ExpertCache::Policy::lfu;
+  o.local_tokens = plan.expert_local_tokens;
   o.progress = options.load_progress;
   return o;
 }
@@ -111,6 +112,7 @@ std::unique_ptr<Model> Model::load(const std::filesystem::path& dir, const Model
   impl->usage = std::move(plan.usage);
   impl->plan_source = std::move(plan.source);
   impl->offload_choice = std::move(plan.offload_choice);
+  impl->expert_compute_choice = std::move(plan.expert_choice);
   impl->load_seconds = seconds_since(start);
   return std::unique_ptr<Model>(new Model(std::move(impl)));
 }
@@ -134,6 +136,7 @@ uint64_t Model::disk_bytes_per_pass() const { return impl_->weights->disk_bytes_
 uint64_t Model::copied_bytes_per_pass() const { return impl_->weights->copied_bytes_per_pass(); }
 const std::string& Model::plan_source() const { return impl_->plan_source; }
 const std::string& Model::offload_choice() const { return impl_->offload_choice; }
+const std::string& Model::expert_compute_choice() const { return impl_->expert_compute_choice; }
 
 std::filesystem::path Model::offload_folder() const { return impl_->weights->offload_folder().dir(); }
 

@@ -29,6 +29,7 @@ struct Model::Impl {
   plan::MapUsage usage;  // the plan's bill per device
   std::string plan_source;
   std::string offload_choice;
+  std::string expert_compute_choice;
   std::unique_ptr<WeightStore> weights;
   std::unique_ptr<ExpertStore> experts;  // after weights: it reads the checkpoint the weight store holds
   std::unique_ptr<CausalLM> model;

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -48,5 +49,33 @@ inline bool local_is_faster(const OffloadRates& rates) {
 // "streamed to cuda:0: copies 24.1 GB/s, CPU 15.2 GB/s at batch 1".
 std::string describe_offload_choice(bool local, const std::string& accelerator, const OffloadRates& rates,
                                     int64_t rows);
+
+// Routed experts of a layer on an accelerator that lie in RAM (or are read
+// into it) either run on the CPU there or are copied over, one decision per
+// expert and step: the CPU when few tokens route to it (its product reads
+// the weights once at memory speed), the copy when many do (the CPU turns
+// compute-bound, and the copy stays in the accelerator's cache).
+// local_tokens: the most tokens routed to one expert for which the CPU
+// computes it; -1 copies every expert, kAlwaysLocal none.
+inline constexpr int64_t kAlwaysLocal = INT64_MAX;
+
+// The CPU's product rate (weight bytes per second) at each row count.
+struct RateAtRows {
+  int64_t rows;
+  double cpu_bytes_per_second;
+};
+
+// The largest row count, of `rates` in increasing rows, up to which the CPU
+// beats copies at copy_bytes_per_second; -1 when it loses at the first.
+int64_t local_tokens_from(std::span<const RateAtRows> rates, double copy_bytes_per_second);
+
+struct ExpertComputeChoice {
+  int64_t local_tokens = -1;
+  std::string text;  // what was measured and chosen, for the start line
+};
+
+// Measures copies to `accelerator` and CPU products of `dtype` weights at 1,
+// 2, 4, ... 256 rows (stopping once the CPU is slower), about 0.1 s.
+ExpertComputeChoice measure_expert_compute(Device& accelerator, ThreadPool& pool, DType dtype);
 
 }  // namespace strata

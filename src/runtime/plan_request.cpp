@@ -128,7 +128,7 @@ std::optional<plan::Device> decide_main_device(const Checkpoint& checkpoint, con
     return main;
   }
   const OffloadCompute mode = parse_offload_compute(options.offload_compute);
-  if (mode == OffloadCompute::local) return plan::Device::cpu_();
+  if (mode == OffloadCompute::local) return plan::Device::cpu_();  // offloaded blocks run on the CPU
   const std::optional<plan::Device> accelerator = plan::main_accelerator_of(budgets);
   if (mode == OffloadCompute::stream || !accelerator) return std::nullopt;
   Device& gpu = devices.resolve(*accelerator);
@@ -148,6 +148,31 @@ std::optional<plan::Device> decide_main_device(const Checkpoint& checkpoint, con
   choice = describe_offload_choice(local, gpu.name(), rates, options.batch);
   // Streaming keeps the usual main device (the planner's, or the map's first accelerator).
   return local ? std::optional(plan::Device::cpu_()) : std::nullopt;
+}
+
+// Where the experts of accelerator layers that lie in RAM run (see
+// offload_compute.h): forced, or measured when a GPU has some. Simulated
+// devices stream under auto, as for the blocks.
+void decide_expert_compute(OffloadCompute mode, const Checkpoint& checkpoint, const ModelOptions& options,
+                           DeviceSet& devices, ThreadPool& pool, PlannedMap& p) {
+  if (!p.usage.experts_off_accelerator || mode == OffloadCompute::stream) return;
+  if (mode == OffloadCompute::local) {
+    p.expert_local_tokens = kAlwaysLocal;
+    return;
+  }
+  if (options.expert_local_tokens) {
+    p.expert_local_tokens = *options.expert_local_tokens;
+    return;
+  }
+  if (!p.main_accelerator) return;
+  Device& gpu = devices.resolve(*p.main_accelerator);
+  if (gpu.host_addressable()) return;
+  DType dtype = DType::F32;
+  for (const TensorInfo& t : checkpoint.tensors())
+    if (t.shape.size() == 2) dtype = t.dtype;
+  ExpertComputeChoice choice = measure_expert_compute(gpu, pool, options.dtype.value_or(dtype));
+  p.expert_local_tokens = choice.local_tokens;
+  p.expert_choice = std::move(choice.text);
 }
 
 }  // namespace
@@ -184,6 +209,8 @@ PlannedMap plan_device_map(const ModelConfig& config, const Checkpoint& checkpoi
   add_runtime_buffers(needs);
   if (options.expert_cache > 0 && config.num_experts > 0)
     needs.host_expert_cache = needs.device_expert_cache = static_cast<int>(std::min<int64_t>(options.expert_cache, 1 << 20));
+  const OffloadCompute mode = parse_offload_compute(options.offload_compute);
+  if (mode == OffloadCompute::local) needs.device_expert_cache = 0;  // no expert is ever copied
 
   p.max_memory = options.max_memory.empty() ? budgets_from_devices(devices) : plan::parse_max_memory(options.max_memory);
   for (const auto& [device, budget] : p.max_memory)
@@ -219,6 +246,7 @@ PlannedMap plan_device_map(const ModelConfig& config, const Checkpoint& checkpoi
   p.host_expert_cache = static_cast<size_t>(needs.host_expert_cache);
   p.device_expert_cache = static_cast<size_t>(needs.device_expert_cache);
   check_and_limit(p.usage, p.max_memory, devices, strategy);
+  decide_expert_compute(mode, checkpoint, options, devices, pool, p);
   if (p.staging_slots == 1 && options.warning)
     options.warning(
         "the accelerator has room for one staging slot only: offloaded layers are copied to it in turn with its "

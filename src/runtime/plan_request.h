@@ -38,6 +38,10 @@ struct PlannedMap {
   std::string offload_choice;  // what --offload-compute auto measured and chose, if it chose
   size_t staging_slots = kStagingSlots;  // per accelerator; 1 where two do not fit
   size_t host_expert_cache = 0, device_expert_cache = 0;  // experts the plan billed caches for
+  // Experts of accelerator layers that lie in RAM: the most tokens routed to
+  // one for which the CPU computes it (offload_compute.h), and what auto measured.
+  int64_t expert_local_tokens = -1;
+  std::string expert_choice;
   plan::ModuleTree tree;
 };
 

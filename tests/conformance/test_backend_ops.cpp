@@ -130,7 +130,7 @@ TEST_P(BackendOps, SupportsTellsWhichWeightsItWidens) {
   for (const OpKind op : {OpKind::rms_norm, OpKind::layer_norm, OpKind::add, OpKind::glu, OpKind::activate,
                           OpKind::scale, OpKind::softcap, OpKind::rope, OpKind::store_kv, OpKind::attention,
                           OpKind::copy, OpKind::zero, OpKind::gather_rows, OpKind::add_scaled_rows,
-                          OpKind::to_host})
+                          OpKind::to_host, OpKind::from_host})
     EXPECT_TRUE(ops().supports(op, DType::F32)) << static_cast<int>(op);
 }
 
@@ -644,6 +644,31 @@ TEST_P(BackendOps, ToHostReturnsWhatTheQueuedOpsWrote) {
   std::vector<float> rest(n - offset - count, 1.0f);
   ops().to_host(rest.data(), dx.floats() + offset + count, rest.size());
   for (size_t i = 0; i < rest.size(); ++i) ASSERT_EQ(bits(rest[i]), 0u) << i;
+}
+
+TEST_P(BackendOps, FromHostLandsInOrderWithTheQueuedOps) {
+  // Queued work writes dx; from_host then overwrites a slice of it and more
+  // work reads that slice: the slice must hold the host values at that point
+  // (not before the first ops, not after the later ones), and the host array
+  // may change at once after the call.
+  if (!supported(OpKind::from_host, DType::F32)) return;
+  const size_t n = size_t{1} << 20, offset = 40, count = 1000;
+  const auto x = random(n);
+  DeviceBuffer dx = upload(x);
+  for (int i = 0; i < 16; ++i) ops().scale(dx.floats(), 2.0f, n);
+  std::vector<float> host(count);
+  for (size_t i = 0; i < count; ++i) host[i] = static_cast<float>(i) - 500.0f;
+  ops().from_host(dx.floats() + offset, host.data(), count);
+  std::fill(host.begin(), host.end(), 99.0f);
+  ops().scale(dx.floats(), 0.5f, n);
+  ops().from_host(dx.floats(), host.data(), 0);  // n = 0 writes nothing
+  std::vector<float> back(n);
+  ops().to_host(back.data(), dx.floats(), n);
+  for (size_t i = 0; i < n; ++i) {
+    const float want = i >= offset && i < offset + count ? (static_cast<float>(i - offset) - 500.0f) * 0.5f
+                                                         : x[i] * 32768.0f;
+    ASSERT_EQ(back[i], want) << i;
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, BackendOps, ::testing::Values("cpu", "sim", "cuda"),

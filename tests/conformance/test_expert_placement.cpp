@@ -56,6 +56,11 @@ class ExpertPlacement : public ::testing::TestWithParam<std::string> {
     return json + "}";
   }
 
+  // Layers on sim:0; their odd experts in RAM, even ones on disk.
+  std::string layers_on_sim_experts_in_ram_and_on_disk() const {
+    return map_with_experts(R"("": 0)", [](int64_t e) { return e % 2 ? "\"cpu\"" : "\"disk\""; });
+  }
+
   struct Outcome {
     std::vector<float> logits;
     std::vector<int32_t> greedy;
@@ -112,6 +117,48 @@ TEST_P(ExpertPlacement, OneLayersExpertsOnSimCpuAndDisk) {
   EXPECT_GT(got.stats.device_lookups, 0u);
   // Only routed experts are read, each at most once per miss.
   EXPECT_LE(got.stats.disk_bytes, got.stats.missed * got.stats.expert_bytes);
+  EXPECT_EQ(got.stats.computed_on_host, 0u) << "under auto, sim devices stream their experts";
+}
+
+// Where experts run (DESIGN.md, "Execution"): experts of a layer on sim:0 that lie in RAM
+// or on disk are computed by the CPU where they lie, their tokens copied
+// over and their outputs back; the sums keep their order, so the logits stay
+// bit-identical.
+TEST_P(ExpertPlacement, ExpertsInRamRunOnTheCpuWithOffloadComputeLocal) {
+  const std::string map = map_with_experts(R"("": 0)", [](int64_t e) {
+    return e == 0 ? std::string() : e % 2 ? "\"cpu\"" : "\"disk\"";
+  });
+  ModelOptions o = options(map, "1x64MiB");
+  o.offload_compute = "local";
+  const Outcome got = run(o);
+  expect_same(got, "experts in RAM and on disk computed by the CPU for sim:0's layers");
+  EXPECT_GT(got.stats.computed_on_host, 0u);
+  EXPECT_GT(got.stats.disk_bytes, 0u);
+  EXPECT_EQ(got.stats.copied_bytes, 0u) << "no expert is copied";
+  EXPECT_EQ(got.stats.device_lookups, 0u) << "sim:0 has no expert cache";
+  // ... and the plan bills none: sim:0's bill is smaller than when streaming.
+  o.offload_compute = "stream";
+  const Outcome streamed = run(o);
+  const auto planned_on_sim = [](const Outcome& r) {
+    for (const DeviceReport& d : r.devices)
+      if (d.name == "sim:0") return d.planned_bytes;
+    return 0.0;
+  };
+  EXPECT_LT(planned_on_sim(got), planned_on_sim(streamed));
+  EXPECT_GT(streamed.stats.copied_bytes, 0u);
+}
+
+TEST_P(ExpertPlacement, EachExpertRunsWhereItsRoutedTokensMakeItCheaper) {
+  // A threshold of one token: in the prompt's step experts routed to one
+  // token run on the CPU and the others are copied to sim:0, in one layer.
+  ModelOptions o = options(layers_on_sim_experts_in_ram_and_on_disk(), "1x64MiB");
+  o.expert_local_tokens = 1;
+  const Outcome got = run(o);
+  expect_same(got, "experts split between the CPU and sim:0 by their tokens");
+  EXPECT_GT(got.stats.computed_on_host, 0u);
+  EXPECT_GT(got.stats.copied_bytes, 0u);
+  o.expert_local_tokens = -1;
+  EXPECT_EQ(run(o).stats.computed_on_host, 0u);
 }
 
 TEST_P(ExpertPlacement, ExpertsOnDiskRunOnTheCpu) {
@@ -150,8 +197,7 @@ TEST_P(ExpertPlacement, ExpertsReadFromDiskAreConvertedToTheComputeDtype) {
 TEST_P(ExpertPlacement, CachesOfOneExpertFetchOneAtATime) {
   // Caches of one expert: every fetch brings one expert and evicts the last,
   // on the host (disk experts) and on sim:0 (experts copied from RAM).
-  const std::string map = map_with_experts(R"("": 0)", [](int64_t e) { return e % 2 ? "\"cpu\"" : "\"disk\""; });
-  ModelOptions o = options(map, "1x64MiB");
+  ModelOptions o = options(layers_on_sim_experts_in_ram_and_on_disk(), "1x64MiB");
   o.expert_cache = 1;
   const Outcome got = run(o);
   expect_same(got, "caches of one expert");

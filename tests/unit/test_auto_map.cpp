@@ -130,6 +130,33 @@ TEST(AutoMap, SpillsInOrderAndReservesOffloadCostsOnTheMainAccelerator) {
   EXPECT_EQ(p.usage.devices[1].staging, 0) << "only the main accelerator executes offloaded layers";
 }
 
+TEST(AutoMap, AHeadLargerThanTheLayersStaysAndLayersStreamInstead) {
+  // A large vocabulary: the head is several layers big. Filled in unit
+  // order it would be streamed, through a staging slot of its own size;
+  // kept on the accelerator, only layer-sized slots are needed, and fewer
+  // bytes move per token.
+  const ModelConfig c = llama(8, 512, 1536, 32000, false);
+  const ModuleTree tree = tree_of(c);
+  const ModuleSizes sizes = compute_module_sizes(tree, {});
+  const double layer = sizes.at("model.layers.0"), head = sizes.at("lm_head");
+  ASSERT_GT(head, 4 * layer);
+  MemoryNeeds needs = kv_needs(8, 0.1 * layer, kMiB, 2);
+  needs.local_when_offloaded = {"model.embed_tokens"};
+  const MaxMemory mm = {{Device::gpu_(0), head + 5 * layer}, {Device::cpu_(), 100 * layer}};
+  const AutoPlan p = plan_auto(tree, mm, kNoSplit, {}, needs, "sim");
+  expect_sound(tree, p, mm, needs);
+  EXPECT_EQ(device_of(p.device_map, "lm_head"), Device::gpu_(0));
+  EXPECT_EQ(device_of(p.device_map, "model.layers.7"), Device::cpu_());
+  EXPECT_EQ(device_of(p.device_map, "model.embed_tokens"), Device::cpu_()) << "a lookup runs where it lies";
+  double streamed = 0;
+  for (int i = 0; i < 8; ++i)
+    if (device_of(p.device_map, "model.layers." + std::to_string(i)) == Device::cpu_()) streamed += layer;
+  // The unit-order fill streams the head and, with slots of head + layer,
+  // keeps at most 4 layers: it streams at least head + 4 layers.
+  EXPECT_LT(streamed, head + 4 * layer);
+  EXPECT_EQ(p.usage.devices[0].staging, 2 * layer);
+}
+
 TEST(AutoMap, TiedHeadFollowsTheEmbedding) {
   const ModelConfig c = llama(6, 512, 1536, 8000, true);
   const ModuleTree tree = tree_of(c);

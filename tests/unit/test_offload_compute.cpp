@@ -31,6 +31,22 @@ TEST(OffloadCompute, MeasuresBothRatesAndComparesThem) {
   EXPECT_NE(describe_offload_choice(true, "cuda:0", rates, 1).find("computed by the CPU"), std::string::npos);
 }
 
+TEST(OffloadCompute, ExpertsRunOnTheCpuUpToTheTokensWhereItStillBeatsCopies) {
+  // The CPU's rate falls as rows grow (it turns compute-bound); copies do not.
+  const RateAtRows rates[] = {{1, 30e9}, {2, 28e9}, {4, 20e9}, {8, 11e9}, {16, 6e9}};
+  EXPECT_EQ(local_tokens_from(rates, 25e9), 2);
+  EXPECT_EQ(local_tokens_from(rates, 10e9), 8);
+  EXPECT_EQ(local_tokens_from(rates, 1e9), 16);  // faster at every row count probed
+  EXPECT_EQ(local_tokens_from(rates, 31e9), -1);  // copies win even for one token
+  EXPECT_EQ(local_tokens_from({}, 1e9), -1);
+  SimDevice sim(0, uint64_t{256} << 20);
+  ThreadPool pool(2);
+  const ExpertComputeChoice choice = measure_expert_compute(sim, pool, DType::BF16);
+  EXPECT_FALSE(choice.text.empty());
+  EXPECT_NE(choice.text.find("sim:0"), std::string::npos) << choice.text;
+  EXPECT_EQ(sim.in_use(), 0u);
+}
+
 // Which device runs the modules kept in RAM, for a fixture with layer 0 on
 // sim:0 and the rest in RAM.
 std::string offload_runner(const std::string& mode, std::vector<float>* logits) {

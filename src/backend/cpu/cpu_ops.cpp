@@ -93,5 +93,6 @@ void CpuOps::add_scaled_rows(float* dst, const float* src, size_t cols, std::spa
 }
 
 void CpuOps::to_host(float* host_dst, const float* src, size_t n) { std::copy_n(src, n, host_dst); }
+void CpuOps::from_host(float* dst, const float* host_src, size_t n) { std::copy_n(host_src, n, dst); }
 
 }  // namespace strata

@@ -38,6 +38,7 @@ class CpuOps final : public Ops {
   void add_scaled_rows(float* dst, const float* src, size_t cols, std::span<const int32_t> rows,
                        std::span<const float> scales) override;
   void to_host(float* host_dst, const float* src, size_t n) override;
+  void from_host(float* dst, const float* host_src, size_t n) override;
 
  private:
   ThreadPool& pool_;

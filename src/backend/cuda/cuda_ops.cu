@@ -648,4 +648,12 @@ void CudaOps::to_host(float* host_dst, const float* src, size_t n) {
   STRATA_CUDA_CHECK(cudaStreamSynchronize(stream_));
 }
 
+// From pageable memory, cudaMemcpyAsync returns once the source has been
+// staged, so the caller may reuse it; the copy stays in stream order.
+void CudaOps::from_host(float* dst, const float* host_src, size_t n) {
+  if (n == 0) return;
+  make_current();
+  STRATA_CUDA_CHECK(cudaMemcpyAsync(dst, host_src, n * sizeof(float), cudaMemcpyHostToDevice, stream_));
+}
+
 }  // namespace strata::cuda

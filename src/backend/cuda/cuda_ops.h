@@ -51,6 +51,7 @@ class CudaOps final : public Ops {
   void add_scaled_rows(float* dst, const float* src, size_t cols, std::span<const int32_t> rows,
                        std::span<const float> scales) override;
   void to_host(float* host_dst, const float* src, size_t n) override;
+  void from_host(float* dst, const float* host_src, size_t n) override;
 
   // Floats of the scratch that holds a slice of widened weights for SGEMM.
   static constexpr size_t kWidenFloats = size_t{4} << 20;
