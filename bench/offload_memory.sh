@@ -10,6 +10,13 @@
 # 2 GiB cgroup with cold caches:
 #   DTYPE=f32 LAYERS=22 BUDGET_MIB=1792 OVERHEAD_MIB=256 COMMAND=bench bench/offload_memory.sh
 #
+# Issue 12's runs: the Qwen3-30B-A3B cut (strata synth --like qwen3-30b-a3b
+# --layers 8) on the CPU, and with its non-experts on a simulated
+# accelerator of 1 GiB (SIM_MIB: its memory is the host's, so the cgroup
+# holds it too):
+#   MODEL=DIR BUDGET_MIB=2048 OVERHEAD_MIB=256 COMMAND=bench bench/offload_memory.sh
+#   MODEL=DIR BUDGET_MIB=2048 SIM_MIB=1024 OVERHEAD_MIB=256 COMMAND=bench bench/offload_memory.sh
+#
 # Measured two ways:
 #  1. strata's own figure: peak RssAnon, sampled every 10 ms from
 #     /proc/self/status (anonymous memory only: what strata allocates),
@@ -22,7 +29,8 @@
 # Caches are dropped before each run (as root), so the disk tier starts cold.
 # Environment: BUILD_DIR (build), DTYPE (bf16), LAYERS (44),
 # MODEL (BUILD_DIR/models/synth-LAYERSl-DTYPE), BUDGET_MIB (1024),
-# OVERHEAD_MIB (64), COMMAND (generate, or bench), TOKENS (16 for generate).
+# OVERHEAD_MIB (64), COMMAND (generate, or bench), TOKENS (16 for generate),
+# SIM_MIB (none: no simulated accelerator).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${BUILD_DIR:-build}
@@ -33,12 +41,17 @@ budget_mib=${BUDGET_MIB:-1024}
 overhead_mib=${OVERHEAD_MIB:-64}
 command=${COMMAND:-generate}
 tokens=${TOKENS:-16}
-limit=$(( (budget_mib + overhead_mib) << 20 ))
+sim_mib=${SIM_MIB:-0}
+limit=$(( (budget_mib + sim_mib + overhead_mib) << 20 ))
 
 [[ -x $build/strata ]] || { echo "build strata first (scripts/test.sh or cmake)" >&2; exit 1; }
 [[ -f $model/config.json ]] ||
   "$build"/strata synth --like tinyllama-1.1b --layers "$layers" --dtype "$dtype" -o "$model" --force
 map_args=(--max-memory "cpu=${budget_mib}MiB,disk" --offload-folder "$build/offload/$(basename "$model")")
+if (( sim_mib > 0 )); then
+  map_args=(--sim-devices "1x${sim_mib}MiB" --max-memory "0=${sim_mib}MiB,cpu=${budget_mib}MiB,disk"
+            --offload-folder "$build/offload/$(basename "$model")")
+fi
 case $command in
   generate) cmd=("$build"/strata generate -m "$model" -p "Once upon a time" -n "$tokens" --temp 0 "${map_args[@]}")
             shown='^strata: \(map\|load\|peak\|error\)' ;;
@@ -46,7 +59,7 @@ case $command in
   # model after the run, inside the same limit.
   bench)    cmd=("$build"/strata bench -m "$model" --reps 2 --gen-tokens 4 --prompt-tokens 8
                  --bandwidth-buffer-mib 64 "${map_args[@]}")
-            shown='^strata: \(map (auto) cpu\|peak\|error\)\|^  rep\|^generation\|^weights\|^experts\|^disk\|^bound' ;;
+            shown='^strata: \(map (auto) \(cpu\|sim\)\|peak\|error\)\|^  rep\|^generation\|^weights\|^experts\|^disk\|^bound' ;;
   *) echo "COMMAND must be generate or bench" >&2; exit 2 ;;
 esac
 
@@ -56,7 +69,7 @@ echo "== 1. free run, peak RssAnon sampled by strata"
 drop_caches
 "${cmd[@]}" 2>&1 | grep "$shown"
 
-echo "== 2. inside a memory cgroup of $(( limit >> 20 )) MiB (budget ${budget_mib} MiB + ${overhead_mib} MiB), no swap"
+echo "== 2. inside a memory cgroup of $(( limit >> 20 )) MiB (budgets ${budget_mib} + ${sim_mib} MiB + ${overhead_mib} MiB), no swap"
 v1_parent=/sys/fs/cgroup/memory$(awk -F: '$2=="memory"{print $3}' /proc/self/cgroup)
 if [[ -w $v1_parent ]]; then
   cg=$v1_parent/strata-offload-$$
