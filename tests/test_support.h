@@ -93,6 +93,8 @@ struct CliResult {
   std::string err;  // stderr
 };
 CliResult run_cli(const std::string& args);
+// The same with environment variables set for the command ("STRATA_KERNELS=avx2").
+CliResult run_cli_with_env(const std::string& env, const std::string& args);
 
 // A fixture model's reference.safetensors: input_ids [rows, tokens] and
 // transformers' logits [rows, tokens, vocab].

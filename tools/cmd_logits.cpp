@@ -90,6 +90,7 @@ void add_logits_command(CLI::App& app) {
   cmd->add_option("--input", args->input, "safetensors file with tensor input_ids, int64 [B, T]")->required()->check(CLI::ExistingFile);
   cmd->add_option("-o,--output", args->output, "safetensors file to write, with tensor logits, float32 [B, T, V]")->required();
   cmd->add_option("-t,--threads", args->threads, "Worker threads (0 = all cores)")->capture_default_str()->check(CLI::NonNegativeNumber);
+  args->map.compute = "exact";  // fidelity checks want transformers' float32 math
   add_device_map_options(cmd, args->map);
   cmd->callback([args] { run_logits(*args); });
 }

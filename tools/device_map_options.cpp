@@ -16,6 +16,12 @@
 namespace strata::cli {
 
 void add_device_map_options(CLI::App* cmd, DeviceMapArgs& args) {
+  cmd->add_option("--compute", args.compute,
+                  "The math of matrix products on the CPU. exact: weights widened to f32, f32 products (logits equal "
+                  "transformers' float32 forward, whatever the map); fast: bf16 weights times activations rounded "
+                  "to bf16, summed in f32 (AVX512-BF16 where the CPU has it; other weight dtypes as exact)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"exact", "fast"}));
   cmd->add_option("--device-map", args.device_map,
                   "Where modules go: auto (strata's planner: fills accelerators, then RAM, then disk, budgeting KV "
                   "cache, activations and staging), sequential | balanced | balanced_low_0 (Accelerate's), a JSON "
@@ -96,6 +102,7 @@ ModelOptions model_options(const std::string& model_dir, const DeviceMapArgs& ar
   o.sim_devices = !args.sim_devices.empty() ? args.sim_devices : env_sims ? env_sims : "";
   o.main_device = args.main_device;
   o.offload_compute = args.offload_compute;
+  o.compute = args.compute;
   o.load_progress = progress_callback("strata: loading weights");
   o.warning = [](const std::string& message) { std::fprintf(stderr, "strata: warning: %s\n", message.c_str()); };
   o.ctx = std::max(args.ctx, ctx_needed);
@@ -133,6 +140,7 @@ void print_device_map(const Model& model, const DeviceMapArgs& args) {
     std::fprintf(stderr, "strata: routed experts in RAM %s\n", model.expert_compute_choice().c_str());
   if (!model.offload_folder().empty())
     std::fprintf(stderr, "strata: offload folder %s\n", model.offload_folder().c_str());
+  std::fprintf(stderr, "strata: compute %s\n", model.compute_description().c_str());
 }
 
 void print_memory_peaks(const std::vector<DeviceReport>& devices, const DeviceMapArgs& args, uint64_t peak_rss_anon) {

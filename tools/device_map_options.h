@@ -22,6 +22,7 @@ struct DeviceMapArgs {
   int64_t ctx = 0;  // 0: what the command will use
   int64_t expert_cache = 0;  // 0: the planner's choice
   std::string expert_cache_policy = "lfu";
+  std::string compute = "fast";  // logits sets exact before adding the flags
   bool quiet = false;
 };
 

@@ -48,6 +48,10 @@ struct ModelOptions {
   // for tuning and tests, and the only way sim devices take the CPU path
   // under auto.
   std::optional<int64_t> expert_local_tokens;
+  // The math of matrix products on the CPU: "exact" (weights widened to
+  // f32: the fidelity guarantees) or "fast" (BF16 weights times activations
+  // rounded to bf16, f32 sums; see README, "Compute modes").
+  std::string compute = "exact";
   // Compute dtype of the weight matrices; nullopt: as stored.
   std::optional<DType> dtype;
   // What the plan budgets for: context tokens per row (0: the smaller of
@@ -142,6 +146,8 @@ class Model {
   // How --offload-compute auto chose where offloaded modules run, and the
   // rates it measured; empty when it did not choose.
   const std::string& offload_choice() const;
+  // "fast: bf16 products (AVX512-BF16)", for the start line.
+  std::string compute_description() const;
   // The same for the routed experts of accelerator layers that lie in RAM.
   const std::string& expert_compute_choice() const;
   std::filesystem::path offload_folder() const;

@@ -50,6 +50,16 @@ struct AttentionShape {
 // and GPT-2's `gelu_new`, which are the same function.
 enum class Activation { silu, gelu_tanh };
 
+// The math of matrix products. exact: weights widened to f32, f32
+// products and sums (bit-identical across maps, batches and backends' CPU
+// paths; the fidelity guarantees rest on it). fast: BF16 weights multiply
+// activations rounded to bf16 at the product's input (bf16 x bf16
+// products, f32 sums: AVX512-BF16 where the CPU has it); everything else,
+// and other weight dtypes, as exact. Results then depend on the CPU.
+enum class ComputeMode { exact, fast };
+// "exact" or "fast"; throws strata::Error for anything else.
+ComputeMode parse_compute_mode(std::string_view text);
+
 // The ops, for the conformance test's "not supported" answers.
 enum class OpKind {
   matmul,

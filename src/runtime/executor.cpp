@@ -8,9 +8,9 @@
 namespace strata {
 
 Executor::Executor(CausalLM& model, WeightStore& weights, ExpertSource& experts, std::vector<BlockPlacement> placement,
-                   Device& host, ThreadPool& pool)
+                   Device& host, ThreadPool& pool, ComputeMode compute)
     : model_(model), weights_(weights), experts_(experts), placement_(std::move(placement)), host_(host), pool_(pool),
-      cpu_ops_(pool) {
+      cpu_ops_(pool, compute) {
   for (const BlockPlacement& p : placement_) {
     Ops* ops = p.exec->native_ops();
     if (!ops && !p.exec->host_addressable())

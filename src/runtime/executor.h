@@ -37,7 +37,8 @@ struct SessionState {
 class Executor {
  public:
   Executor(CausalLM& model, WeightStore& weights, ExpertSource& experts, std::vector<BlockPlacement> placement,
-           Device& host, ThreadPool& pool);
+           Device& host, ThreadPool& pool, ComputeMode compute = ComputeMode::exact);
+  const CpuOps& cpu_ops() const { return cpu_ops_; }
 
   // A session of `rows` sequences of up to `capacity` tokens; all_logits if
   // it will ask for the logits of every position. Allocates on the devices.

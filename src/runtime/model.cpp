@@ -73,6 +73,7 @@ std::unique_ptr<Model> Model::load(const std::filesystem::path& dir, const Model
     throw Error("not a model folder", dir.string(), "", "pass the folder holding config.json");
   if (options.expert_cache_policy != "lru" && options.expert_cache_policy != "lfu")
     throw Error("unknown expert cache policy '" + options.expert_cache_policy + "'", "", "", "use lru or lfu");
+  const ComputeMode compute = parse_compute_mode(options.compute);
   auto impl = std::make_unique<Impl>();
   impl->dir = dir;
   impl->config = ModelConfig::from_file(dir / "config.json");
@@ -106,7 +107,7 @@ std::unique_ptr<Model> Model::load(const std::filesystem::path& dir, const Model
                                                 impl->devices->cpu(), expert_store_options(options, plan, *impl->pool));
   impl->model = create_model(impl->config, std::move(blocks), *impl->weights);
   impl->executor = std::make_unique<Executor>(*impl->model, *impl->weights, *impl->experts, std::move(placement),
-                                              impl->devices->cpu(), *impl->pool);
+                                              impl->devices->cpu(), *impl->pool, compute);
   impl->device_map = std::move(plan.device_map);
   impl->max_memory = std::move(plan.max_memory);
   impl->usage = std::move(plan.usage);
@@ -137,6 +138,7 @@ uint64_t Model::copied_bytes_per_pass() const { return impl_->weights->copied_by
 const std::string& Model::plan_source() const { return impl_->plan_source; }
 const std::string& Model::offload_choice() const { return impl_->offload_choice; }
 const std::string& Model::expert_compute_choice() const { return impl_->expert_compute_choice; }
+std::string Model::compute_description() const { return impl_->executor->cpu_ops().describe(); }
 
 std::filesystem::path Model::offload_folder() const { return impl_->weights->offload_folder().dir(); }
 

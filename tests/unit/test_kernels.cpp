@@ -111,6 +111,68 @@ TEST(MatmulKernels, SplitAcrossThreadsChangesNoBit) {
   }
 }
 
+TEST(FastBf16, TilesMatchDoublePrecisionOfTheRoundedProducts) {
+  // Fast mode's AVX512-BF16 tiles, where the CPU has them: x rounded to
+  // bf16 times bf16 weights, against those products summed in double.
+  if (!cpu_supports_avx512_bf16()) GTEST_SKIP() << "no AVX512-BF16 on this CPU";
+  const FastBf16Kernels fast = avx512_bf16_kernels();
+  std::mt19937 rng(11);
+  std::normal_distribution<float> normal;
+  for (const size_t k : {1u, 7u, 32u, 33u, 64u, 172u}) {
+    std::vector<float> x(4 * k);
+    std::vector<uint16_t> xb(4 * k), w(8 * k);
+    for (auto& v : x) v = normal(rng);
+    for (auto& v : w) v = f32_to_bf16(normal(rng));
+    fast.round(x.data(), xb.data(), x.size());
+    for (size_t i = 0; i < x.size(); ++i) ASSERT_EQ(xb[i], f32_to_bf16(x[i])) << "rounding, element " << i;
+    for (int nx = 1; nx <= 4; ++nx)
+      for (int nw = 1; nw <= (nx == 1 ? 8 : 4); ++nw) {
+        float out[32] = {};
+        fast.tile(xb.data(), k, nx, w.data(), k, nw, k, out, 8);
+        for (int i = 0; i < nx; ++i)
+          for (int j = 0; j < nw; ++j) {
+            double ref = 0, magnitude = 0;
+            for (size_t t = 0; t < k; ++t) {
+              const double term = static_cast<double>(bf16_to_f32(xb[i * k + t])) * bf16_to_f32(w[j * k + t]);
+              ref += term;
+              magnitude += std::abs(term);
+            }
+            EXPECT_NEAR(out[i * 8 + j], ref, static_cast<double>(k) * 1.2e-7 * magnitude + 1e-30)
+                << "k=" << k << " tile " << nx << "x" << nw;
+          }
+      }
+  }
+}
+
+TEST(FastBf16, ProductsChangeNoBitWithTheSplitAndOnlyBf16WeightsChange) {
+  // Fast mode keeps exact mode's determinism: decode tiles and square tiles,
+  // one thread or three, give the same bits; F32 weights are not rounded.
+  const size_t n = 5, k = 96, m = 37;
+  std::mt19937 rng(5);
+  std::normal_distribution<float> normal;
+  std::vector<float> x(n * k), w32(m * k);
+  std::vector<uint16_t> wb(m * k);
+  for (auto& v : x) v = normal(rng);
+  for (size_t i = 0; i < w32.size(); ++i) wb[i] = f32_to_bf16(w32[i] = normal(rng));
+  const MatrixView bf16{DType::BF16, wb.data(), static_cast<int64_t>(m), static_cast<int64_t>(k)};
+  const MatrixView f32{DType::F32, w32.data(), static_cast<int64_t>(m), static_cast<int64_t>(k)};
+  ThreadPool pool1(1), pool3(3);
+  std::vector<float> one(n * m), three(n * m), exact(n * m), fast_f32(n * m), exact_f32(n * m);
+  matmul(pool1, x.data(), n, std::vector<MatmulOutput>{{bf16, nullptr, one.data()}}, ComputeMode::fast);
+  matmul(pool3, x.data(), n, std::vector<MatmulOutput>{{bf16, nullptr, three.data()}}, ComputeMode::fast);
+  EXPECT_EQ(one, three);
+  for (size_t row = 0; row < n; ++row) {
+    std::vector<float> single(m);
+    matmul(pool3, x.data() + row * k, 1, std::vector<MatmulOutput>{{bf16, nullptr, single.data()}}, ComputeMode::fast);
+    EXPECT_EQ(0, std::memcmp(single.data(), one.data() + row * m, m * sizeof(float))) << "row " << row;
+  }
+  matmul(pool3, x.data(), n, std::vector<MatmulOutput>{{bf16, nullptr, exact.data()}}, ComputeMode::exact);
+  EXPECT_NE(one, exact) << "fast mode rounds the activations";
+  matmul(pool3, x.data(), n, std::vector<MatmulOutput>{{f32, nullptr, fast_f32.data()}}, ComputeMode::fast);
+  matmul(pool3, x.data(), n, std::vector<MatmulOutput>{{f32, nullptr, exact_f32.data()}}, ComputeMode::exact);
+  EXPECT_EQ(fast_f32, exact_f32);
+}
+
 TEST(ThreadPool, CoversEveryIndexOnce) {
   ThreadPool pool(3);
   for (const size_t n : {1u, 2u, 3u, 10u, 1000u}) {

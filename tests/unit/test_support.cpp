@@ -27,13 +27,16 @@ namespace {
 ScopedGpus::ScopedGpus() { unsetenv("STRATA_NO_GPU"); }
 ScopedGpus::~ScopedGpus() { setenv("STRATA_NO_GPU", "1", 1); }
 
-CliResult run_cli(const std::string& args) {
+CliResult run_cli(const std::string& args) { return run_cli_with_env("", args); }
+
+CliResult run_cli_with_env(const std::string& env, const std::string& args) {
   static std::atomic<int> counter{0};
   const auto err_path = std::filesystem::temp_directory_path() /
                         ("strata-cli-" + std::to_string(::getpid()) + "-" + std::to_string(counter++) + ".err");
   // exec: the shell becomes the command, so a crash is seen as the signal it
   // is; a shell that waited for it would report exit 128 + the signal instead.
-  const std::string command = "exec " + cli_path().string() + " " + args + " 2>" + err_path.string() + " </dev/null";
+  const std::string command = "exec " + (env.empty() ? "" : "env " + env + " ") + cli_path().string() + " " + args +
+                              " 2>" + err_path.string() + " </dev/null";
   CliResult result;
   FILE* pipe = popen(command.c_str(), "r");
   if (!pipe) {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "backend/cpu/kernels.h"
 #include "backend/cpu/ops.h"
 
 namespace strata {
@@ -15,7 +16,7 @@ bool CpuOps::supports(OpKind op, DType weights) const {
 }
 
 void CpuOps::matmul(const float* x, size_t n, std::span<const MatmulOutput> outputs) {
-  cpu::matmul(pool_, x, n, outputs);
+  cpu::matmul(pool_, x, n, outputs, mode_);
 }
 
 void CpuOps::rms_norm(const float* x, const float* weight, float weight_offset, size_t rows, size_t dim, float eps,
@@ -94,5 +95,14 @@ void CpuOps::add_scaled_rows(float* dst, const float* src, size_t cols, std::spa
 
 void CpuOps::to_host(float* host_dst, const float* src, size_t n) { std::copy_n(src, n, host_dst); }
 void CpuOps::from_host(float* dst, const float* host_src, size_t n) { std::copy_n(host_src, n, dst); }
+
+std::string CpuOps::describe() const {
+  const std::string kernels = cpu::best_kernels().name;
+  if (mode_ == ComputeMode::exact) return "exact: weights widened to f32, f32 products (" + kernels + " kernels)";
+  return cpu::fast_bf16_kernels().tile
+             ? "fast: bf16 weights times bf16-rounded activations, f32 sums (AVX512-BF16 dot products)"
+             : "fast: bf16 weights times bf16-rounded activations, f32 sums (" + kernels +
+                   " kernels widening bf16: no AVX512-BF16 here)";
+}
 
 }  // namespace strata

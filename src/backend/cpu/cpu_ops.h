@@ -3,6 +3,8 @@
 // sim:N devices use it too.
 #pragma once
 
+#include <string>
+
 #include "backend/ops.h"
 #include "core/thread_pool.h"
 
@@ -10,7 +12,9 @@ namespace strata {
 
 class CpuOps final : public Ops {
  public:
-  explicit CpuOps(ThreadPool& pool) : pool_(pool) {}
+  explicit CpuOps(ThreadPool& pool, ComputeMode mode = ComputeMode::exact) : pool_(pool), mode_(mode) {}
+  // "exact: f32 products (avx512 kernels)", "fast: bf16 products (AVX512-BF16)".
+  std::string describe() const;
 
   std::string_view name() const override { return "cpu"; }
   bool supports(OpKind op, DType weights) const override;
@@ -42,6 +46,7 @@ class CpuOps final : public Ops {
 
  private:
   ThreadPool& pool_;
+  ComputeMode mode_;
 };
 
 }  // namespace strata

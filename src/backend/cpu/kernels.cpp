@@ -35,6 +35,14 @@ bool cpu_supports_avx512() {
 #endif
 }
 
+bool cpu_supports_avx512_bf16() {
+#if defined(__x86_64__)
+  return cpu_supports_avx512() && __builtin_cpu_supports("avx512bf16");
+#else
+  return false;
+#endif
+}
+
 namespace {
 
 // The set force_kernels() asked for, else null: the best the CPU runs.
@@ -67,6 +75,12 @@ const MatmulKernels& best_kernels() {
   // Chosen once, at the first product: the CPU does not change under a
   // running process.
   static const MatmulKernels& chosen = choose_kernels();
+  return chosen;
+}
+
+FastBf16Kernels fast_bf16_kernels() {
+  static const FastBf16Kernels chosen =
+      &best_kernels() == &avx512_kernels() && cpu_supports_avx512_bf16() ? avx512_bf16_kernels() : FastBf16Kernels{};
   return chosen;
 }
 

@@ -39,12 +39,27 @@ const MatmulKernels& best_kernels();
 // strata::Error for an unknown name or a set this CPU cannot run.
 void force_kernels(std::string_view name);
 
+// Fast mode (backend/ops.h's ComputeMode) for BF16 weights: a tile as above
+// whose x rows are already rounded to bf16; products of bf16 pairs, summed
+// in f32.
+struct FastBf16Kernels {
+  void (*tile)(const uint16_t* x, size_t x_stride, int nx, const uint16_t* w, size_t w_stride, int nw, size_t k,
+               float* out, size_t out_stride) = nullptr;
+  void (*round)(const float* x, uint16_t* out, size_t n) = nullptr;  // to nearest even
+};
+// The AVX512-BF16 kernels when best_kernels() is the avx512 set and the CPU
+// has AVX512-BF16; else nulls, and fast mode rounds x to bf16 and widens the
+// weights as exact mode does (the same products, without the instruction).
+FastBf16Kernels fast_bf16_kernels();
+
 // Individual kernel sets; those the CPU cannot run must not be called.
 const MatmulKernels& generic_kernels();
 const MatmulKernels& avx2_kernels();
 const MatmulKernels& avx512_kernels();
 bool cpu_supports_avx2();
 bool cpu_supports_avx512();
+bool cpu_supports_avx512_bf16();
+FastBf16Kernels avx512_bf16_kernels();
 
 // Exact widening of half-precision formats.
 float bf16_to_f32(uint16_t v);

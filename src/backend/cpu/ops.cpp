@@ -4,6 +4,7 @@
 #include <array>
 #include <cmath>
 #include <numbers>
+#include <vector>
 
 #include "backend/cpu/kernels.h"
 #include "strata/error.h"
@@ -33,10 +34,21 @@ float gelu_tanh(float v) {
   return 0.5f * v * (1.0f + std::tanh(kSqrt2OverPi * (v + 0.044715f * cube)));
 }
 
-void matmul_rows(const MatmulKernels& kernels, const float* x, size_t n, const MatmulOutput& job,
+// The product's input: x, and in fast mode for BF16 weights x rounded to
+// bf16, as bf16 (for the AVX512-BF16 tiles) or widened back to f32.
+struct MatmulInput {
+  const float* x = nullptr;
+  const uint16_t* x_bf16 = nullptr;
+  const float* x_rounded = nullptr;
+  FastBf16Kernels fast;
+};
+
+void matmul_rows(const MatmulKernels& kernels, const MatmulInput& in, size_t n, const MatmulOutput& job,
                  int64_t row_begin, int64_t row_end) {
   const MatrixView& w = job.weight;
+  const bool fast = w.dtype == DType::BF16 && (in.x_bf16 || in.x_rounded);
   const TileFn tile = kernels.tile_for(w.dtype);
+  const float* x = fast && in.x_rounded ? in.x_rounded : in.x;
   const size_t k = static_cast<size_t>(w.cols);
   const size_t out_stride = static_cast<size_t>(w.rows);
   const int64_t tile_w = n == 1 ? kernels.tile_w_single : kernels.tile_w;
@@ -46,8 +58,11 @@ void matmul_rows(const MatmulKernels& kernels, const float* x, size_t n, const M
       const int nw = static_cast<int>(std::min<int64_t>(tile_w, row_end - j));
       for (size_t i = i0; i < i_end; i += static_cast<size_t>(kernels.tile_x)) {
         const int nx = static_cast<int>(std::min<size_t>(static_cast<size_t>(kernels.tile_x), i_end - i));
-        tile(x + i * k, k, nx, w.row(j), k, nw, k, job.out + i * out_stride + static_cast<size_t>(j),
-             out_stride);
+        float* out = job.out + i * out_stride + static_cast<size_t>(j);
+        if (fast && in.x_bf16)
+          in.fast.tile(in.x_bf16 + i * k, k, nx, static_cast<const uint16_t*>(w.row(j)), k, nw, k, out, out_stride);
+        else
+          tile(x + i * k, k, nx, w.row(j), k, nw, k, out, out_stride);
       }
     }
   }
@@ -57,11 +72,36 @@ void matmul_rows(const MatmulKernels& kernels, const float* x, size_t n, const M
   }
 }
 
+// Fast mode: x rounded to bf16 once per call, into buffers of the calling
+// thread that only grow (no allocation per token).
+MatmulInput fast_input(const float* x, size_t count) {
+  thread_local std::vector<uint16_t> bf16;
+  thread_local std::vector<float> rounded;
+  MatmulInput in;
+  in.x = x;
+  in.fast = fast_bf16_kernels();
+  if (in.fast.tile) {
+    bf16.resize(count);
+    in.fast.round(x, bf16.data(), count);
+    in.x_bf16 = bf16.data();
+  } else {
+    rounded.resize(count);
+    for (size_t i = 0; i < count; ++i) rounded[i] = bf16_to_f32(f32_to_bf16(x[i]));
+    in.x_rounded = rounded.data();
+  }
+  return in;
+}
+
 }  // namespace
 
-void matmul(ThreadPool& pool, const float* x, size_t n, std::span<const MatmulOutput> outputs) {
+void matmul(ThreadPool& pool, const float* x, size_t n, std::span<const MatmulOutput> outputs, ComputeMode mode) {
   const MatmulKernels& kernels = best_kernels();
   if (outputs.empty() || n == 0) return;
+  const bool any_bf16 = std::any_of(outputs.begin(), outputs.end(),
+                                    [](const MatmulOutput& o) { return o.weight.dtype == DType::BF16; });
+  const MatmulInput in = mode == ComputeMode::fast && any_bf16
+                             ? fast_input(x, n * static_cast<size_t>(outputs.front().weight.cols))
+                             : MatmulInput{x, nullptr, nullptr, {}};
   // All products' output rows form one index space, split evenly over the
   // workers in whole tiles, so q/k/v (or gate/up) cost one synchronisation.
   // A fixed array, not a vector: this runs several times per layer per token.
@@ -81,7 +121,7 @@ void matmul(ThreadPool& pool, const float* x, size_t n, std::span<const MatmulOu
                         const int64_t lo = std::max<int64_t>(static_cast<int64_t>(begin), starts[o]);
                         const int64_t hi = std::min<int64_t>(static_cast<int64_t>(end),
                                                              starts[o] + outputs[o].weight.rows);
-                        if (lo < hi) matmul_rows(kernels, x, n, outputs[o], lo - starts[o], hi - starts[o]);
+                        if (lo < hi) matmul_rows(kernels, in, n, outputs[o], lo - starts[o], hi - starts[o]);
                       }
                     });
 }

@@ -19,8 +19,10 @@
 namespace strata::cpu {
 
 // Runs several products that share the input x ([n, cols], row stride cols)
-// in one parallel pass, e.g. q/k/v or gate/up.
-void matmul(ThreadPool& pool, const float* x, size_t n, std::span<const MatmulOutput> outputs);
+// in one parallel pass, e.g. q/k/v or gate/up. In fast mode, products with
+// BF16 weights take x rounded to bf16 (ComputeMode in backend/ops.h).
+void matmul(ThreadPool& pool, const float* x, size_t n, std::span<const MatmulOutput> outputs,
+            ComputeMode mode = ComputeMode::exact);
 
 // y = (weight_offset + weight) * (x * rsqrt(mean(x^2) + eps)) per row of
 // length dim; weight_offset is 1 for Gemma's (1 + weight), else 0.
