@@ -122,9 +122,10 @@ void run_bench(const BenchArgs& args) {
                            model_options(args.model_dir, map, args.threads, args.prompt_tokens + args.gen_tokens, args.batch));
   print_device_map(*model, map);
   const ModelConfig& c = model->config();
-  std::fprintf(stderr, "strata bench: %s, %lld layers, %s weights, %d threads, kernels %s\n", c.architecture.c_str(),
-               static_cast<long long>(c.num_layers), format_bytes(model->checkpoint_bytes(), ByteUnits::decimal).c_str(),
-               model->threads(), cpu::best_kernels().name);
+  std::fprintf(stderr, "strata bench: %s, %lld layers, %s weights, %d threads, kernels %s, compute %s\n",
+               c.architecture.c_str(), static_cast<long long>(c.num_layers),
+               format_bytes(model->checkpoint_bytes(), ByteUnits::decimal).c_str(), model->threads(),
+               cpu::best_kernels().name, args.map.compute.c_str());
 
   // Prompt ids: fixed pseudo-random ids, different in every row, so runs are comparable.
   const auto rows = static_cast<size_t>(args.batch);
@@ -236,6 +237,7 @@ void run_bench(const BenchArgs& args) {
     nlohmann::json out{{"model", args.model_dir},
                        {"threads", model->threads()},
                        {"kernels", cpu::best_kernels().name},
+                       {"compute", args.map.compute},
                        {"load_seconds", model->load_seconds()},
                        {"first_token_seconds", first_token_seconds},
                        {"prompt_tokens", args.prompt_tokens},
