@@ -30,9 +30,6 @@ void tile(const uint16_t* x, size_t x_stride, const uint16_t* w, size_t w_stride
     __m512bh xv[NX];
     for (int i = 0; i < NX; ++i) xv[i] = load_pairs(x + i * x_stride + at);
     for (int j = 0; j < NW; ++j) {
-      // As in the widening kernels: fetch the next tile's rows ahead, a
-      // cache line (32 weights) per step.
-      if constexpr (NX == 1) _mm_prefetch(reinterpret_cast<const char*>(w + (j + NW) * w_stride + at), _MM_HINT_T0);
       const __m512bh wv = load_pairs(w + j * w_stride + at);
       for (int i = 0; i < NX; ++i) acc[i][j] = _mm512_dpbf16_ps(acc[i][j], xv[i], wv);
     }
