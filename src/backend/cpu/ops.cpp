@@ -51,8 +51,12 @@ void matmul_rows(const MatmulKernels& kernels, const MatmulInput& in, size_t n, 
   const float* x = fast && in.x_rounded ? in.x_rounded : in.x;
   const size_t k = static_cast<size_t>(w.cols);
   const size_t out_stride = static_cast<size_t>(w.rows);
+  // Several x rows: the kernel set's blocked product where it has one (the
+  // AVX512-BF16 tiles of fast mode have none).
+  const GemmFn gemm = n > 1 && !(fast && in.x_bf16) ? kernels.gemm_for(w.dtype) : nullptr;
+  if (gemm) gemm(x, k, n, w.row(row_begin), k, row_end - row_begin, k, job.out + row_begin, out_stride);
   const int64_t tile_w = n == 1 ? kernels.tile_w_single : kernels.tile_w;
-  for (size_t i0 = 0; i0 < n; i0 += kRowBlock) {
+  for (size_t i0 = 0; i0 < n && !gemm; i0 += kRowBlock) {
     const size_t i_end = std::min(n, i0 + kRowBlock);
     for (int64_t j = row_begin; j < row_end; j += tile_w) {
       const int nw = static_cast<int>(std::min<int64_t>(tile_w, row_end - j));
@@ -90,6 +94,25 @@ MatmulInput fast_input(const float* x, size_t count) {
     in.x_rounded = rounded.data();
   }
   return in;
+}
+
+// o = sum over s of p[s] * v row s (count rows of d floats), each element
+// summed over s in order. Chunks of kChunk elements stay in registers while
+// s advances, instead of o going to memory and back once per row.
+void weighted_sum(const float* p, const float* v, size_t count, size_t d, float* o) {
+  constexpr size_t kChunk = 16;
+  size_t i0 = 0;
+  for (; i0 + kChunk <= d; i0 += kChunk) {
+    float acc[kChunk] = {};
+    for (size_t s = 0; s < count; ++s)
+      for (size_t j = 0; j < kChunk; ++j) acc[j] += p[s] * v[s * d + i0 + j];
+    std::copy(acc, acc + kChunk, o + i0);
+  }
+  for (size_t i = i0; i < d; ++i) {
+    float acc = 0.0f;
+    for (size_t s = 0; s < count; ++s) acc += p[s] * v[s * d + i];
+    o[i] = acc;
+  }
 }
 
 }  // namespace
@@ -204,6 +227,8 @@ void attention(ThreadPool& pool, const AttentionShape& shape, const float* q, si
   const size_t group = heads / static_cast<size_t>(shape.kv_heads);
   const float scale = shape.scale != 0.0f ? shape.scale : 1.0f / std::sqrt(static_cast<float>(d));
   const float cap = shape.softcap;
+  const MatmulKernels& kernels = best_kernels();
+  const size_t tile_w = static_cast<size_t>(kernels.tile_w_single);
   // One (token, head) pair per work item; each worker keeps its own scores.
   // Short contexts are cheaper on one thread than spread out.
   const size_t grain = (past + tokens) * d < 4096 ? tokens * heads : 1;
@@ -220,11 +245,15 @@ void attention(ThreadPool& pool, const AttentionShape& shape, const float* q, si
       // Mistral's window hides positions <= p - window (modeling_mistral.py).
       const size_t window = static_cast<size_t>(shape.window);
       const size_t first = std::max(start, (window > 0 && visible > start + window) ? visible - window : 0);
+      // q . k for every visible key through the product tiles: vector
+      // lanes in the kernel set's fixed order, not one serial sum per key.
+      for (size_t s = first; s < visible; s += tile_w) {
+        const int nw = static_cast<int>(std::min(tile_w, visible - s));
+        kernels.tile_f32(qh, d, 1, k + s * d, d, nw, d, scores + s, 0);
+      }
       float max_score = -INFINITY;
       for (size_t s = first; s < visible; ++s) {
-        float dot = 0.0f;
-        for (size_t i = 0; i < d; ++i) dot += qh[i] * k[s * d + i];
-        scores[s] = dot * scale;
+        scores[s] *= scale;
         // Gemma 2 caps before the mask and softmax (modeling_gemma2.py).
         if (cap != 0.0f) scores[s] = std::tanh(scores[s] / cap) * cap;
         max_score = std::max(max_score, scores[s]);
@@ -235,12 +264,10 @@ void attention(ThreadPool& pool, const AttentionShape& shape, const float* q, si
         sum += scores[s];
       }
       const float inv_sum = 1.0f / sum;
-      float* o = out + (t * heads + h) * d;
-      std::fill(o, o + d, 0.0f);
-      for (size_t s = first; s < visible; ++s) {
-        const float p = scores[s] * inv_sum;
-        for (size_t i = 0; i < d; ++i) o[i] += p * v[s * d + i];
-      }
+      for (size_t s = first; s < visible; ++s) scores[s] *= inv_sum;
+      // A padding row's query sees nothing (first past visible): zeros.
+      const size_t seen = visible > first ? visible - first : 0;
+      weighted_sum(scores + first, v + first * d, seen, d, out + (t * heads + h) * d);
     }
   });
 }
