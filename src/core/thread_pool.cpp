@@ -1,6 +1,7 @@
 #include "core/thread_pool.h"
 
 #include <algorithm>
+#include <chrono>
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -17,10 +18,27 @@ inline void cpu_relax() {
 #endif
 }
 
-// Workers spin this many times before sleeping: a decode step issues a few
-// hundred short loops per token, and a futex wake-up per loop would cost more
-// than the loops themselves.
-constexpr int kSpinIterations = 4000;
+// Both sides spin this long before sleeping on a condition variable. A
+// decode step runs about a hundred loops per token, each a millisecond or
+// less, and between them the halves of one loop finish, and the caller's
+// serial work ends, up to a few hundred microseconds apart. A futex sleep and
+// wake-up per loop costs more than spinning through that gap: measured on the
+// TinyLlama-shaped bf16 model (2 threads, Zen 3), a 4000-iteration spin made
+// 200 futex calls per token, a 2 ms spin about none, and prompt and decode
+// speeds rose by 5-10% (medians of five interleaved runs). Bounded in time,
+// so an idle pool soon gives its cores back.
+constexpr auto kSpinTime = std::chrono::microseconds(2000);
+
+// Spins until done() or kSpinTime has passed; true when done.
+template <typename Done>
+bool spin_until(Done done) {
+  const auto deadline = std::chrono::steady_clock::now() + kSpinTime;
+  for (int spins = 1;; ++spins) {
+    if (done()) return true;
+    cpu_relax();
+    if (spins % 64 == 0 && std::chrono::steady_clock::now() >= deadline) return false;
+  }
+}
 
 }  // namespace
 
@@ -42,11 +60,7 @@ ThreadPool::~ThreadPool() {
 void ThreadPool::worker_loop(int index) {
   uint64_t seen = 0;
   for (;;) {
-    int spins = 0;
-    while (generation_.load(std::memory_order_acquire) == seen && spins < kSpinIterations) {
-      cpu_relax();
-      ++spins;
-    }
+    spin_until([&] { return generation_.load(std::memory_order_acquire) != seen; });
     const FunctionRef<void(int)>* job = nullptr;
     {
       std::unique_lock lock(mutex_);
@@ -77,10 +91,9 @@ void ThreadPool::run_on_all(FunctionRef<void(int)> fn) {
   }
   wake_.notify_all();
   fn(0);
-  // Spin briefly (workers usually finish within microseconds), then sleep:
-  // on a busy machine a spinning caller would steal the core a worker needs.
-  for (int spins = 0; spins < kSpinIterations; ++spins)
-    if (pending_.load(std::memory_order_acquire) == 0) return;
+  // Spin through the usual gap, then sleep: on a busy machine a spinning
+  // caller would steal the core a worker needs.
+  if (spin_until([&] { return pending_.load(std::memory_order_acquire) == 0; })) return;
   std::unique_lock lock(mutex_);
   done_.wait(lock, [&] { return pending_.load(std::memory_order_acquire) == 0; });
 }

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 #include <random>
+#include <utility>
 
 #include "backend/cpu/kernels.h"
 #include "backend/cpu/ops.h"
@@ -96,8 +97,9 @@ TEST(MatmulKernels, BlockedProductEqualsTheTilesBitForBit) {
     for (const DType dtype : {DType::F32, DType::BF16, DType::F16}) {
       const GemmFn gemm = kernels->gemm_for(dtype);
       if (!gemm) continue;
-      for (const size_t k : {3u, 8u, 515u, 1100u}) {
-        const size_t n = 70, rows = 11;
+      // n: x blocks whole and ragged, and every remainder of the row steps.
+      for (const auto& [k, n] : {std::pair<size_t, size_t>{3, 70}, {8, 1}, {515, 4}, {1100, 70}, {40, 5}, {24, 130}}) {
+        const size_t rows = 11;
         std::vector<float> x(n * k), w32(rows * k);
         for (auto& v : x) v = normal(rng);
         for (auto& v : w32) v = normal(rng);
@@ -112,7 +114,7 @@ TEST(MatmulKernels, BlockedProductEqualsTheTilesBitForBit) {
             kernels->tile_for(dtype)(x.data() + i * k, k, 1, static_cast<const uint8_t*>(w) + j * k * dtype_size(dtype),
                                      k, 1, k, tiled.data() + i * rows + j, rows);
         EXPECT_EQ(0, std::memcmp(blocked.data(), tiled.data(), blocked.size() * sizeof(float)))
-            << kernels->name << " " << dtype_name(dtype) << " k=" << k;
+            << kernels->name << " " << dtype_name(dtype) << " k=" << k << " n=" << n;
       }
     }
   }
