@@ -1,5 +1,6 @@
 // AVX2 tiles: 8 f32 lanes, up to 2 x rows by 4 weight rows (8 ymm
-// accumulators of the 16 registers), scalar tails added after the lane sum.
+// accumulators of the 16 registers), scalar tails added after the lane sum;
+// and a blocked product for prompts that sums each output the same way.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -153,14 +154,16 @@ void gemm(const float* x, size_t x_stride, size_t n, const void* w_void, size_t 
       std::fill(partial.begin(), partial.end(), 0.0f);
       for (size_t k0 = 0; k0 < whole; k0 += kBlockK) {
         const size_t kb = std::min(kBlockK, whole - k0);
-        const float* wp = reinterpret_cast<const float*>(wj) + k0;
-        size_t wp_stride = w_stride;
-        if constexpr (!std::is_same_v<W, float>) {
+        // F32 weights are used where they lie; the others widened into the panel.
+        const float* wp = panel.data();
+        size_t wp_stride = kBlockK;
+        if constexpr (std::is_same_v<W, float>) {
+          wp = wj + k0;
+          wp_stride = w_stride;
+        } else {
           for (int j = 0; j < nw; ++j)
             for (size_t t = 0; t < kb; t += 8)
               _mm256_storeu_ps(panel.data() + j * kBlockK + t, Load::full(wj + j * w_stride, k0 + t));
-          wp = panel.data();
-          wp_stride = kBlockK;
         }
         // The next panel: these rows' next columns, else (after the last x
         // block) the next rows' first.
