@@ -54,19 +54,22 @@ void matmul_rows(const MatmulKernels& kernels, const MatmulInput& in, size_t n, 
   // Several x rows: the kernel set's blocked product where it has one (the
   // AVX512-BF16 tiles of fast mode have none).
   const GemmFn gemm = n > 1 && !(fast && in.x_bf16) ? kernels.gemm_for(w.dtype) : nullptr;
-  if (gemm) gemm(x, k, n, w.row(row_begin), k, row_end - row_begin, k, job.out + row_begin, out_stride);
-  const int64_t tile_w = n == 1 ? kernels.tile_w_single : kernels.tile_w;
-  for (size_t i0 = 0; i0 < n && !gemm; i0 += kRowBlock) {
-    const size_t i_end = std::min(n, i0 + kRowBlock);
-    for (int64_t j = row_begin; j < row_end; j += tile_w) {
-      const int nw = static_cast<int>(std::min<int64_t>(tile_w, row_end - j));
-      for (size_t i = i0; i < i_end; i += static_cast<size_t>(kernels.tile_x)) {
-        const int nx = static_cast<int>(std::min<size_t>(static_cast<size_t>(kernels.tile_x), i_end - i));
-        float* out = job.out + i * out_stride + static_cast<size_t>(j);
-        if (fast && in.x_bf16)
-          in.fast.tile(in.x_bf16 + i * k, k, nx, static_cast<const uint16_t*>(w.row(j)), k, nw, k, out, out_stride);
-        else
-          tile(x + i * k, k, nx, w.row(j), k, nw, k, out, out_stride);
+  if (gemm) {
+    gemm(x, k, n, w.row(row_begin), k, row_end - row_begin, k, job.out + row_begin, out_stride);
+  } else {
+    const int64_t tile_w = n == 1 ? kernels.tile_w_single : kernels.tile_w;
+    for (size_t i0 = 0; i0 < n; i0 += kRowBlock) {
+      const size_t i_end = std::min(n, i0 + kRowBlock);
+      for (int64_t j = row_begin; j < row_end; j += tile_w) {
+        const int nw = static_cast<int>(std::min<int64_t>(tile_w, row_end - j));
+        for (size_t i = i0; i < i_end; i += static_cast<size_t>(kernels.tile_x)) {
+          const int nx = static_cast<int>(std::min<size_t>(static_cast<size_t>(kernels.tile_x), i_end - i));
+          float* out = job.out + i * out_stride + static_cast<size_t>(j);
+          if (fast && in.x_bf16)
+            in.fast.tile(in.x_bf16 + i * k, k, nx, static_cast<const uint16_t*>(w.row(j)), k, nw, k, out, out_stride);
+          else
+            tile(x + i * k, k, nx, w.row(j), k, nw, k, out, out_stride);
+        }
       }
     }
   }
