@@ -45,12 +45,27 @@ inline ModelOptions with_threads(int threads) {
 // The model folders under fixtures/models that hold transformers references.
 // Tests name the fixtures they support here and never walk the folder: a new
 // fixture (another family, a quantized format) must not fail the old tests.
-inline const std::vector<std::string>& fixture_model_names() {
+inline const std::vector<std::string>& float_fixture_model_names() {
   static const std::vector<std::string> names{
       "stories260k",       "stories260k-sharded", "llama-tiny-random",  "llama-tiny-random-bf16",
       "qwen2-tiny-random", "qwen3-tiny-random",   "gemma-tiny-random",  "gemma2-tiny-random",
       "phi3-tiny-random",  "gpt2-tiny-random",    "mixtral-tiny-random", "qwen2moe-tiny-random",
       "qwen3moe-tiny-random"};
+  return names;
+}
+// Pre-quantized checkpoints (GPTQ, AWQ, FP8, compressed-tensors).
+inline const std::vector<std::string>& quantized_fixture_model_names() {
+  static const std::vector<std::string> names{"llama-gptq-4bit-g32", "llama-gptq-8bit-g32", "llama-awq-4bit-g32",
+                                              "llama-fp8-block", "llama-ct-w4a16-g32"};
+  return names;
+}
+// All of them.
+inline const std::vector<std::string>& fixture_model_names() {
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> all = float_fixture_model_names();
+    all.insert(all.end(), quantized_fixture_model_names().begin(), quantized_fixture_model_names().end());
+    return all;
+  }();
   return names;
 }
 
@@ -95,6 +110,12 @@ struct CliResult {
 CliResult run_cli(const std::string& args);
 // The same with environment variables set for the command ("STRATA_KERNELS=avx2").
 CliResult run_cli_with_env(const std::string& env, const std::string& args);
+
+// Loading dir fails with `phrase` in the message (naming `tensor`, when
+// given) before a single weight was placed, under `device_map` (empty: the
+// automatic one), and `strata generate` says it on one line with exit 1.
+void expect_load_error(const std::filesystem::path& dir, const std::string& phrase, const std::string& tensor = {},
+                       const std::string& device_map = {});
 
 // A fixture model's reference.safetensors: input_ids [rows, tokens] and
 // transformers' logits [rows, tokens, vocab].

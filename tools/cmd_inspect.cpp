@@ -5,6 +5,7 @@
 
 #include "commands.h"
 #include "core/byte_size.h"
+#include "format/quantized_checkpoint.h"
 #include "format/safetensors.h"
 #include "strata/model_config.h"
 
@@ -56,6 +57,17 @@ void run_inspect(const InspectArgs& args) {
     std::printf("\n");
   }
   std::printf("files          %zu safetensors file(s)\n", checkpoint.files().size());
+  if (const auto quant = read_quant_scheme(dir, checkpoint)) {
+    size_t matrices = 0;
+    for (const auto& t : checkpoint.tensors()) {
+      // Each quantized matrix once: at the tensor that holds its codes.
+      const bool codes = t.name.ends_with(".qweight") || t.name.ends_with(".weight_packed") || t.dtype == DType::F8_E4M3;
+      if (codes && stored_quantized_matrix(checkpoint, *quant, t.name.substr(0, t.name.rfind('.')) + ".weight"))
+        ++matrices;
+    }
+    std::printf("quantization   %s, %zu quantized matrices (held repacked, same bytes per weight)\n",
+                quant->layout.name.c_str(), matrices);
+  }
 
   std::map<std::string, uint64_t> per_dtype;
   std::vector<std::pair<std::string, uint64_t>> per_module;  // in first-seen order

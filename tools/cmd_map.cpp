@@ -20,6 +20,7 @@
 #include "core/byte_size.h"
 #include "core/files.h"
 #include "core/system_memory.h"
+#include "format/quantized_checkpoint.h"
 #include "format/safetensors.h"
 #include "models/architecture.h"
 #include "models/memory_needs.h"
@@ -86,23 +87,30 @@ Request from_config(const MapArgs& a) {
   const std::string config_dtype = config.torch_dtype.empty() ? "float32" : config.torch_dtype;
   plan::dtype_byte_size(config_dtype);  // throws for a torch_dtype it does not know
   std::function<std::string(const std::string&)> dtype_of = [config_dtype](const std::string&) { return config_dtype; };
+  QuantizedOf quantized_of;  // -m DIR of a quantized checkpoint: its matrices' held bytes
   if (from_dir) {
     // Headers only: each tensor's own dtype, as the checkpoint stores it.
     auto checkpoint = std::make_shared<Checkpoint>(Checkpoint::open(dir));
     check_layer_count(config, *checkpoint);
     dtype_of = [checkpoint, config_dtype](const std::string& name) {
       const TensorInfo* t = checkpoint->find(name);
-      return t ? torch_dtype_name(t->dtype) : config_dtype;
+      return t && is_float(t->dtype) ? torch_dtype_name(t->dtype) : config_dtype;
     };
+    if (auto scheme = read_quant_scheme(dir, *checkpoint)) {
+      auto held = std::make_shared<QuantScheme>(std::move(*scheme));
+      quantized_of = [checkpoint, held](const std::string& name) {
+        return stored_quantized_matrix(*checkpoint, *held, name) ? &held->layout : nullptr;
+      };
+    }
   }
   Request r;
-  r.tree = module_tree_for(config, dtype_of);
+  r.tree = module_tree_for(config, dtype_of, quantized_of);
   r.no_split = no_split_classes_for(config);
   std::optional<std::string> weights_dtype;
   if (!a.dtype.empty()) weights_dtype = r.sizes.dtype = torch_dtype_flag(a.dtype);
   const int64_t ctx = a.ctx > 0 ? a.ctx : std::min<int64_t>(2048, config.max_position_embeddings);
   const int threads = a.threads > 0 ? a.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  r.needs = memory_needs(config, dtype_of, weights_dtype, ctx, a.batch, threads);
+  r.needs = memory_needs(config, dtype_of, weights_dtype, ctx, a.batch, threads, false, quantized_of);
   add_runtime_buffers(r.needs);
   r.summary = config.architecture + ", " + std::to_string(config.num_layers) + " layers, ctx " + std::to_string(ctx) +
               ", batch " + std::to_string(a.batch);

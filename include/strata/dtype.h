@@ -8,7 +8,9 @@
 
 namespace strata {
 
-enum class DType : uint8_t { F64, F32, F16, BF16, I64, I32, I16, I8, U64, U32, U16, U8, BOOL };
+// F8_E4M3 holds FP8 checkpoints' weights (quant/quant_layout.h); it is not a
+// compute dtype, and is_float() is false for it.
+enum class DType : uint8_t { F64, F32, F16, BF16, I64, I32, I16, I8, U64, U32, U16, U8, BOOL, F8_E4M3 };
 
 // Bytes per element.
 size_t dtype_size(DType dtype);

@@ -90,6 +90,8 @@ class Ops {
   // Whether the op runs here with weights of this dtype (matmul, embedding;
   // the others take f32 only and ignore it).
   virtual bool supports(OpKind op, DType weights) const = 0;
+  // Whether matmul or embedding run here with weights in a quantized layout.
+  virtual bool supports(OpKind op, const QuantLayout& layout) const = 0;
 
   // Several products that share the input x ([n, cols], row stride cols), e.g. q/k/v.
   virtual void matmul(const float* x, size_t n, std::span<const MatmulOutput> outputs) = 0;

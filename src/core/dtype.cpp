@@ -12,7 +12,7 @@ struct DTypeInfo {
   size_t size;
 };
 
-constexpr std::array<DTypeInfo, 13> kDTypes{{
+constexpr std::array<DTypeInfo, 14> kDTypes{{
     {DType::F64, "F64", 8},
     {DType::F32, "F32", 4},
     {DType::F16, "F16", 2},
@@ -26,6 +26,7 @@ constexpr std::array<DTypeInfo, 13> kDTypes{{
     {DType::U16, "U16", 2},
     {DType::U8, "U8", 1},
     {DType::BOOL, "BOOL", 1},
+    {DType::F8_E4M3, "F8_E4M3", 1},
 }};
 
 const DTypeInfo& info(DType dtype) { return kDTypes[static_cast<size_t>(dtype)]; }

@@ -161,7 +161,8 @@ std::vector<BlockSpec> model_blocks(const ModelConfig& config) { return blocks_o
 std::vector<ExpertSpec> model_experts(const ModelConfig& config) { return experts_of(describe(config)); }
 
 plan::ModuleTree module_tree_for(const ModelConfig& config,
-                                 const std::function<std::string(const std::string& tensor_name)>& torch_dtype_of) {
+                                 const std::function<std::string(const std::string& tensor_name)>& torch_dtype_of,
+                                 const QuantizedOf& quantized_of) {
   const Description d = describe(config);
   // tie_weights() makes the head's weight the embedding's Parameter: one
   // tensor registered at both places, with the dtype of the one stored.
@@ -175,7 +176,7 @@ plan::ModuleTree module_tree_for(const ModelConfig& config,
   std::string embedding_name;
   for (const BlockSpec& b : blocks_of(d))
     if (b.role == Role::embedding) embedding_name = b.weights.front().name;
-  return plan::ModuleTree{to_plan_node(d.root, "", dtype_of, torch_dtype_of(embedding_name)), d.tied};
+  return plan::ModuleTree{to_plan_node(d.root, "", dtype_of, torch_dtype_of(embedding_name), quantized_of), d.tied};
 }
 
 std::vector<std::string> no_split_classes_for(const ModelConfig& config) { return {describe(config).no_split}; }

@@ -132,7 +132,7 @@ void DecoderModel::bind(const Description& d, WeightSource& w) {
     const WeightSpec& s = b.weights.front();
     return w.matrix(s.name, s.shape[0], s.shape[1]);
   };
-  const auto bytes = [](const MatrixView& m) { return static_cast<uint64_t>(m.rows * m.cols) * dtype_size(m.dtype); };
+  const auto bytes = [](const MatrixView& m) { return m.bytes(); };
   size_t b = 0;
   walk(d.root, "", [&](const ModuleDecl& m, const std::string& path) {
     if (b >= blocks_.size() || path != blocks_[b].module) return;
@@ -170,7 +170,7 @@ uint64_t DecoderModel::bind_layer(const ModuleDecl& layer, const std::string& pa
   LayerWeights l;
   bind_parts(layer, path, l, l.mlp, w);
   const auto bytes = [](const Linear& m) {
-    return m.weight.data ? static_cast<uint64_t>(m.weight.rows * m.weight.cols) * dtype_size(m.weight.dtype) : 0;
+    return m.weight.data ? m.weight.bytes() : 0;
   };
   const auto mlp_bytes = [&](const MlpWeights& m) { return bytes(m.gate) + bytes(m.up) + bytes(m.down); };
   const AttentionWeights& a = l.attention;

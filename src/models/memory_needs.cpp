@@ -46,10 +46,14 @@ uint64_t held_bytes(const WeightSpec& weight, DType stored, std::optional<DType>
   return align64(static_cast<size_t>(numel(weight.shape)) * element);
 }
 
+uint64_t held_bytes(const WeightSpec& weight, const QuantLayout& layout) {
+  return align64(quant_bytes(layout, weight.shape[0], weight.shape[1]));
+}
+
 plan::MemoryNeeds memory_needs(const ModelConfig& config,
                                const std::function<std::string(const std::string&)>& torch_dtype_of,
                                std::optional<std::string> weights_dtype, int64_t ctx, int64_t batch, int threads,
-                               bool all_logits) {
+                               bool all_logits, const QuantizedOf& quantized_of) {
   std::optional<DType> compute;
   if (weights_dtype) compute = dtype_from_torch(*weights_dtype);
   plan::MemoryNeeds needs;
@@ -63,6 +67,11 @@ plan::MemoryNeeds memory_needs(const ModelConfig& config,
     double extra = 0;
     for (const WeightSpec& w : block.weights) {
       if (!seen.insert(w.name).second) continue;
+      if (const QuantLayout* layout = quantized_of && !w.is_vector() ? quantized_of(w.name) : nullptr) {
+        // The plan counts the held bytes unrounded; the store rounds each up to 64.
+        extra += static_cast<double>(held_bytes(w, *layout) - quant_bytes(*layout, w.shape[0], w.shape[1]));
+        continue;
+      }
       const DType stored = dtype_from_torch(torch_dtype_of(w.name));
       // The planner counts min(stored, override) bytes (Accelerate's rule).
       const size_t planned_element = compute ? std::min(dtype_size(stored), dtype_size(*compute)) : dtype_size(stored);

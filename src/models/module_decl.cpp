@@ -64,14 +64,19 @@ ModuleDecl rotary(std::string name, std::string cls, int64_t head_dim) {
 }
 
 plan::ModuleNode to_plan_node(const ModuleDecl& module, const std::string& path, const DtypeOf& dtype_of,
-                              const std::string& model_dtype) {
+                              const std::string& model_dtype, const QuantizedOf& quantized_of) {
   plan::ModuleNode node{module.name, module.cls, {}, {}, {}};
-  for (const TensorDecl& p : module.params)
-    node.params.push_back({p.name, p.shape, dtype_of(plan::join_name(path, p.name)), false, true});
+  for (const TensorDecl& p : module.params) {
+    const std::string name = plan::join_name(path, p.name);
+    plan::TensorSpec t{p.name, p.shape, dtype_of(name), false, true};
+    const QuantLayout* layout = quantized_of && p.shape.size() == 2 ? quantized_of(name) : nullptr;
+    if (layout) t.quantized_bytes = static_cast<double>(quant_bytes(*layout, p.shape[0], p.shape[1]));
+    node.params.push_back(std::move(t));
+  }
   for (const TensorDecl& b : module.buffers)
     node.buffers.push_back({b.name, b.shape, b.dtype == kModelDtype ? model_dtype : b.dtype, true, b.persistent});
   for (const ModuleDecl& c : module.children)
-    node.children.push_back(to_plan_node(c, plan::join_name(path, c.name), dtype_of, model_dtype));
+    node.children.push_back(to_plan_node(c, plan::join_name(path, c.name), dtype_of, model_dtype, quantized_of));
   return node;
 }
 

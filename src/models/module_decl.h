@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "plan/module_tree.h"
+#include "quant/quant_layout.h"
 
 namespace strata {
 
@@ -84,8 +85,11 @@ ModuleDecl rotary(std::string name, std::string cls, int64_t head_dim);
 // The planner's view of the tree: parameter dtypes asked of dtype_of(full
 // name), kModelDtype buffers given model_dtype.
 using DtypeOf = std::function<std::string(const std::string& tensor_name)>;
+// The layout a matrix parameter is held in when the checkpoint stores it
+// quantized, else null; an empty function: nothing is quantized.
+using QuantizedOf = std::function<const QuantLayout*(const std::string& tensor_name)>;
 plan::ModuleNode to_plan_node(const ModuleDecl& module, const std::string& path, const DtypeOf& dtype_of,
-                              const std::string& model_dtype);
+                              const std::string& model_dtype, const QuantizedOf& quantized_of = {});
 
 // Calls visit(module, full path) for the module and every descendant, parents first.
 void walk(const ModuleDecl& module, const std::string& path,

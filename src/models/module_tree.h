@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "models/module_decl.h"
 #include "plan/module_tree.h"
 #include "strata/model_config.h"
 
@@ -22,9 +23,11 @@ namespace strata {
 // (Qwen2's cos/sin caches) take the dtype the model is built in, read as the
 // embedding's. A tied head's weight is registered at both places, with the
 // stored tensor's dtype, and tree.tied lists the pair. Throws strata::Error
-// for an architecture it does not know.
+// for an architecture it does not know. quantized_of names the matrices held
+// in a quantized layout, which count their held bytes.
 plan::ModuleTree module_tree_for(const ModelConfig& config,
-                                 const std::function<std::string(const std::string& tensor_name)>& torch_dtype_of);
+                                 const std::function<std::string(const std::string& tensor_name)>& torch_dtype_of,
+                                 const QuantizedOf& quantized_of = {});
 
 // The modules transformers never splits across devices (the model class's
 // _no_split_modules): the family's decoder layer, e.g. {"LlamaDecoderLayer"}.

@@ -65,6 +65,7 @@ bool is_integer_dtype(const std::string& dtype) {
 
 // The size compute_module_sizes gives one tensor under the dtype overrides.
 double tensor_size(const std::string& name, const TensorSpec& t, const SizeOptions& options) {
+  if (t.quantized_bytes >= 0) return t.quantized_bytes;
   if (auto it = options.special_dtypes.find(name); it != options.special_dtypes.end())
     return t.numel() * dtype_byte_size(it->second);
   const double own = dtype_byte_size(t.dtype);

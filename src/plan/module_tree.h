@@ -17,6 +17,9 @@ struct TensorSpec {
   std::string dtype;  // torch spelling without "torch.": "float32", "bfloat16", "bool", ...
   bool is_buffer = false;
   bool persistent = true;  // buffers only; non-persistent buffers still count in sizes
+  // Bytes as held when its dtype does not say (a quantized matrix:
+  // quant/quant_layout.h); no dtype override changes them. < 0: numel x dtype.
+  double quantized_bytes = -1;
 
   double numel() const;
 };

@@ -155,4 +155,20 @@ void write_to_device(const SourceTensor& src, DType to, size_t bytes, uint8_t* d
   }
 }
 
+void repack_matrix(const QuantScheme& scheme, const StoredQuantized& stored, int64_t rows, int64_t cols, uint8_t* dst,
+                   ThreadPool* pool) {
+  const auto repack = [&](size_t begin, size_t end, int) {
+    repack_rows(scheme.method, scheme.layout, stored, rows, cols, static_cast<int64_t>(begin), static_cast<int64_t>(end),
+                dst);
+  };
+  // Row 0 writes the planes' padding, so it runs first and alone.
+  repack(0, 1, 0);
+  const size_t rest = static_cast<size_t>(rows) - 1;
+  const size_t grain = std::max<size_t>(1, kPiece / std::max<size_t>(static_cast<size_t>(cols), 1));
+  if (pool && rest * static_cast<size_t>(cols) > kPiece)
+    pool->parallel_for(rest, grain, [&](size_t begin, size_t end, int worker) { repack(begin + 1, end + 1, worker); });
+  else if (rest > 0)
+    repack(1, static_cast<size_t>(rows), 0);
+}
+
 }  // namespace strata

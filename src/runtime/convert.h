@@ -9,6 +9,7 @@
 
 #include "backend/device.h"
 #include "core/thread_pool.h"
+#include "format/quantized_checkpoint.h"
 #include "strata/dtype.h"
 
 namespace strata {
@@ -52,5 +53,11 @@ void convert_in_pieces(const SourceTensor& src, DType to, size_t piece_elements,
 // `bytes` is the size of the result.
 void write_to_device(const SourceTensor& src, DType to, size_t bytes, uint8_t* dst, Device& home, const Device& host,
                      ThreadPool* pool);
+
+// A quantized [rows, cols] matrix repacked from its stored tensors into its
+// held layout at dst (quant_bytes(scheme.layout, rows, cols) bytes); the
+// pool, if given, splits the rows over its threads.
+void repack_matrix(const QuantScheme& scheme, const StoredQuantized& stored, int64_t rows, int64_t cols, uint8_t* dst,
+                   ThreadPool* pool);
 
 }  // namespace strata

@@ -82,9 +82,11 @@ std::unique_ptr<Model> Model::load(const std::filesystem::path& dir, const Model
   impl->devices = std::make_unique<DeviceSet>(options.sim_devices, options.gpus);
   Checkpoint checkpoint = Checkpoint::open(dir);
   check_layer_count(impl->config, checkpoint);
+  impl->quant = read_quant_scheme(dir, checkpoint);
+  const QuantScheme* quant = impl->quant ? &*impl->quant : nullptr;
 
   // Plan and check before reading a single weight.
-  PlannedMap plan = plan_device_map(impl->config, checkpoint, options, *impl->devices, *impl->pool);
+  PlannedMap plan = plan_device_map(impl->config, checkpoint, quant, options, *impl->devices, *impl->pool);
   std::unordered_set<std::string> names;
   collect_names(plan.tree.root, "", names);
   auto blocks = model_blocks(impl->config);
@@ -99,7 +101,13 @@ std::unique_ptr<Model> Model::load(const std::filesystem::path& dir, const Model
   store.staging_slots = plan.staging_slots;
   store.progress = options.load_progress;
   store.warning = options.warning;
+  store.quant = quant;
   auto experts = model_experts(impl->config);
+  if (quant)
+    for (const ExpertSpec& e : experts)
+      if (stored_quantized_matrix(checkpoint, *quant, e.gate.name))
+        throw Error("quantized routed experts are not supported yet", dir.string(), e.gate.name,
+                    "strata reads quantized dense layers and shared experts");
   const auto expert_placement = place_experts(experts, blocks, placement, plan.device_map, *impl->devices);
   ExpertStore::check(checkpoint, experts);  // before the weight store reads anything
   impl->weights = std::make_unique<WeightStore>(std::move(checkpoint), blocks, placement, impl->devices->cpu(), store);

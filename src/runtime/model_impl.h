@@ -3,6 +3,7 @@
 
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,7 @@ struct Model::Impl {
   std::filesystem::path dir;
   ModelConfig config;
   GenerationConfig generation;
+  std::optional<QuantScheme> quant;  // the checkpoint's quantization, if any
   std::unique_ptr<ThreadPool> pool;
   std::unique_ptr<DeviceSet> devices;
   plan::DeviceMap device_map;

@@ -30,7 +30,9 @@ Json describe(const Checkpoint& checkpoint, const std::vector<OffloadFolder::Wan
                        {"mtime_ns", static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec}});
   }
   Json tensors = Json::object();
-  for (const auto& w : wanted) tensors[w.name] = std::string(dtype_name(w.dtype)) + (w.transposed ? " transposed" : "");
+  for (const auto& w : wanted)
+    tensors[w.name] = w.scheme ? "quantized " + w.scheme->layout.name
+                               : std::string(dtype_name(w.dtype)) + (w.transposed ? " transposed" : "");
   return {{"format", 1}, {"sources", sources}, {"tensors", tensors}};
 }
 
@@ -39,10 +41,13 @@ Json describe(const Checkpoint& checkpoint, const std::vector<OffloadFolder::Wan
 OffloadFolder::OffloadFolder(const std::filesystem::path& dir, const Checkpoint& checkpoint,
                              std::vector<Wanted> wanted, ThreadPool* pool)
     : dir_(dir) {
-  // 4-byte types first: every size is then a multiple of 4, so each tensor of
-  // the file stays aligned for its element type (the header is padded to 8).
+  // Quantized blocks (multiples of kPlaneAlign bytes) first, then 4-byte
+  // types: every size is then a multiple of the next one's alignment, so each
+  // tensor of the file stays aligned for its element type (the header is
+  // padded to 8).
+  const auto alignment = [](const Wanted& w) { return w.scheme ? kPlaneAlign : dtype_size(w.dtype); };
   std::stable_sort(wanted.begin(), wanted.end(),
-                   [](const Wanted& a, const Wanted& b) { return dtype_size(a.dtype) > dtype_size(b.dtype); });
+                   [&](const Wanted& a, const Wanted& b) { return alignment(a) > alignment(b); });
   const Json want = describe(checkpoint, wanted);
   std::error_code ec;
   if (std::filesystem::exists(dir / kIndex, ec)) {
@@ -71,6 +76,10 @@ void OffloadFolder::build(const Checkpoint& checkpoint, const std::vector<Wanted
   std::filesystem::remove(dir_ / kIndex, ec);
   std::vector<SafetensorsWriter::Declared> declared;
   for (const auto& w : wanted) {
+    if (w.scheme) {
+      declared.push_back({w.name, DType::U8, {static_cast<int64_t>(quant_bytes(w.scheme->layout, w.rows, w.cols))}});
+      continue;
+    }
     std::vector<int64_t> shape = checkpoint.get(w.name).shape;
     if (w.transposed) std::swap(shape[0], shape[1]);
     declared.push_back({w.name, w.dtype, shape});
@@ -80,7 +89,15 @@ void OffloadFolder::build(const Checkpoint& checkpoint, const std::vector<Wanted
     SafetensorsWriter writer(partial, declared);
     // One piece at a time, so the host never holds a whole converted tensor.
     constexpr size_t kPiece = size_t{1} << 20;
+    std::vector<uint8_t> repacked;
     for (const auto& w : wanted) {
+      if (w.scheme) {
+        // One matrix at a time: quantized, it is a fraction of a float one.
+        repacked.resize(quant_bytes(w.scheme->layout, w.rows, w.cols));
+        repack_matrix(*w.scheme, stored_quantized(checkpoint, w.quantized), w.rows, w.cols, repacked.data(), pool);
+        writer.append(repacked);
+        continue;
+      }
       const TensorInfo& info = checkpoint.get(w.name);
       const auto src = checkpoint.data(info);
       convert_in_pieces({info.dtype, src.data(), info.shape, w.transposed}, w.dtype, kPiece, pool,

@@ -1,6 +1,7 @@
 // The offload folder: weights of the disk tier that cannot be read straight
-// from the checkpoint (another dtype than the one computed with, or an offset
-// the element type cannot be read at) are converted once into DIR, in
+// from the checkpoint (another dtype than the one computed with, an offset
+// the element type cannot be read at, a quantized layout that is repacked)
+// are converted once into DIR, in
 // safetensors format with an index, and read from there as the checkpoint's
 // own files are: by the prefetcher, with direct reads into host staging.
 //
@@ -18,6 +19,7 @@
 #include <vector>
 
 #include "core/thread_pool.h"
+#include "format/quantized_checkpoint.h"
 #include "format/safetensors.h"
 
 namespace strata {
@@ -28,6 +30,11 @@ class OffloadFolder {
     std::string name;  // a tensor of the checkpoint
     DType dtype;       // the dtype to hold it in
     bool transposed = false;  // hold the transpose of a matrix (GPT-2's Conv1D weights)
+    // A quantized [rows, cols] matrix (name is its weight's name): held
+    // repacked, as one U8 tensor of its held bytes; dtype is ignored.
+    const QuantScheme* scheme = nullptr;
+    QuantizedTensors quantized;
+    int64_t rows = 0, cols = 0;
   };
 
   // Nothing to hold: no folder is touched.

@@ -185,16 +185,21 @@ void add_runtime_buffers(plan::MemoryNeeds& needs) {
   needs.disk_read_slack = 2.0 * DirectReader::kAlign;
 }
 
-PlannedMap plan_device_map(const ModelConfig& config, const Checkpoint& checkpoint, const ModelOptions& options,
-                           DeviceSet& devices, ThreadPool& pool) {
+PlannedMap plan_device_map(const ModelConfig& config, const Checkpoint& checkpoint, const QuantScheme* quant,
+                           const ModelOptions& options, DeviceSet& devices, ThreadPool& pool) {
   const int threads = pool.size();
   const std::string fallback_dtype = config.torch_dtype.empty() ? "float32" : config.torch_dtype;
   auto dtype_of = [&](const std::string& name) {
     const TensorInfo* t = checkpoint.find(name);
     return t && is_float(t->dtype) && t->dtype != DType::F64 ? torch_dtype_name(t->dtype) : fallback_dtype;
   };
+  QuantizedOf quantized_of;
+  if (quant)
+    quantized_of = [&](const std::string& name) {
+      return stored_quantized_matrix(checkpoint, *quant, name) ? &quant->layout : nullptr;
+    };
   PlannedMap p;
-  p.tree = module_tree_for(config, dtype_of);
+  p.tree = module_tree_for(config, dtype_of, quantized_of);
   const auto no_split = no_split_classes_for(config);
   plan::SizeOptions sizes;
   if (options.dtype) sizes.dtype = torch_dtype_name(*options.dtype);
@@ -205,7 +210,7 @@ PlannedMap plan_device_map(const ModelConfig& config, const Checkpoint& checkpoi
     throw Error("a context of " + std::to_string(ctx) + " tokens is longer than the " +
                     std::to_string(config.max_position_embeddings) + " positions this model has learned",
                 "", "", "ask for fewer tokens (prompt plus --max-new-tokens, or --ctx)");
-  plan::MemoryNeeds needs = memory_needs(config, dtype_of, sizes.dtype, ctx, options.batch, threads, options.all_logits);
+  plan::MemoryNeeds needs = memory_needs(config, dtype_of, sizes.dtype, ctx, options.batch, threads, options.all_logits, quantized_of);
   add_runtime_buffers(needs);
   if (options.expert_cache > 0 && config.num_experts > 0)
     needs.host_expert_cache = needs.device_expert_cache = static_cast<int>(std::min<int64_t>(options.expert_cache, 1 << 20));

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "core/thread_pool.h"
+#include "format/quantized_checkpoint.h"
 #include "format/safetensors.h"
 #include "models/causal_lm.h"
 #include "plan/device.h"
@@ -49,8 +50,9 @@ struct PlannedMap {
 // not have, or a device that cannot hold its share (stating the minimum).
 // pool: the run's threads (the plan budgets per-thread scratch; --offload-compute
 // auto times CPU products on it).
-PlannedMap plan_device_map(const ModelConfig& config, const Checkpoint& checkpoint, const ModelOptions& options,
-                           DeviceSet& devices, ThreadPool& pool);
+// quant: the checkpoint's quantization, if any (its matrices count their held bytes).
+PlannedMap plan_device_map(const ModelConfig& config, const Checkpoint& checkpoint, const QuantScheme* quant,
+                           const ModelOptions& options, DeviceSet& devices, ThreadPool& pool);
 
 // Reads a device map given as JSON text or as a JSON file.
 plan::DeviceMap parse_device_map(const std::string& text_or_file);

@@ -27,6 +27,7 @@ struct Item {
   bool in_checkpoint = false;  // disk tier read from the checkpoint itself (else the offload folder)
   std::filesystem::path source_path;  // disk tier: the file its bytes are read from, and where
   uint64_t source_offset = 0;
+  std::optional<QuantizedTensors> quant;  // a quantized matrix, held repacked
 };
 
 // Whether the checkpoint's own bytes can be used: the dtype computed with,
@@ -36,6 +37,35 @@ struct Item {
 bool readable_in_place(const Item& item, const Checkpoint& checkpoint, bool copied) {
   const auto address = reinterpret_cast<uintptr_t>(checkpoint.data(*item.info).data());
   return item.dtype == item.info->dtype && (copied || address % dtype_size(item.dtype) == 0);
+}
+
+// Quantized layouts run where the device's ops have kernels for them; today
+// that is the CPU (and sim devices, which share its ops).
+void check_quantized_placement(const Checkpoint& checkpoint, const QuantScheme& scheme, const WeightSpec& weight,
+                               const BlockPlacement& p) {
+  if (weight.transposed) throw Error("quantized Conv1D weights are not supported", checkpoint.dir().string(), weight.name);
+  const Ops* ops = p.exec->native_ops();
+  if (ops && !ops->supports(OpKind::matmul, scheme.layout))
+    throw Error(scheme.layout.name + " weights have no kernels on " + p.exec->name(), checkpoint.dir().string(),
+                weight.name, "map the blocks holding them to cpu");
+}
+
+// Repacks a quantized matrix into its place: on the host directly, for
+// another device through one host buffer of the matrix's held bytes.
+void fill_quantized(const Checkpoint& checkpoint, const QuantScheme& scheme, const Item& item, uint8_t* dst,
+                    Device& host, ThreadPool* pool) {
+  const WeightSpec& w = *item.spec;
+  const StoredQuantized stored = stored_quantized(checkpoint, *item.quant);
+  if (item.home == &host) {
+    repack_matrix(scheme, stored, w.shape[0], w.shape[1], dst, pool);
+  } else {
+    std::vector<uint8_t> repacked(item.bytes);
+    repack_matrix(scheme, stored, w.shape[0], w.shape[1], repacked.data(), pool);
+    item.home->copy_in(dst, repacked.data(), item.bytes);
+  }
+  // The file pages were read once; keep them out of this process's memory.
+  for (const TensorInfo* t : {item.quant->codes, item.quant->scales, item.quant->zeros, item.quant->group_index})
+    if (t) release_mapped_pages(checkpoint.data(*t));
 }
 
 }  // namespace
@@ -84,6 +114,7 @@ WeightStore::WeightStore(Checkpoint checkpoint, const std::vector<BlockSpec>& bl
                          const std::vector<BlockPlacement>& placement, Device& host,
                          const WeightStoreOptions& options)
     : checkpoint_(std::move(checkpoint)),
+      quant_(options.quant ? std::optional<QuantScheme>(*options.quant) : std::nullopt),
       staged_(blocks.size()),
       stream_index_(blocks.size(), kNotStreamed),
       read_waited_(blocks.size(), false),
@@ -130,18 +161,38 @@ void WeightStore::choose_tiers(Layout& layout, const std::vector<BlockSpec>& blo
       if (layout.item_of.count(w.name)) continue;  // tied: held once (placement checked they agree)
       Item item;
       item.spec = &w;
-      item.info = &expect(w);
-      item.dtype = w.is_vector() ? DType::F32 : options.compute_dtype.value_or(item.info->dtype);
-      item.bytes = static_cast<size_t>(item.info->numel()) * dtype_size(item.dtype);
+      if (quant_ && !w.is_vector()) item.quant = find_quantized(checkpoint_, *quant_, w.name, w.shape[0], w.shape[1]);
+      if (item.quant) {
+        check_quantized_placement(checkpoint_, *quant_, w, p);
+        item.info = item.quant->codes;
+        item.dtype = DType::U8;
+        item.bytes = quant_bytes(quant_->layout, w.shape[0], w.shape[1]);
+      } else {
+        item.info = &expect(w);
+        item.dtype = w.is_vector() ? DType::F32 : options.compute_dtype.value_or(item.info->dtype);
+        item.bytes = static_cast<size_t>(item.info->numel()) * dtype_size(item.dtype);
+      }
       if (p.tier.kind == plan::Device::disk) {
         item.tier = Tier::disk;
-        item.in_checkpoint = !w.transposed && readable_in_place(item, checkpoint_, p.streamed());
-        if (!item.in_checkpoint) to_convert.push_back({w.name, item.dtype, w.transposed});
+        item.in_checkpoint = !item.quant && !w.transposed && readable_in_place(item, checkpoint_, p.streamed());
+        if (item.quant || !item.in_checkpoint) {
+          OffloadFolder::Wanted wanted;
+          wanted.name = w.name;
+          wanted.dtype = item.dtype;
+          wanted.transposed = w.transposed;
+          if (item.quant) {
+            wanted.scheme = &*quant_;
+            wanted.quantized = *item.quant;
+            wanted.rows = w.shape[0];
+            wanted.cols = w.shape[1];
+          }
+          to_convert.push_back(std::move(wanted));
+        }
       } else {
         item.tier = p.streamed() ? Tier::host : Tier::resident;
         item.home = p.streamed() ? &host : p.exec;
         item.offset = layout.region_bytes[item.home];
-        layout.region_bytes[item.home] += held_bytes(w, item.info->dtype, options.compute_dtype);
+        layout.region_bytes[item.home] += align64(item.bytes);
       }
       layout.item_of.emplace(w.name, layout.items.size());
       layout.items.push_back(item);
@@ -289,6 +340,13 @@ void WeightStore::fill_regions(const Layout& layout, Device& host, const WeightS
   for (const Item& item : layout.items) {
     if (item.tier == Tier::disk) continue;
     uint8_t* dst = layout.region.at(item.home) + item.offset;
+    if (item.quant) {
+      fill_quantized(checkpoint_, *quant_, item, dst, host, pool);
+      if (item.home == &host && item.tier == Tier::resident) resident_host_ranges_.emplace_back(dst, item.bytes);
+      placed += item.bytes;
+      if (options.progress) options.progress(placed, total);
+      continue;
+    }
     const auto src = checkpoint_.data(*item.info);
     write_to_device({item.info->dtype, src.data(), item.info->shape, item.spec->transposed}, item.dtype, item.bytes, dst,
                     *item.home, host, pool);
@@ -327,7 +385,8 @@ std::vector<std::vector<Prefetcher::Read>> WeightStore::make_views(const Layout&
             layout.read_staging + layout.read_slot_of[s] * layout.read_slot_bytes + layout.positions[b][t];
         source = page + DirectReader::lead(item.source_offset);
         disk_bytes_ += item.bytes;
-        unchecked_disk_[b].push_back({&w.name, item.dtype, source, static_cast<size_t>(item.info->numel())});
+        if (!item.quant)
+          unchecked_disk_[b].push_back({&w.name, item.dtype, source, static_cast<size_t>(item.info->numel())});
       } else {
         source = layout.region.at(item.home) + item.offset;
       }
@@ -337,7 +396,8 @@ std::vector<std::vector<Prefetcher::Read>> WeightStore::make_views(const Layout&
         st.copies.push_back({view, source, item.bytes});
         slot_offset += align64(item.bytes);
       }
-      const auto [it, fresh] = held_.emplace(w.name, Held{view, item.dtype, w.shape});
+      const QuantLayout* quant = item.quant ? &quant_->layout : nullptr;
+      const auto [it, fresh] = held_.emplace(w.name, Held{view, item.dtype, w.shape, quant});
       if (!fresh && it->second.data != view)
         throw Error("internal: tied tensor " + w.name + " would be streamed to two places");
     }
@@ -455,7 +515,7 @@ const WeightStore::Held& WeightStore::held(const std::string& name, const std::v
 
 MatrixView WeightStore::matrix(const std::string& name, int64_t rows, int64_t cols) {
   const Held& h = held(name, {rows, cols});
-  return MatrixView{h.dtype, h.data, rows, cols};
+  return MatrixView{h.dtype, h.data, rows, cols, h.quant};
 }
 
 const float* WeightStore::vector_f32(const std::string& name, int64_t size) {

@@ -11,7 +11,9 @@
 //   prefetcher into host staging slots ahead of use (direct I/O, no page
 //   cache); the CPU computes there, an accelerator gets them copied into its
 //   staging slot.
-// Matrices are held in the compute dtype (the override, else as stored);
+// Matrices are held in the compute dtype (the override, else as stored),
+// quantized ones in their layout (quant/quant_layout.h), repacked once from
+// the checkpoint's tensors (through the offload folder for the disk tier);
 // 1-D parameters (norm weights, biases) as f32.
 // Thread-safety: built before running; onload/release are called by the one
 // thread that runs the model.
@@ -31,6 +33,7 @@
 #include "backend/device.h"
 #include "core/thread_pool.h"
 #include "format/direct_reader.h"
+#include "format/quantized_checkpoint.h"
 #include "format/safetensors.h"
 #include "models/causal_lm.h"
 #include "runtime/offload_folder.h"
@@ -44,7 +47,8 @@ namespace strata {
 void check_stored_weight(const Checkpoint& checkpoint, const WeightSpec& weight, const TensorInfo& info);
 
 struct WeightStoreOptions {
-  std::optional<DType> compute_dtype;  // matrices' dtype; nullopt: as stored
+  std::optional<DType> compute_dtype;  // matrices' dtype; nullopt: as stored (quantized ones always are)
+  const QuantScheme* quant = nullptr;  // the checkpoint's quantization, if any
   std::filesystem::path offload_folder;
   ThreadPool* pool = nullptr;  // spreads copies and conversions at load
   size_t disk_read_slots = 2;  // host staging slots for disk reads: blocks read ahead + the one in use
@@ -112,6 +116,7 @@ class WeightStore : public WeightSource {
     void* data = nullptr;
     DType dtype = DType::F32;
     std::vector<int64_t> shape;
+    const QuantLayout* quant = nullptr;
   };
   // A block whose weights are copied to its accelerator before it runs.
   struct StagedBlock {
@@ -145,6 +150,7 @@ class WeightStore : public WeightSource {
   static constexpr size_t kSmallStagedBlock = 64;
 
   Checkpoint checkpoint_;
+  std::optional<QuantScheme> quant_;
   OffloadFolder offload_;
   std::vector<DeviceBuffer> buffers_;  // resident regions, the host tier, staging slots
   std::vector<std::pair<Device*, void*>> pinned_;  // host buffers page-locked by that device

@@ -194,8 +194,8 @@ void add_header_cases(Gallery& g) {
   g.add("entry_not_object", "not an object", st, raw(R"({"model.norm.weight": 7})", 0));
   g.add("missing_dtype", "\"dtype\"", st,
         raw(one_tensor_header(R"("shape":[8],"data_offsets":[0,32])"), 32));
-  g.add("unknown_dtype", "unknown dtype \"F8_E4M3\"", st,
-        raw(one_tensor_header(R"("dtype":"F8_E4M3","shape":[8],"data_offsets":[0,8])"), 8));
+  g.add("unknown_dtype", "unknown dtype \"F8_E5M2\"", st,
+        raw(one_tensor_header(R"("dtype":"F8_E5M2","shape":[8],"data_offsets":[0,8])"), 8));
   g.add("negative_dim", "not a non-negative integer", st,
         raw(one_tensor_header(R"("dtype":"F32","shape":[-8],"data_offsets":[0,32])"), 32));
   g.add("fractional_offset", "\"data_offsets\" must be two non-negative integers", st,

@@ -51,27 +51,8 @@ void drop(std::vector<TensorToWrite>& tensors, std::vector<std::vector<uint8_t>>
   FAIL() << "no tensor " << name;
 }
 
-// Loading fails with `phrase` in the message, naming `tensor` when given,
-// before a single weight was placed; the CLI says it on one line.
 void expect_load_error(const fs::path& dir, const std::string& phrase, const std::string& tensor = {}) {
-  ModelOptions o = test::with_threads(1);
-  o.device_map = R"({"": "cpu"})";
-  uint64_t placed = 0;
-  o.load_progress = [&](uint64_t done, uint64_t) { placed = std::max(placed, done); };
-  try {
-    Model::load(dir, o);
-    ADD_FAILURE() << "loaded " << dir;
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find(phrase), std::string::npos) << e.what();
-    if (!tensor.empty()) {
-      EXPECT_NE(std::string(e.what()).find(tensor), std::string::npos) << e.what();
-    }
-  }
-  EXPECT_EQ(placed, 0u) << "weights were read before the error";
-  const test::CliResult r = test::run_cli("generate -m " + dir.string() + " --prompt-ids 1,2 -n 1 --device-map '{\"\": \"cpu\"}'");
-  EXPECT_EQ(r.exit_code, 1) << r.err;
-  EXPECT_NE(r.err.find(phrase), std::string::npos) << r.err;
-  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << "one line: " << r.err;
+  test::expect_load_error(dir, phrase, tensor, R"({"": "cpu"})");
 }
 
 TEST(MoeErrors, MoreExpertsPerTokenThanExperts) {

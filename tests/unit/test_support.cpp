@@ -3,6 +3,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstdio>
@@ -13,6 +14,7 @@
 
 #include "format/safetensors.h"
 #include "models/causal_lm.h"
+#include "strata/error.h"
 
 namespace strata::test {
 
@@ -125,6 +127,29 @@ Reference read_reference(const std::filesystem::path& model_dir) {
     }
   }
   return ref;
+}
+
+void expect_load_error(const std::filesystem::path& dir, const std::string& phrase, const std::string& tensor,
+                       const std::string& device_map) {
+  ModelOptions o = with_threads(1);
+  o.device_map = device_map;
+  uint64_t placed = 0;
+  o.load_progress = [&](uint64_t done, uint64_t) { placed = std::max(placed, done); };
+  try {
+    Model::load(dir, o);
+    ADD_FAILURE() << "loaded " << dir;
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(phrase), std::string::npos) << e.what();
+    if (!tensor.empty()) {
+      EXPECT_NE(std::string(e.what()).find(tensor), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_EQ(placed, 0u) << "weights were read before the error";
+  const std::string map_flag = device_map.empty() ? "" : " --device-map '" + device_map + "'";
+  const CliResult r = run_cli("generate -m " + dir.string() + " --prompt-ids 1,2 -n 1" + map_flag);
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find(phrase), std::string::npos) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << "one line: " << r.err;
 }
 
 }  // namespace strata::test

@@ -15,6 +15,11 @@ bool CpuOps::supports(OpKind op, DType weights) const {
   return true;
 }
 
+bool CpuOps::supports(OpKind op, const QuantLayout&) const {
+  // Every layout is dequantized exactly into f32 rows (quant/quant_layout.h).
+  return op == OpKind::matmul || op == OpKind::embedding;
+}
+
 void CpuOps::matmul(const float* x, size_t n, std::span<const MatmulOutput> outputs) {
   cpu::matmul(pool_, x, n, outputs, mode_);
 }

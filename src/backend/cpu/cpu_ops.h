@@ -18,6 +18,7 @@ class CpuOps final : public Ops {
 
   std::string_view name() const override { return "cpu"; }
   bool supports(OpKind op, DType weights) const override;
+  bool supports(OpKind op, const QuantLayout& layout) const override;
   void matmul(const float* x, size_t n, std::span<const MatmulOutput> outputs) override;
   void rms_norm(const float* x, const float* weight, float weight_offset, size_t rows, size_t dim, float eps,
                 float* y) override;

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <string_view>
 
+#include "core/half.h"
 #include "strata/dtype.h"
 
 namespace strata::cpu {
@@ -72,11 +73,11 @@ bool cpu_supports_avx512();
 bool cpu_supports_avx512_bf16();
 FastBf16Kernels avx512_bf16_kernels();
 
-// Exact widening of half-precision formats.
-float bf16_to_f32(uint16_t v);
-float f16_to_f32(uint16_t v);
-uint16_t f32_to_bf16(float v);  // round to nearest even, NaN kept a NaN
-uint16_t f32_to_f16(float v);   // round to nearest even
+// The half-precision conversions (core/half.h), as the kernels name them.
+using strata::bf16_to_f32;
+using strata::f16_to_f32;
+using strata::f32_to_bf16;
+using strata::f32_to_f16;
 
 // Widens n elements of src (F32/BF16/F16) to f32.
 void to_f32(DType dtype, const void* src, float* dst, size_t n);

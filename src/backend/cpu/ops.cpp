@@ -43,36 +43,63 @@ struct MatmulInput {
   FastBf16Kernels fast;
 };
 
-void matmul_rows(const MatmulKernels& kernels, const MatmulInput& in, size_t n, const MatmulOutput& job,
-                 int64_t row_begin, int64_t row_end) {
-  const MatrixView& w = job.weight;
+// out[i * out_stride + j] for rows j in [row_begin, row_end) of a plain matrix.
+void product_rows(const MatmulKernels& kernels, const MatmulInput& in, size_t n, const MatrixView& w,
+                  int64_t row_begin, int64_t row_end, float* out_base, size_t out_stride) {
   const bool fast = w.dtype == DType::BF16 && (in.x_bf16 || in.x_rounded);
   const TileFn tile = kernels.tile_for(w.dtype);
   const float* x = fast && in.x_rounded ? in.x_rounded : in.x;
   const size_t k = static_cast<size_t>(w.cols);
-  const size_t out_stride = static_cast<size_t>(w.rows);
   // Several x rows: the kernel set's blocked product where it has one (the
   // AVX512-BF16 tiles of fast mode have none).
   const GemmFn gemm = n > 1 && !(fast && in.x_bf16) ? kernels.gemm_for(w.dtype) : nullptr;
   if (gemm) {
-    gemm(x, k, n, w.row(row_begin), k, row_end - row_begin, k, job.out + row_begin, out_stride);
-  } else {
-    const int64_t tile_w = n == 1 ? kernels.tile_w_single : kernels.tile_w;
-    for (size_t i0 = 0; i0 < n; i0 += kRowBlock) {
-      const size_t i_end = std::min(n, i0 + kRowBlock);
-      for (int64_t j = row_begin; j < row_end; j += tile_w) {
-        const int nw = static_cast<int>(std::min<int64_t>(tile_w, row_end - j));
-        for (size_t i = i0; i < i_end; i += static_cast<size_t>(kernels.tile_x)) {
-          const int nx = static_cast<int>(std::min<size_t>(static_cast<size_t>(kernels.tile_x), i_end - i));
-          float* out = job.out + i * out_stride + static_cast<size_t>(j);
-          if (fast && in.x_bf16)
-            in.fast.tile(in.x_bf16 + i * k, k, nx, static_cast<const uint16_t*>(w.row(j)), k, nw, k, out, out_stride);
-          else
-            tile(x + i * k, k, nx, w.row(j), k, nw, k, out, out_stride);
-        }
+    gemm(x, k, n, w.row(row_begin), k, row_end - row_begin, k, out_base + row_begin, out_stride);
+    return;
+  }
+  const int64_t tile_w = n == 1 ? kernels.tile_w_single : kernels.tile_w;
+  for (size_t i0 = 0; i0 < n; i0 += kRowBlock) {
+    const size_t i_end = std::min(n, i0 + kRowBlock);
+    for (int64_t j = row_begin; j < row_end; j += tile_w) {
+      const int nw = static_cast<int>(std::min<int64_t>(tile_w, row_end - j));
+      for (size_t i = i0; i < i_end; i += static_cast<size_t>(kernels.tile_x)) {
+        const int nx = static_cast<int>(std::min<size_t>(static_cast<size_t>(kernels.tile_x), i_end - i));
+        float* out = out_base + i * out_stride + static_cast<size_t>(j);
+        if (fast && in.x_bf16)
+          in.fast.tile(in.x_bf16 + i * k, k, nx, static_cast<const uint16_t*>(w.row(j)), k, nw, k, out, out_stride);
+        else
+          tile(x + i * k, k, nx, w.row(j), k, nw, k, out, out_stride);
       }
     }
   }
+}
+
+// A quantized matrix: kDequantRows rows at a time dequantized exactly into
+// f32 in a buffer of this thread (it only grows), then multiplied as f32
+// weights. Each output is summed as the f32 tiles sum it, so the result is
+// that of the dequantized matrix, bit for bit, however the rows are split.
+void quantized_product_rows(const MatmulKernels& kernels, const MatmulInput& in, size_t n, const MatrixView& w,
+                            int64_t row_begin, int64_t row_end, float* out, size_t out_stride) {
+  constexpr int64_t kDequantRows = 16;
+  thread_local std::vector<float> rows;
+  rows.resize(static_cast<size_t>(kDequantRows * w.cols));
+  const MatmulInput exact{in.x, nullptr, nullptr, {}};
+  for (int64_t j = row_begin; j < row_end; j += kDequantRows) {
+    const int64_t count = std::min(kDequantRows, row_end - j);
+    dequantize_rows(*w.quant, w.data, w.rows, w.cols, j, j + count, rows.data());
+    const MatrixView chunk{DType::F32, rows.data(), count, w.cols};
+    product_rows(kernels, exact, n, chunk, 0, count, out + j, out_stride);
+  }
+}
+
+void matmul_rows(const MatmulKernels& kernels, const MatmulInput& in, size_t n, const MatmulOutput& job,
+                 int64_t row_begin, int64_t row_end) {
+  const MatrixView& w = job.weight;
+  const size_t out_stride = static_cast<size_t>(w.rows);
+  if (w.quant)
+    quantized_product_rows(kernels, in, n, w, row_begin, row_end, job.out, out_stride);
+  else
+    product_rows(kernels, in, n, w, row_begin, row_end, job.out, out_stride);
   if (job.bias) {
     for (size_t i = 0; i < n; ++i)
       for (int64_t j = row_begin; j < row_end; ++j) job.out[i * out_stride + static_cast<size_t>(j)] += job.bias[j];
@@ -123,8 +150,9 @@ void weighted_sum(const float* p, const float* v, size_t count, size_t d, float*
 void matmul(ThreadPool& pool, const float* x, size_t n, std::span<const MatmulOutput> outputs, ComputeMode mode) {
   const MatmulKernels& kernels = best_kernels();
   if (outputs.empty() || n == 0) return;
-  const bool any_bf16 = std::any_of(outputs.begin(), outputs.end(),
-                                    [](const MatmulOutput& o) { return o.weight.dtype == DType::BF16; });
+  const bool any_bf16 = std::any_of(outputs.begin(), outputs.end(), [](const MatmulOutput& o) {
+    return !o.weight.quant && o.weight.dtype == DType::BF16;
+  });
   const MatmulInput in = mode == ComputeMode::fast && any_bf16
                              ? fast_input(x, n * static_cast<size_t>(outputs.front().weight.cols))
                              : MatmulInput{x, nullptr, nullptr, {}};
@@ -185,7 +213,12 @@ void layer_norm(const float* x, const float* weight, const float* bias, size_t r
 
 void embedding(const MatrixView& table, std::span<const int32_t> ids, float* out) {
   const size_t dim = static_cast<size_t>(table.cols);
-  for (size_t i = 0; i < ids.size(); ++i) to_f32(table.dtype, table.row(ids[i]), out + i * dim, dim);
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (table.quant)
+      dequantize_rows(*table.quant, table.data, table.rows, table.cols, ids[i], ids[i] + 1, out + i * dim);
+    else
+      to_f32(table.dtype, table.row(ids[i]), out + i * dim, dim);
+  }
 }
 
 void add_inplace(float* x, const float* y, size_t n) {

@@ -407,6 +407,12 @@ bool CudaOps::supports(OpKind op, DType weights) const {
   return true;
 }
 
+bool CudaOps::supports(OpKind, const QuantLayout&) const {
+  // Quantized layouts have no CUDA kernels yet; the runtime keeps their
+  // blocks on the CPU's ops (runtime/placement.cpp refuses the rest).
+  return false;
+}
+
 void CudaOps::matmul(const float* x, size_t n, std::span<const MatmulOutput> outputs) {
   make_current();
   for (const MatmulOutput& job : outputs) matmul_one(x, n, job);
@@ -414,6 +420,7 @@ void CudaOps::matmul(const float* x, size_t n, std::span<const MatmulOutput> out
 
 void CudaOps::matmul_one(const float* x, size_t n, const MatmulOutput& job) {
   const MatrixView& w = job.weight;
+  if (w.quant) throw Error("cuda matmul: no kernels for " + w.quant->name + " weights");
   const int rows = static_cast<int>(w.rows), cols = static_cast<int>(w.cols);
   if (n == 0 || rows == 0) return;
   if (n <= static_cast<size_t>(kMaxVectorRows)) {
@@ -503,6 +510,7 @@ const T* CudaOps::mirror(std::span<const T> values, Mirrored<T>& array) {
 
 void CudaOps::embedding(const MatrixView& table, std::span<const int32_t> ids, float* out) {
   if (ids.empty()) return;
+  if (table.quant) throw Error("cuda embedding: no kernels for " + table.quant->name + " weights");
   make_current();
   const int32_t* device_ids = mirror(ids, ids_);
   const unsigned blocks = static_cast<unsigned>(ids.size());
