@@ -32,8 +32,9 @@ void add_device_map_options(CLI::App* cmd, DeviceMapArgs& args) {
                   "disk; GiB/MiB = powers of 2, GB/MB = powers of 10). Default: each accelerator's capacity, 90% of "
                   "available RAM, and the disk");
   cmd->add_option("--offload-folder", args.offload_folder,
-                  "Folder for disk-tier weights that must be converted (another dtype than stored); reused by later "
-                  "runs. Default: ~/.cache/strata/offload/<model>-<hash>");
+                  "Folder for weights that must be converted (disk-tier weights in another dtype than stored, "
+                  "repacked quantized layouts, --quantize); reused by later runs. Default: "
+                  "~/.cache/strata/offload/<model>-<hash>");
   cmd->add_option("--sim-devices", args.sim_devices,
                   "Simulated accelerators sim:0, sim:1, ...: '2x64MiB' (two of 64 MiB), '64MiB,128MiB', or "
                   "'2x64MiB@2GB' to limit copies to 2 GB/s; they replace the GPUs. Default: $STRATA_SIM_DEVICES. "
@@ -52,6 +53,15 @@ void add_device_map_options(CLI::App* cmd, DeviceMapArgs& args) {
       ->capture_default_str()
       ->check(CLI::IsMember({"auto", "stream", "local"}));
   cmd->add_option("--dtype", args.dtype, "Compute dtype of the weight matrices: f32, bf16 or f16 (default: as stored)");
+  cmd->add_option("--quantize", args.quantize,
+                  "Quantize a float checkpoint's matrices at load, once, into the offload folder (reused by later "
+                  "runs): int8 or int4, in groups of 32 with a float16 scale each, each group's scale chosen for the "
+                  "least squared error; int8-rtn / int4-rtn: plain round-to-nearest, for comparison. Every tier then "
+                  "holds and streams the quantized bytes. Embeddings, the head and MoE routers stay as stored "
+                  "(see --quantize-all); pre-quantized checkpoints (GPTQ, AWQ, FP8, compressed-tensors) are read as "
+                  "stored and need no flag")
+      ->check(CLI::IsMember({"int8", "int4", "int8-rtn", "int4-rtn"}));
+  cmd->add_flag("--quantize-all", args.quantize_all, "With --quantize: quantize the embeddings, the head and routers too");
   cmd->add_option("--ctx", args.ctx,
                   "Context tokens per row the plan budgets the KV cache for (default and minimum: what this command feeds)")
       ->check(CLI::NonNegativeNumber);
@@ -104,6 +114,11 @@ ModelOptions model_options(const std::string& model_dir, const DeviceMapArgs& ar
   o.offload_compute = args.offload_compute;
   o.compute = args.compute;
   o.load_progress = progress_callback("strata: loading weights");
+  o.convert_progress = progress_callback("strata: writing the offload folder");
+  o.quantize = args.quantize;
+  o.quantize_all = args.quantize_all;
+  if (args.quantize_all && args.quantize.empty())
+    throw Error("--quantize-all needs --quantize", "", "", "add --quantize int8 or int4");
   o.warning = [](const std::string& message) { std::fprintf(stderr, "strata: warning: %s\n", message.c_str()); };
   o.ctx = std::max(args.ctx, ctx_needed);
   o.expert_cache = args.expert_cache;

@@ -19,6 +19,8 @@ struct DeviceMapArgs {
   std::string main_device;
   std::string offload_compute = "auto";
   std::string dtype;
+  std::string quantize;
+  bool quantize_all = false;
   int64_t ctx = 0;  // 0: what the command will use
   int64_t expert_cache = 0;  // 0: the planner's choice
   std::string expert_cache_policy = "lfu";

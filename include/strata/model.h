@@ -54,6 +54,13 @@ struct ModelOptions {
   std::string compute = "exact";
   // Compute dtype of the weight matrices; nullopt: as stored.
   std::optional<DType> dtype;
+  // Quantize a float checkpoint's matrices at load: "int8" or "int4"
+  // (groups of 32, a float16 scale each), "int8-rtn"/"int4-rtn" for plain
+  // round-to-nearest; empty: as stored. Done once into the offload folder
+  // and reused. The embeddings, the head and routers stay as stored unless
+  // quantize_all. Pre-quantized matrices (GPTQ, ...) always stay as stored.
+  std::string quantize;
+  bool quantize_all = false;
   // What the plan budgets for: context tokens per row (0: the smaller of
   // max_position_embeddings and 2048, as strata map assumes) and rows.
   int64_t ctx = 0;
@@ -72,6 +79,9 @@ struct ModelOptions {
   // Called now and then while the weights are put in memory (bytes placed,
   // of the bytes to place), from the loading thread; empty: silent.
   std::function<void(uint64_t placed, uint64_t total)> load_progress;
+  // The same while the offload folder is written (tensors converted or
+  // quantized; source bytes done, of the total); empty: silent.
+  std::function<void(uint64_t done, uint64_t total)> convert_progress;
   // Called with a one-line message when something is wrong but the model
   // still runs (a weight that holds NaN or Inf); empty: silent. The library
   // prints nothing itself.

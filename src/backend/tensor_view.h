@@ -20,10 +20,30 @@ struct MatrixView {
   int64_t rows = 0;  // output features
   int64_t cols = 0;  // input features (contiguous)
   const QuantLayout* quant = nullptr;  // null: plain
+  // A quantized view of some rows of its block (a part of a fused
+  // projection): the block's rows (0: rows) and this view's first row in it.
+  int64_t block_rows = 0;
+  int64_t first_row = 0;
 
   // Row r of a plain matrix.
   const void* row(int64_t r) const {
     return static_cast<const uint8_t*>(data) + static_cast<size_t>(r * cols) * dtype_size(dtype);
+  }
+  // Rows [first, first + count) as a matrix of their own.
+  MatrixView rows_view(int64_t first, int64_t count) const {
+    MatrixView v = *this;
+    v.rows = count;
+    if (quant) {
+      v.block_rows = block_rows ? block_rows : rows;
+      v.first_row = first_row + first;
+    } else {
+      v.data = row(first);
+    }
+    return v;
+  }
+  // Rows [begin, end) of a quantized matrix dequantized into out ([end - begin, cols] f32).
+  void dequantize(int64_t begin, int64_t end, float* out) const {
+    dequantize_rows(*quant, data, block_rows ? block_rows : rows, cols, first_row + begin, first_row + end, out);
   }
   // Bytes the matrix occupies.
   uint64_t bytes() const {

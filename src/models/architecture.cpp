@@ -157,6 +157,17 @@ void check_layer_count(const ModelConfig& config, const Checkpoint& checkpoint) 
                 checkpoint.dir().string(), "", "config.json and the weights disagree");
 }
 
+std::unordered_set<std::string> kept_unquantized(const ModelConfig& config) {
+  std::unordered_set<std::string> kept;
+  walk(describe(config).root, "", [&](const ModuleDecl& m, const std::string& path) {
+    const bool keep = m.role == Role::embedding || m.role == Role::position_embedding || m.role == Role::head ||
+                      m.role == Role::router || m.role == Role::shared_expert_gate;
+    if (keep)
+      for (const TensorDecl& p : m.params) kept.insert(plan::join_name(path, p.name));
+  });
+  return kept;
+}
+
 std::vector<BlockSpec> model_blocks(const ModelConfig& config) { return blocks_of(describe(config)); }
 std::vector<ExpertSpec> model_experts(const ModelConfig& config) { return experts_of(describe(config)); }
 

@@ -8,6 +8,7 @@
 
 #include <string>
 #include <string_view>
+#include <unordered_set>
 #include <vector>
 
 #include "backend/ops.h"
@@ -62,6 +63,12 @@ struct Architecture {
 const std::vector<Architecture>& architectures();
 const Architecture& architecture_of(const ModelConfig& config);
 Description describe(const ModelConfig& config);
+
+// The matrix weights in-situ quantization (--quantize) leaves as stored
+// unless told to take them too: the token and position embeddings and the
+// head (a lookup reads one row per token; the logits stay closer), and the
+// routers and shared-expert gates (small, and they choose the experts).
+std::unordered_set<std::string> kept_unquantized(const ModelConfig& config);
 
 // The blocks of a description, in execution order, with their weights (a
 // tied head reads the embedding's tensor); a routed expert's weights are not

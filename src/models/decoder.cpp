@@ -81,8 +81,7 @@ struct LayerWeights {
 // fused projection (Phi-3's qkv_proj, GPT-2's c_attn).
 Linear rows_of(const Linear& fused, int64_t first, int64_t rows) {
   Linear part = fused;
-  part.weight.data = fused.weight.row(first);
-  part.weight.rows = rows;
+  part.weight = fused.weight.rows_view(first, rows);
   if (fused.bias) part.bias = fused.bias + first;
   return part;
 }

@@ -155,20 +155,47 @@ void write_to_device(const SourceTensor& src, DType to, size_t bytes, uint8_t* d
   }
 }
 
-void repack_matrix(const QuantScheme& scheme, const StoredQuantized& stored, int64_t rows, int64_t cols, uint8_t* dst,
-                   ThreadPool* pool) {
-  const auto repack = [&](size_t begin, size_t end, int) {
-    repack_rows(scheme.method, scheme.layout, stored, rows, cols, static_cast<int64_t>(begin), static_cast<int64_t>(end),
-                dst);
-  };
-  // Row 0 writes the planes' padding, so it runs first and alone.
-  repack(0, 1, 0);
-  const size_t rest = static_cast<size_t>(rows) - 1;
-  const size_t grain = std::max<size_t>(1, kPiece / std::max<size_t>(static_cast<size_t>(cols), 1));
-  if (pool && rest * static_cast<size_t>(cols) > kPiece)
-    pool->parallel_for(rest, grain, [&](size_t begin, size_t end, int worker) { repack(begin + 1, end + 1, worker); });
-  else if (rest > 0)
-    repack(1, static_cast<size_t>(rows), 0);
+namespace {
+
+// Rows [begin, end) split over the pool when there are enough elements.
+void for_rows(size_t rows, size_t cols, ThreadPool* pool, const std::function<void(size_t, size_t)>& work) {
+  const size_t grain = std::max<size_t>(1, kPiece / std::max<size_t>(cols, 1));
+  if (pool && rows * cols > kPiece)
+    pool->parallel_for(rows, grain, [&](size_t begin, size_t end, int) { work(begin, end); });
+  else if (rows > 0)
+    work(0, rows);
+}
+
+}  // namespace
+
+void make_quantized(const Checkpoint& checkpoint, const QuantizedSource& source, uint8_t* dst, ThreadPool* pool,
+                    const std::function<void(uint64_t)>& progress) {
+  const auto rows = static_cast<size_t>(source.rows), cols = static_cast<size_t>(source.cols);
+  if (source.scheme) {
+    const StoredQuantized stored = stored_quantized(checkpoint, source.stored);
+    // Row 0 writes the planes' padding; rows are independent.
+    for_rows(rows, cols, pool, [&](size_t begin, size_t end) {
+      repack_rows(source.scheme->method, *source.layout, stored, source.rows, source.cols,
+                  static_cast<int64_t>(begin), static_cast<int64_t>(end), dst);
+    });
+    if (progress) progress(source.stored.stored_bytes);
+    return;
+  }
+  // Widened to f32 a few rows at a time (the host never holds the whole
+  // float matrix), then quantized.
+  const auto src = checkpoint.data(*source.plain);
+  const size_t piece_rows = std::max<size_t>(1, (size_t{1} << 20) / std::max<size_t>(cols, 1));
+  const size_t stored_row = source.plain->nbytes / std::max<size_t>(rows, 1);
+  convert_in_pieces({source.plain->dtype, src.data(), source.plain->shape, source.transposed}, DType::F32,
+                    piece_rows * cols, pool, [&](size_t offset, std::span<const uint8_t> piece) {
+                      const size_t first = offset / (cols * sizeof(float)), count = piece.size() / (cols * sizeof(float));
+                      const auto* w = reinterpret_cast<const float*>(piece.data());
+                      for_rows(count, cols, pool, [&](size_t begin, size_t end) {
+                        quantize_rows(source.in_situ, *source.layout, w + begin * cols, source.rows, source.cols,
+                                      static_cast<int64_t>(first + begin), static_cast<int64_t>(first + end), dst);
+                      });
+                      if (progress) progress((first + count) * stored_row);
+                    });
 }
 
 }  // namespace strata

@@ -10,6 +10,7 @@
 #include "backend/device.h"
 #include "core/thread_pool.h"
 #include "format/quantized_checkpoint.h"
+#include "quant/quantize.h"
 #include "strata/dtype.h"
 
 namespace strata {
@@ -54,10 +55,22 @@ void convert_in_pieces(const SourceTensor& src, DType to, size_t piece_elements,
 void write_to_device(const SourceTensor& src, DType to, size_t bytes, uint8_t* dst, Device& home, const Device& host,
                      ThreadPool* pool);
 
-// A quantized [rows, cols] matrix repacked from its stored tensors into its
-// held layout at dst (quant_bytes(scheme.layout, rows, cols) bytes); the
-// pool, if given, splits the rows over its threads.
-void repack_matrix(const QuantScheme& scheme, const StoredQuantized& stored, int64_t rows, int64_t cols, uint8_t* dst,
-                   ThreadPool* pool);
+// How a matrix held quantized is made: repacked from a pre-quantized
+// checkpoint's tensors, or quantized from a float one (--quantize).
+struct QuantizedSource {
+  const QuantLayout* layout = nullptr;  // as held
+  int64_t rows = 0, cols = 0;
+  const QuantScheme* scheme = nullptr;  // pre-quantized: the stored method...
+  QuantizedTensors stored;              // ...and tensors
+  const TensorInfo* plain = nullptr;    // in-situ: the float tensor
+  bool transposed = false;              // in-situ: stored [cols, rows] (GPT-2's Conv1D)
+  InSituQuant in_situ;
+};
+
+// Writes the matrix's held bytes (quant_bytes(*layout, rows, cols)) at dst;
+// the pool, if given, splits the rows over its threads. progress, if given,
+// is told the bytes of source tensors read so far.
+void make_quantized(const Checkpoint& checkpoint, const QuantizedSource& source, uint8_t* dst, ThreadPool* pool,
+                    const std::function<void(uint64_t)>& progress = {});
 
 }  // namespace strata

@@ -13,6 +13,7 @@
 #include "plan/map_usage.h"
 #include "runtime/devices.h"
 #include "runtime/executor.h"
+#include "runtime/quantized_weights.h"
 #include "runtime/expert_store.h"
 #include "runtime/weight_store.h"
 #include "strata/model.h"
@@ -23,7 +24,7 @@ struct Model::Impl {
   std::filesystem::path dir;
   ModelConfig config;
   GenerationConfig generation;
-  std::optional<QuantScheme> quant;  // the checkpoint's quantization, if any
+  std::unique_ptr<QuantizedWeights> quantized;  // before weights: their views point into it
   std::unique_ptr<ThreadPool> pool;
   std::unique_ptr<DeviceSet> devices;
   plan::DeviceMap device_map;

@@ -19,6 +19,15 @@ using Json = nlohmann::json;
 constexpr const char* kIndex = "strata-offload.json";
 constexpr const char* kData = "offload.safetensors";
 
+// How a quantized matrix was made, so that a change of layout, quantizer or
+// source rebuilds it. Bump kQuantizer when quantize.cpp's choices change.
+constexpr int kQuantizer = 1;
+std::string quant_description(const QuantizedSource& q) {
+  if (q.scheme) return "repacked " + q.layout->name;
+  return "quantized " + q.layout->name + " from " + std::string(dtype_name(q.plain->dtype)) +
+         (q.transposed ? " transposed" : "") + " by quantizer " + std::to_string(kQuantizer);
+}
+
 // What the folder must hold, in a form two runs can compare.
 Json describe(const Checkpoint& checkpoint, const std::vector<OffloadFolder::Wanted>& wanted) {
   Json sources = Json::array();
@@ -31,21 +40,22 @@ Json describe(const Checkpoint& checkpoint, const std::vector<OffloadFolder::Wan
   }
   Json tensors = Json::object();
   for (const auto& w : wanted)
-    tensors[w.name] = w.scheme ? "quantized " + w.scheme->layout.name
-                               : std::string(dtype_name(w.dtype)) + (w.transposed ? " transposed" : "");
+    tensors[w.name] = w.quant ? quant_description(*w.quant)
+                              : std::string(dtype_name(w.dtype)) + (w.transposed ? " transposed" : "");
   return {{"format", 1}, {"sources", sources}, {"tensors", tensors}};
 }
 
 }  // namespace
 
 OffloadFolder::OffloadFolder(const std::filesystem::path& dir, const Checkpoint& checkpoint,
-                             std::vector<Wanted> wanted, ThreadPool* pool)
+                             std::vector<Wanted> wanted, ThreadPool* pool,
+                             const std::function<void(uint64_t, uint64_t)>& progress)
     : dir_(dir) {
   // Quantized blocks (multiples of kPlaneAlign bytes) first, then 4-byte
   // types: every size is then a multiple of the next one's alignment, so each
   // tensor of the file stays aligned for its element type (the header is
   // padded to 8).
-  const auto alignment = [](const Wanted& w) { return w.scheme ? kPlaneAlign : dtype_size(w.dtype); };
+  const auto alignment = [](const Wanted& w) { return w.quant ? kPlaneAlign : dtype_size(w.dtype); };
   std::stable_sort(wanted.begin(), wanted.end(),
                    [&](const Wanted& a, const Wanted& b) { return alignment(a) > alignment(b); });
   const Json want = describe(checkpoint, wanted);
@@ -64,20 +74,21 @@ OffloadFolder::OffloadFolder(const std::filesystem::path& dir, const Checkpoint&
     file_.reset();
     reused_ = false;
   }
-  build(checkpoint, wanted, pool);
+  build(checkpoint, wanted, pool, progress);
   std::ofstream(dir / kIndex) << want.dump(1) << "\n";
   if (!std::filesystem::exists(dir / kIndex)) throw Error("cannot write the offload index", (dir / kIndex).string());
 }
 
-void OffloadFolder::build(const Checkpoint& checkpoint, const std::vector<Wanted>& wanted, ThreadPool* pool) {
+void OffloadFolder::build(const Checkpoint& checkpoint, const std::vector<Wanted>& wanted, ThreadPool* pool,
+                          const std::function<void(uint64_t, uint64_t)>& progress) {
   std::error_code ec;
   std::filesystem::create_directories(dir_, ec);
   if (ec) throw Error("cannot create the offload folder: " + ec.message(), dir_.string(), "", "pass --offload-folder DIR");
   std::filesystem::remove(dir_ / kIndex, ec);
   std::vector<SafetensorsWriter::Declared> declared;
   for (const auto& w : wanted) {
-    if (w.scheme) {
-      declared.push_back({w.name, DType::U8, {static_cast<int64_t>(quant_bytes(w.scheme->layout, w.rows, w.cols))}});
+    if (w.quant) {
+      declared.push_back({w.name, DType::U8, {static_cast<int64_t>(quant_bytes(*w.quant->layout, w.quant->rows, w.quant->cols))}});
       continue;
     }
     std::vector<int64_t> shape = checkpoint.get(w.name).shape;
@@ -89,13 +100,22 @@ void OffloadFolder::build(const Checkpoint& checkpoint, const std::vector<Wanted
     SafetensorsWriter writer(partial, declared);
     // One piece at a time, so the host never holds a whole converted tensor.
     constexpr size_t kPiece = size_t{1} << 20;
-    std::vector<uint8_t> repacked;
+    // Progress counts the source bytes: what the build reads.
+    uint64_t total = 0, done = 0;
+    for (const auto& w : wanted)
+      total += w.quant && w.quant->scheme ? w.quant->stored.stored_bytes : checkpoint.get(w.name).nbytes;
+    if (progress) progress(0, total);
+    std::vector<uint8_t> held;
     for (const auto& w : wanted) {
-      if (w.scheme) {
+      if (w.quant) {
         // One matrix at a time: quantized, it is a fraction of a float one.
-        repacked.resize(quant_bytes(w.scheme->layout, w.rows, w.cols));
-        repack_matrix(*w.scheme, stored_quantized(checkpoint, w.quantized), w.rows, w.cols, repacked.data(), pool);
-        writer.append(repacked);
+        held.resize(quant_bytes(*w.quant->layout, w.quant->rows, w.quant->cols));
+        make_quantized(checkpoint, *w.quant, held.data(), pool, [&](uint64_t read) {
+          if (progress) progress(done + read, total);
+        });
+        done += w.quant->scheme ? w.quant->stored.stored_bytes : checkpoint.get(w.name).nbytes;
+        writer.append(held);
+        if (w.quant->plain) release_mapped_pages(checkpoint.data(*w.quant->plain));
         continue;
       }
       const TensorInfo& info = checkpoint.get(w.name);
@@ -103,6 +123,8 @@ void OffloadFolder::build(const Checkpoint& checkpoint, const std::vector<Wanted
       convert_in_pieces({info.dtype, src.data(), info.shape, w.transposed}, w.dtype, kPiece, pool,
                         [&](size_t, std::span<const uint8_t> piece) { writer.append(piece); });
       release_mapped_pages(src);
+      done += info.nbytes;
+      if (progress) progress(done, total);
     }
     writer.finish();
   }

@@ -13,14 +13,16 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "core/thread_pool.h"
-#include "format/quantized_checkpoint.h"
 #include "format/safetensors.h"
+#include "runtime/convert.h"
 
 namespace strata {
 
@@ -30,29 +32,30 @@ class OffloadFolder {
     std::string name;  // a tensor of the checkpoint
     DType dtype;       // the dtype to hold it in
     bool transposed = false;  // hold the transpose of a matrix (GPT-2's Conv1D weights)
-    // A quantized [rows, cols] matrix (name is its weight's name): held
-    // repacked, as one U8 tensor of its held bytes; dtype is ignored.
-    const QuantScheme* scheme = nullptr;
-    QuantizedTensors quantized;
-    int64_t rows = 0, cols = 0;
+    // A matrix held quantized (name is its weight's name), as one U8 tensor
+    // of its held bytes; dtype and transposed are then ignored.
+    std::optional<QuantizedSource> quant;
   };
 
   // Nothing to hold: no folder is touched.
   OffloadFolder() = default;
   // Makes sure dir holds `wanted`, converting from the checkpoint if needed.
   // Throws strata::Error when the folder cannot be written.
+  // progress, if given, is told the source bytes converted so far of the total.
   OffloadFolder(const std::filesystem::path& dir, const Checkpoint& checkpoint, std::vector<Wanted> wanted,
-                ThreadPool* pool);
+                ThreadPool* pool, const std::function<void(uint64_t done, uint64_t total)>& progress = {});
 
-  // Where a wanted tensor's converted bytes lie in the folder's file.
+  // Where a wanted tensor's converted bytes lie in the folder's file, and the bytes.
   const TensorInfo& info(const std::string& name) const;
+  std::span<const uint8_t> data(const std::string& name) const { return file_->data(info(name)); }
   const std::filesystem::path& file() const { return file_->path(); }
   // Whether this run reused the folder's previous contents.
   bool reused() const { return reused_; }
   const std::filesystem::path& dir() const { return dir_; }
 
  private:
-  void build(const Checkpoint& checkpoint, const std::vector<Wanted>& wanted, ThreadPool* pool);
+  void build(const Checkpoint& checkpoint, const std::vector<Wanted>& wanted, ThreadPool* pool,
+             const std::function<void(uint64_t, uint64_t)>& progress);
 
   std::filesystem::path dir_;
   std::unique_ptr<SafetensorsFile> file_;

@@ -185,7 +185,7 @@ void add_runtime_buffers(plan::MemoryNeeds& needs) {
   needs.disk_read_slack = 2.0 * DirectReader::kAlign;
 }
 
-PlannedMap plan_device_map(const ModelConfig& config, const Checkpoint& checkpoint, const QuantScheme* quant,
+PlannedMap plan_device_map(const ModelConfig& config, const Checkpoint& checkpoint, const QuantizedWeights& quantized,
                            const ModelOptions& options, DeviceSet& devices, ThreadPool& pool) {
   const int threads = pool.size();
   const std::string fallback_dtype = config.torch_dtype.empty() ? "float32" : config.torch_dtype;
@@ -194,10 +194,7 @@ PlannedMap plan_device_map(const ModelConfig& config, const Checkpoint& checkpoi
     return t && is_float(t->dtype) && t->dtype != DType::F64 ? torch_dtype_name(t->dtype) : fallback_dtype;
   };
   QuantizedOf quantized_of;
-  if (quant)
-    quantized_of = [&](const std::string& name) {
-      return stored_quantized_matrix(checkpoint, *quant, name) ? &quant->layout : nullptr;
-    };
+  if (quantized.any()) quantized_of = [&](const std::string& name) { return quantized.layout_of(name); };
   PlannedMap p;
   p.tree = module_tree_for(config, dtype_of, quantized_of);
   const auto no_split = no_split_classes_for(config);

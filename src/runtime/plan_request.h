@@ -8,12 +8,12 @@
 #include <string>
 
 #include "core/thread_pool.h"
-#include "format/quantized_checkpoint.h"
 #include "format/safetensors.h"
 #include "models/causal_lm.h"
 #include "plan/device.h"
 #include "plan/map_usage.h"
 #include "runtime/devices.h"
+#include "runtime/quantized_weights.h"
 #include "strata/model.h"
 
 namespace strata {
@@ -50,8 +50,8 @@ struct PlannedMap {
 // not have, or a device that cannot hold its share (stating the minimum).
 // pool: the run's threads (the plan budgets per-thread scratch; --offload-compute
 // auto times CPU products on it).
-// quant: the checkpoint's quantization, if any (its matrices count their held bytes).
-PlannedMap plan_device_map(const ModelConfig& config, const Checkpoint& checkpoint, const QuantScheme* quant,
+// quantized: the matrices held quantized (they count their held bytes).
+PlannedMap plan_device_map(const ModelConfig& config, const Checkpoint& checkpoint, const QuantizedWeights& quantized,
                            const ModelOptions& options, DeviceSet& devices, ThreadPool& pool);
 
 // Reads a device map given as JSON text or as a JSON file.

@@ -27,7 +27,7 @@ struct Item {
   bool in_checkpoint = false;  // disk tier read from the checkpoint itself (else the offload folder)
   std::filesystem::path source_path;  // disk tier: the file its bytes are read from, and where
   uint64_t source_offset = 0;
-  std::optional<QuantizedTensors> quant;  // a quantized matrix, held repacked
+  std::optional<QuantizedSource> quant;  // a matrix held quantized
 };
 
 // Whether the checkpoint's own bytes can be used: the dtype computed with,
@@ -41,30 +41,35 @@ bool readable_in_place(const Item& item, const Checkpoint& checkpoint, bool copi
 
 // Quantized layouts run where the device's ops have kernels for them; today
 // that is the CPU (and sim devices, which share its ops).
-void check_quantized_placement(const Checkpoint& checkpoint, const QuantScheme& scheme, const WeightSpec& weight,
+void check_quantized_placement(const Checkpoint& checkpoint, const QuantLayout& layout, const WeightSpec& weight,
                                const BlockPlacement& p) {
-  if (weight.transposed) throw Error("quantized Conv1D weights are not supported", checkpoint.dir().string(), weight.name);
   const Ops* ops = p.exec->native_ops();
-  if (ops && !ops->supports(OpKind::matmul, scheme.layout))
-    throw Error(scheme.layout.name + " weights have no kernels on " + p.exec->name(), checkpoint.dir().string(),
-                weight.name, "map the blocks holding them to cpu");
+  if (ops && !ops->supports(OpKind::matmul, layout))
+    throw Error(layout.name + " weights have no kernels on " + p.exec->name(), checkpoint.dir().string(), weight.name,
+                "map the blocks holding them to cpu");
 }
 
-// Repacks a quantized matrix into its place: on the host directly, for
-// another device through one host buffer of the matrix's held bytes.
-void fill_quantized(const Checkpoint& checkpoint, const QuantScheme& scheme, const Item& item, uint8_t* dst,
-                    Device& host, ThreadPool* pool) {
-  const WeightSpec& w = *item.spec;
-  const StoredQuantized stored = stored_quantized(checkpoint, *item.quant);
-  if (item.home == &host) {
-    repack_matrix(scheme, stored, w.shape[0], w.shape[1], dst, pool);
-  } else {
-    std::vector<uint8_t> repacked(item.bytes);
-    repack_matrix(scheme, stored, w.shape[0], w.shape[1], repacked.data(), pool);
-    item.home->copy_in(dst, repacked.data(), item.bytes);
+// A quantized matrix into its place: repacked straight from a pre-quantized
+// checkpoint, or copied from the offload folder that holds it quantized. A
+// device other than the host gets it through one host buffer of its bytes.
+void fill_quantized(const OffloadFolder* folder, const Checkpoint& checkpoint, const QuantizedSource& source,
+                    size_t bytes, uint8_t* dst, Device& home, const Device& host, ThreadPool* pool) {
+  if (folder) {
+    const auto held = folder->data(source.plain->name);
+    home.copy_in(dst, held.data(), bytes);
+    release_mapped_pages(held);
+    return;
   }
+  std::vector<uint8_t> staging;
+  uint8_t* to = dst;
+  if (&home != &host) {
+    staging.resize(bytes);
+    to = staging.data();
+  }
+  make_quantized(checkpoint, source, to, pool);
+  if (&home != &host) home.copy_in(dst, to, bytes);
   // The file pages were read once; keep them out of this process's memory.
-  for (const TensorInfo* t : {item.quant->codes, item.quant->scales, item.quant->zeros, item.quant->group_index})
+  for (const TensorInfo* t : {source.stored.codes, source.stored.scales, source.stored.zeros, source.stored.group_index})
     if (t) release_mapped_pages(checkpoint.data(*t));
 }
 
@@ -114,7 +119,6 @@ WeightStore::WeightStore(Checkpoint checkpoint, const std::vector<BlockSpec>& bl
                          const std::vector<BlockPlacement>& placement, Device& host,
                          const WeightStoreOptions& options)
     : checkpoint_(std::move(checkpoint)),
-      quant_(options.quant ? std::optional<QuantScheme>(*options.quant) : std::nullopt),
       staged_(blocks.size()),
       stream_index_(blocks.size(), kNotStreamed),
       read_waited_(blocks.size(), false),
@@ -161,12 +165,12 @@ void WeightStore::choose_tiers(Layout& layout, const std::vector<BlockSpec>& blo
       if (layout.item_of.count(w.name)) continue;  // tied: held once (placement checked they agree)
       Item item;
       item.spec = &w;
-      if (quant_ && !w.is_vector()) item.quant = find_quantized(checkpoint_, *quant_, w.name, w.shape[0], w.shape[1]);
+      if (options.quantized) item.quant = options.quantized->source_of(checkpoint_, w);
       if (item.quant) {
-        check_quantized_placement(checkpoint_, *quant_, w, p);
-        item.info = item.quant->codes;
+        check_quantized_placement(checkpoint_, *item.quant->layout, w, p);
+        item.info = item.quant->scheme ? item.quant->stored.codes : &expect(w);
         item.dtype = DType::U8;
-        item.bytes = quant_bytes(quant_->layout, w.shape[0], w.shape[1]);
+        item.bytes = quant_bytes(*item.quant->layout, w.shape[0], w.shape[1]);
       } else {
         item.info = &expect(w);
         item.dtype = w.is_vector() ? DType::F32 : options.compute_dtype.value_or(item.info->dtype);
@@ -175,19 +179,14 @@ void WeightStore::choose_tiers(Layout& layout, const std::vector<BlockSpec>& blo
       if (p.tier.kind == plan::Device::disk) {
         item.tier = Tier::disk;
         item.in_checkpoint = !item.quant && !w.transposed && readable_in_place(item, checkpoint_, p.streamed());
-        if (item.quant || !item.in_checkpoint) {
-          OffloadFolder::Wanted wanted;
-          wanted.name = w.name;
-          wanted.dtype = item.dtype;
-          wanted.transposed = w.transposed;
-          if (item.quant) {
-            wanted.scheme = &*quant_;
-            wanted.quantized = *item.quant;
-            wanted.rows = w.shape[0];
-            wanted.cols = w.shape[1];
-          }
-          to_convert.push_back(std::move(wanted));
-        }
+        if (!item.in_checkpoint) to_convert.push_back({w.name, item.dtype, w.transposed, item.quant});
+      } else if (item.quant && !item.quant->scheme) {
+        // Quantized once into the offload folder, loaded from there on every run.
+        to_convert.push_back({w.name, item.dtype, w.transposed, item.quant});
+        item.tier = p.streamed() ? Tier::host : Tier::resident;
+        item.home = p.streamed() ? &host : p.exec;
+        item.offset = layout.region_bytes[item.home];
+        layout.region_bytes[item.home] += align64(item.bytes);
       } else {
         item.tier = p.streamed() ? Tier::host : Tier::resident;
         item.home = p.streamed() ? &host : p.exec;
@@ -199,11 +198,13 @@ void WeightStore::choose_tiers(Layout& layout, const std::vector<BlockSpec>& blo
     }
   }
   if (!to_convert.empty()) {
-    if (options.offload_folder.empty())
-      throw Error(std::to_string(to_convert.size()) + " tensors on the disk tier need converting (e.g. " +
-                      to_convert.front().name + " to " + std::string(dtype_name(to_convert.front().dtype)) + ")",
+    if (options.offload_folder.empty()) {
+      const auto& first = to_convert.front();
+      const std::string to = first.quant ? first.quant->layout->name : std::string(dtype_name(first.dtype));
+      throw Error(std::to_string(to_convert.size()) + " tensors need converting (e.g. " + first.name + " to " + to + ")",
                   checkpoint_.dir().string(), "", "pass --offload-folder DIR to hold the converted copies");
-    offload_ = OffloadFolder(options.offload_folder, checkpoint_, to_convert, options.pool);
+    }
+    offload_ = OffloadFolder(options.offload_folder, checkpoint_, to_convert, options.pool, options.convert_progress);
   }
   for (Item& item : layout.items) {
     if (item.tier != Tier::disk) continue;
@@ -341,7 +342,8 @@ void WeightStore::fill_regions(const Layout& layout, Device& host, const WeightS
     if (item.tier == Tier::disk) continue;
     uint8_t* dst = layout.region.at(item.home) + item.offset;
     if (item.quant) {
-      fill_quantized(checkpoint_, *quant_, item, dst, host, pool);
+      fill_quantized(item.quant->scheme ? nullptr : &offload_, checkpoint_, *item.quant, item.bytes, dst, *item.home, host,
+                     pool);
       if (item.home == &host && item.tier == Tier::resident) resident_host_ranges_.emplace_back(dst, item.bytes);
       placed += item.bytes;
       if (options.progress) options.progress(placed, total);
@@ -396,7 +398,7 @@ std::vector<std::vector<Prefetcher::Read>> WeightStore::make_views(const Layout&
         st.copies.push_back({view, source, item.bytes});
         slot_offset += align64(item.bytes);
       }
-      const QuantLayout* quant = item.quant ? &quant_->layout : nullptr;
+      const QuantLayout* quant = item.quant ? item.quant->layout : nullptr;
       const auto [it, fresh] = held_.emplace(w.name, Held{view, item.dtype, w.shape, quant});
       if (!fresh && it->second.data != view)
         throw Error("internal: tied tensor " + w.name + " would be streamed to two places");

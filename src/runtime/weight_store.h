@@ -33,11 +33,11 @@
 #include "backend/device.h"
 #include "core/thread_pool.h"
 #include "format/direct_reader.h"
-#include "format/quantized_checkpoint.h"
 #include "format/safetensors.h"
 #include "models/causal_lm.h"
 #include "runtime/offload_folder.h"
 #include "runtime/prefetcher.h"
+#include "runtime/quantized_weights.h"
 #include "runtime/placement.h"
 
 namespace strata {
@@ -48,12 +48,15 @@ void check_stored_weight(const Checkpoint& checkpoint, const WeightSpec& weight,
 
 struct WeightStoreOptions {
   std::optional<DType> compute_dtype;  // matrices' dtype; nullopt: as stored (quantized ones always are)
-  const QuantScheme* quant = nullptr;  // the checkpoint's quantization, if any
+  // The matrices held quantized (must outlive the store); null: none.
+  const QuantizedWeights* quantized = nullptr;
   std::filesystem::path offload_folder;
   ThreadPool* pool = nullptr;  // spreads copies and conversions at load
   size_t disk_read_slots = 2;  // host staging slots for disk reads: blocks read ahead + the one in use
   size_t staging_slots = 2;    // per accelerator, for streamed blocks: one fills while one computes
   std::function<void(uint64_t placed, uint64_t total)> progress;  // while the regions fill; may be empty
+  // While the offload folder is built (source bytes converted or quantized); may be empty.
+  std::function<void(uint64_t done, uint64_t total)> convert_progress;
   // Told once, naming the tensor, when a weight holds NaN or Inf (its
   // outputs then are NaN, and greedy decoding picks token 0); may be empty.
   std::function<void(const std::string& message)> warning;
@@ -150,7 +153,6 @@ class WeightStore : public WeightSource {
   static constexpr size_t kSmallStagedBlock = 64;
 
   Checkpoint checkpoint_;
-  std::optional<QuantScheme> quant_;
   OffloadFolder offload_;
   std::vector<DeviceBuffer> buffers_;  // resident regions, the host tier, staging slots
   std::vector<std::pair<Device*, void*>> pinned_;  // host buffers page-locked by that device

@@ -180,7 +180,13 @@ std::vector<float> read_back(const fs::path& dir, int64_t rows, int64_t cols, st
   EXPECT_TRUE(tensors.has_value());
   if (!tensors) return {};
   std::vector<uint8_t> held(quant_bytes(scheme->layout, rows, cols), 0xAB);
-  repack_matrix(*scheme, stored_quantized(checkpoint, *tensors), rows, cols, held.data(), nullptr);
+  QuantizedSource source;
+  source.layout = &scheme->layout;
+  source.rows = rows;
+  source.cols = cols;
+  source.scheme = &*scheme;
+  source.stored = *tensors;
+  make_quantized(checkpoint, source, held.data(), nullptr);
   std::vector<float> out(static_cast<size_t>(rows * cols));
   // Two calls, so a row range that does not start at 0 is read too.
   dequantize_rows(scheme->layout, held.data(), rows, cols, 0, rows / 2, out.data());

@@ -86,7 +86,7 @@ void quantized_product_rows(const MatmulKernels& kernels, const MatmulInput& in,
   const MatmulInput exact{in.x, nullptr, nullptr, {}};
   for (int64_t j = row_begin; j < row_end; j += kDequantRows) {
     const int64_t count = std::min(kDequantRows, row_end - j);
-    dequantize_rows(*w.quant, w.data, w.rows, w.cols, j, j + count, rows.data());
+    w.dequantize(j, j + count, rows.data());
     const MatrixView chunk{DType::F32, rows.data(), count, w.cols};
     product_rows(kernels, exact, n, chunk, 0, count, out + j, out_stride);
   }
@@ -215,7 +215,7 @@ void embedding(const MatrixView& table, std::span<const int32_t> ids, float* out
   const size_t dim = static_cast<size_t>(table.cols);
   for (size_t i = 0; i < ids.size(); ++i) {
     if (table.quant)
-      dequantize_rows(*table.quant, table.data, table.rows, table.cols, ids[i], ids[i] + 1, out + i * dim);
+      table.dequantize(ids[i], ids[i] + 1, out + i * dim);
     else
       to_f32(table.dtype, table.row(ids[i]), out + i * dim, dim);
   }

@@ -1,0 +1,106 @@
+#include "quant/quantize.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "core/half.h"
+
+namespace strata {
+namespace {
+
+constexpr int64_t kGroup = 32;
+
+// One group's scale (as stored, float16) and its values' levels q, each in
+// [qmin, qmax]: the group dequantizes to scale * q.
+struct GroupChoice {
+  uint16_t scale = 0;
+  float error = INFINITY;
+  int8_t q[kGroup] = {};
+};
+
+// The levels and squared error of the group under scale d, rounded to float16 first.
+void try_scale(const float* w, int n, int qmin, int qmax, float d, GroupChoice& best) {
+  const uint16_t stored = f32_to_f16(d);
+  const float s = f16_to_f32(stored);
+  if (s == 0.0f || !std::isfinite(s)) return;
+  GroupChoice c;
+  c.scale = stored;
+  c.error = 0.0f;
+  for (int i = 0; i < n; ++i) {
+    const float level = std::clamp(std::nearbyint(w[i] / s), static_cast<float>(qmin), static_cast<float>(qmax));
+    c.q[i] = static_cast<int8_t>(level);
+    const float e = w[i] - s * level;
+    c.error += e * e;
+  }
+  if (c.error < best.error) best = c;
+}
+
+GroupChoice quantize_group(const float* w, int n, int bits, QuantizeMethod method) {
+  const int qmax = (1 << (bits - 1)) - 1, qmin = -(1 << (bits - 1));
+  float amax = 0.0f, extreme = 0.0f;
+  for (int i = 0; i < n; ++i)
+    if (std::fabs(w[i]) > amax) {
+      amax = std::fabs(w[i]);
+      extreme = w[i];
+    }
+  GroupChoice best;
+  // A float16 scale cannot go past 65504: larger weights clip.
+  const float plain = std::min(amax / static_cast<float>(qmax), 65504.0f);
+  try_scale(w, n, qmin, qmax, plain, best);
+  if (method == QuantizeMethod::search) {
+    for (int step = -8; step <= 8; ++step)
+      if (step != 0) try_scale(w, n, qmin, qmax, amax / (static_cast<float>(qmax) + 0.125f * static_cast<float>(step)), best);
+    // The largest magnitude onto qmin: a negative scale when it is positive.
+    try_scale(w, n, qmin, qmax, extreme / static_cast<float>(qmin), best);
+  }
+  if (best.error == INFINITY) best = GroupChoice{0, 0.0f, {}};  // all zeros (or too small for a float16 scale)
+  return best;
+}
+
+void pack(uint8_t* row, int bits, int64_t i, unsigned value) {
+  if (bits == 8)
+    row[i] = static_cast<uint8_t>(value);
+  else
+    row[i >> 1] = static_cast<uint8_t>(row[i >> 1] | (value << ((i & 1) * 4)));
+}
+
+}  // namespace
+
+QuantLayout in_situ_layout(const InSituQuant& q) {
+  QuantLayout l;
+  l.kind = QuantKind::int_group;
+  l.bits = q.bits;
+  l.group_size = kGroup;
+  l.scale_dtype = DType::F16;
+  l.stored_zeros = false;
+  l.name = "int" + std::to_string(q.bits) + " g32" + (q.method == QuantizeMethod::round_to_nearest ? " rtn" : "");
+  return l;
+}
+
+void quantize_rows(const InSituQuant& q, const QuantLayout& layout, const float* w, int64_t rows, int64_t cols,
+                   int64_t begin, int64_t end, uint8_t* dst) {
+  const QuantPlanes p = quant_planes(layout, rows, cols);
+  const unsigned zero = 1u << (q.bits - 1);
+  for (int64_t r = begin; r < end; ++r) {
+    const float* row = w + static_cast<size_t>((r - begin) * cols);
+    uint8_t* codes = dst + p.codes + static_cast<size_t>(r) * p.code_row;
+    std::memset(codes, 0, p.code_row);
+    auto* scales = dst + p.scales + static_cast<size_t>(r * p.groups) * 2;
+    for (int64_t g = 0; g < p.groups; ++g) {
+      const int64_t first = g * kGroup;
+      const int n = static_cast<int>(std::min(kGroup, cols - first));
+      const GroupChoice c = quantize_group(row + first, n, q.bits, q.method);
+      std::memcpy(scales + static_cast<size_t>(g) * 2, &c.scale, 2);
+      for (int i = 0; i < n; ++i) pack(codes, q.bits, first + i, static_cast<unsigned>(c.q[i] + static_cast<int>(zero)));
+    }
+  }
+  if (begin == 0) {
+    // The padding after the codes and the scales (no zeros or group index are stored).
+    std::memset(dst + static_cast<size_t>(rows) * p.code_row, 0, p.scales - static_cast<size_t>(rows) * p.code_row);
+    const size_t scales_end = p.scales + static_cast<size_t>(rows * p.groups) * 2;
+    std::memset(dst + scales_end, 0, p.total - scales_end);
+  }
+}
+
+}  // namespace strata

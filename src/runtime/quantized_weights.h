@@ -1,0 +1,56 @@
+// Which matrices of a model are held quantized, and how their held bytes are
+// made (DESIGN.md, "Weight formats"): those a pre-quantized checkpoint stores
+// quantized, in its scheme's layout; with --quantize, every other float
+// matrix but the ones kept_unquantized() names (unless --quantize-all), in
+// strata's own group-wise layout. The planner and the weight store ask the
+// same object, so the plan counts exactly what the store holds.
+// Thread-safety: immutable after construction.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <unordered_map>
+
+#include "format/quantized_checkpoint.h"
+#include "models/causal_lm.h"
+#include "quant/quantize.h"
+#include "runtime/convert.h"
+#include "strata/model_config.h"
+
+namespace strata {
+
+class QuantizedWeights {
+ public:
+  // stored: the checkpoint's own quantization; in_situ: --quantize's.
+  QuantizedWeights(const ModelConfig& config, const Checkpoint& checkpoint, std::optional<QuantScheme> stored,
+                   std::optional<InSituQuant> in_situ, bool quantize_all);
+  QuantizedWeights(const QuantizedWeights&) = delete;
+  QuantizedWeights& operator=(const QuantizedWeights&) = delete;
+
+  // The layout the matrix weight `name` is held in, or null when it is held
+  // as a float matrix.
+  const QuantLayout* layout_of(const std::string& name) const;
+  // How to make its held bytes from `checkpoint` (the one it was built
+  // from); nullopt when it is not held quantized. Throws strata::Error naming
+  // the tensor for stored tensors that do not fit the scheme.
+  std::optional<QuantizedSource> source_of(const Checkpoint& checkpoint, const WeightSpec& weight) const;
+
+  bool any() const { return stored_ || in_situ_; }
+  const std::optional<QuantScheme>& stored() const { return stored_; }
+  const std::optional<InSituQuant>& in_situ() const { return in_situ_; }
+  const QuantLayout& in_situ_layout() const { return in_situ_layout_; }
+
+ private:
+  std::optional<QuantScheme> stored_;
+  std::optional<InSituQuant> in_situ_;
+  QuantLayout in_situ_layout_;
+  // Every matrix weight of the blocks held quantized, decided at construction.
+  std::unordered_map<std::string, const QuantLayout*> layouts_;
+};
+
+// Parses --quantize's value: "int8", "int4", or with "-rtn" plain
+// round-to-nearest ("int4-rtn", for comparison); "" or "none": nullopt.
+// Throws strata::Error for anything else.
+std::optional<InSituQuant> parse_quantize(const std::string& text);
+
+}  // namespace strata
