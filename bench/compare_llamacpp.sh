@@ -10,6 +10,10 @@
 # Environment: LLAMA_BENCH (PEERS/llama.cpp/build/bin/llama-bench), PEERS
 # (/work/peers), BUILD_DIR (build), THREADS (2), ROUNDS (2), PROMPTS ("64
 # 512"), GEN (32), DTYPES ("bf16 f32"), COMPUTE (fast).
+# Quantized pairs in DTYPES, "int8:q8_0 int4:q4_k_m": strata quantizes the
+# bf16 checkpoint with --quantize int8 --quantize-all (once, into
+# PEERS/offload-int8), llama.cpp runs its own quantization of the same
+# weights (PEERS/gguf/tl-q8_0.gguf, made by setup_peers.sh).
 # Prints one line per run, then per dtype the medians and strata / llama.cpp
 # in tokens per second (above 1: strata is faster).
 set -euo pipefail
@@ -26,7 +30,12 @@ compute=${COMPUTE:-fast}
 [[ -x $strata ]] || { echo "build strata first (cmake, or scripts/test.sh)" >&2; exit 1; }
 [[ -x $llama ]] || { echo "no llama-bench at $llama: run ../shared/tools/setup_peers.sh or set LLAMA_BENCH" >&2; exit 1; }
 here=$(pwd)
+# A DTYPES entry: strata's model and flags, llama.cpp's GGUF.
+strata_model() { [[ $1 == *:* ]] && echo "$peers/models/tl-bf16" || echo "$peers/models/tl-$1"; }
+strata_flags() { [[ $1 == *:* ]] && echo "--quantize ${1%%:*} --quantize-all --offload-folder $peers/offload-${1%%:*}" || true; }
+gguf_of() { echo "$peers/gguf/tl-${1##*:}.gguf"; }
 for dt in $dtypes; do
+  [[ $dt == *:* ]] && { [[ -f $(gguf_of "$dt") ]] || { echo "no $(gguf_of "$dt"): run setup_peers.sh" >&2; exit 1; }; continue; }
   model=$peers/models/tl-$dt
   gguf=$peers/gguf/tl-$dt.gguf
   [[ -f $model/config.json ]] || "$strata" synth --like tinyllama-1.1b --dtype "$dt" -o "$model" --force
@@ -39,7 +48,8 @@ for round in $(seq "$rounds"); do
   for dt in $dtypes; do
     for p in $prompts; do
       # A: strata. Decode speed from the shortest prompt's run only.
-      "$strata" bench -m "$peers/models/tl-$dt" -t "$threads" --compute "$compute" --prompt-tokens "$p" \
+      # shellcheck disable=SC2046
+      "$strata" bench -m "$(strata_model "$dt")" $(strata_flags "$dt") -t "$threads" --compute "$compute" --prompt-tokens "$p" \
         --gen-tokens "$gen" --reps 1 --json --quiet-map 2>/dev/null |
         /usr/bin/python3 -c '
 import json, sys
@@ -47,7 +57,7 @@ r = json.load(sys.stdin); dt, p, first = sys.argv[1], sys.argv[2], sys.argv[3] =
 print("strata", dt, "pp" + p, r["prompt_tok_per_s"]["mean"])
 if first: print("strata", dt, "tg", 1000.0 / r["gen_ms_per_tok"]["mean"])' "$dt" "$p" "$([[ $p == ${prompts%% *} ]] && echo 1 || echo 0)" | tee -a "$log"
       # B: llama.cpp, weights read into memory (no mmap), as strata loads them.
-      "$llama" -m "$peers/gguf/tl-$dt.gguf" -t "$threads" -lm none -p "$p" -n "$([[ $p == ${prompts%% *} ]] && echo "$gen" || echo 0)" \
+      "$llama" -m "$(gguf_of "$dt")" -t "$threads" -lm none -p "$p" -n "$([[ $p == ${prompts%% *} ]] && echo "$gen" || echo 0)" \
         -r 1 -o json 2>/dev/null |
         /usr/bin/python3 -c '
 import json, sys
@@ -65,9 +75,9 @@ runs = {}
 for line in open(sys.argv[1]):
     engine, dt, what, ts = line.split()
     runs.setdefault((dt, what), {}).setdefault(engine, []).append(float(ts))
-print("%-6s %-7s %14s %14s %8s" % ("dtype", "test", "strata tok/s", "llama tok/s", "ratio"))
+print("%-11s %-7s %14s %14s %8s" % ("dtype", "test", "strata tok/s", "llama tok/s", "ratio"))
 for (dt, what), by in sorted(runs.items()):
     s, l = statistics.median(by.get("strata", [0])), statistics.median(by.get("llama.cpp", [0]))
-    print("%-6s %-7s %14.1f %14.1f %8.2f" % (dt, what, s, l, s / l if l else float("nan")))
+    print("%-11s %-7s %14.1f %14.1f %8.2f" % (dt, what, s, l, s / l if l else float("nan")))
 print("(medians of %d interleaved rounds; strata --compute %s)" % (max(len(v) for b in runs.values() for v in b.values()), sys.argv[2]))
 PY

@@ -20,16 +20,6 @@ unsigned packed_value(const uint8_t* row, int bits, int64_t i) {
   return (row[i >> 1] >> ((i & 1) * 4)) & 0xFu;
 }
 
-float load_scale(DType dtype, const uint8_t* p) {
-  if (dtype == DType::F32) {
-    float v;
-    std::memcpy(&v, p, 4);
-    return v;
-  }
-  uint16_t h;
-  std::memcpy(&h, p, 2);
-  return dtype == DType::BF16 ? bf16_to_f32(h) : f16_to_f32(h);
-}
 
 // The 256 E4M3 values: sign, 4 exponent bits (bias 7), 3 mantissa bits;
 // exponent 0 is subnormal (m * 2^-9).
@@ -79,7 +69,7 @@ void dequantize_int_rows(const QuantLayout& l, const QuantPlanes& p, const uint8
       }
       if (g != g_current) {
         g_current = g;
-        scale = load_scale(l.scale_dtype, scales + static_cast<size_t>(g) * scale_size);
+        scale = quant_scale(l.scale_dtype, scales + static_cast<size_t>(g) * scale_size);
         if (zeros) zero = static_cast<int>(packed_value(zeros, l.bits, g)) + l.zero_offset;
       }
       const int q = static_cast<int>(packed_value(codes, l.bits, c));
@@ -96,7 +86,7 @@ void dequantize_fp8_rows(const QuantLayout& l, const QuantPlanes& p, const uint8
     const uint8_t* scales = base + p.scales + static_cast<size_t>((r / l.block_rows) * p.groups) * 4;
     float* row = out + static_cast<size_t>((r - begin) * cols);
     for (int64_t c0 = 0; c0 < cols; c0 += l.block_cols) {
-      const float scale = load_scale(DType::F32, scales + static_cast<size_t>(c0 / l.block_cols) * 4);
+      const float scale = quant_scale(DType::F32, scales + static_cast<size_t>(c0 / l.block_cols) * 4);
       const int64_t c_end = std::min(cols, c0 + l.block_cols);
       for (int64_t c = c0; c < c_end; ++c) row[c] = table[codes[c]] * scale;
     }
@@ -104,6 +94,17 @@ void dequantize_fp8_rows(const QuantLayout& l, const QuantPlanes& p, const uint8
 }
 
 }  // namespace
+
+float quant_scale(DType dtype, const uint8_t* p) {
+  if (dtype == DType::F32) {
+    float v;
+    std::memcpy(&v, p, 4);
+    return v;
+  }
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return dtype == DType::BF16 ? bf16_to_f32(h) : f16_to_f32(h);
+}
 
 QuantPlanes quant_planes(const QuantLayout& l, int64_t rows, int64_t cols) {
   QuantPlanes p;

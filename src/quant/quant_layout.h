@@ -66,6 +66,9 @@ inline uint64_t quant_bytes(const QuantLayout& layout, int64_t rows, int64_t col
 void dequantize_rows(const QuantLayout& layout, const void* data, int64_t rows, int64_t cols, int64_t begin,
                      int64_t end, float* out);
 
+// A stored scale (F32, F16 or BF16 at any address) widened exactly.
+float quant_scale(DType dtype, const uint8_t* p);
+
 // OCP FP8 E4M3: no infinities, 0x7F and 0xFF are NaN, largest 448.
 float e4m3_to_f32(uint8_t code);
 

@@ -9,6 +9,7 @@
 
 #include "backend/cpu/kernels.h"
 #include "backend/cpu/ops.h"
+#include "quant/quantize.h"
 
 namespace strata::cpu {
 namespace {
@@ -116,6 +117,103 @@ TEST(MatmulKernels, BlockedProductEqualsTheTilesBitForBit) {
         EXPECT_EQ(0, std::memcmp(blocked.data(), tiled.data(), blocked.size() * sizeof(float)))
             << kernels->name << " " << dtype_name(dtype) << " k=" << k << " n=" << n;
       }
+    }
+  }
+}
+
+// Quantized weights widened in the tiles' registers give what the f32 tiles
+// give on the dequantized rows, bit for bit: 4 and 8 bits, with and without
+// stored zeros, every scale dtype, ragged k, and a view of some rows of its
+// block (a fused projection's part).
+TEST(MatmulKernels, QuantizedTilesEqualTheF32TilesOfTheDequantizedRows) {
+  std::mt19937 rng(9);
+  std::normal_distribution<float> normal;
+  for (const MatmulKernels* kernels : runnable_kernels()) {
+    if (!kernels->tile_quant) continue;
+    for (const int bits : {4, 8})
+      for (const bool zeros : {false, true})
+        for (const DType scale_dtype : {DType::F16, DType::BF16, DType::F32})
+          for (const auto& [k, group] : {std::pair<int64_t, int64_t>{96, 32}, {100, 32}, {72, 0}, {13, 8}}) {
+            QuantLayout layout;
+            layout.bits = bits;
+            layout.group_size = group;
+            layout.scale_dtype = scale_dtype;
+            layout.stored_zeros = zeros;
+            layout.zero_offset = zeros ? 1 : 0;
+            const int64_t block_rows = 12, first = 3, rows = 7;
+            std::vector<uint8_t> block(quant_bytes(layout, block_rows, k));
+            for (auto& b : block) b = static_cast<uint8_t>(rng());
+            // Scales: finite values of the dtype.
+            const QuantPlanes p = quant_planes(layout, block_rows, k);
+            for (int64_t s = 0; s < block_rows * p.groups; ++s) {
+              const float v = 0.01f + 0.001f * static_cast<float>(s % 37);
+              uint8_t* at = block.data() + p.scales + static_cast<size_t>(s) * dtype_size(scale_dtype);
+              if (scale_dtype == DType::F32) std::memcpy(at, &v, 4);
+              const uint16_t h = scale_dtype == DType::BF16 ? f32_to_bf16(v) : f32_to_f16(v);
+              if (scale_dtype != DType::F32) std::memcpy(at, &h, 2);
+            }
+            const MatrixView all{DType::U8, block.data(), block_rows, k, &layout};
+            const MatrixView view = all.rows_view(first, rows);
+            std::vector<float> w32(static_cast<size_t>(rows * k));
+            view.dequantize(0, rows, w32.data());
+            for (const int nx : {1, 2}) {
+              std::vector<float> x(static_cast<size_t>(nx * k));
+              for (auto& v : x) v = normal(rng);
+              for (int nw = 1; nw <= std::min(4, kernels->tile_w); ++nw) {
+                std::vector<float> quant(static_cast<size_t>(nx * nw)), f32(quant.size());
+                kernels->tile_quant(x.data(), static_cast<size_t>(k), nx, view, 2, nw, quant.data(), static_cast<size_t>(nw));
+                kernels->tile_f32(x.data(), static_cast<size_t>(k), nx, w32.data() + 2 * k, static_cast<size_t>(k), nw,
+                                  static_cast<size_t>(k), f32.data(), static_cast<size_t>(nw));
+                EXPECT_EQ(0, std::memcmp(quant.data(), f32.data(), quant.size() * sizeof(float)))
+                    << kernels->name << " int" << bits << (zeros ? " zeros" : "") << " " << dtype_name(scale_dtype)
+                    << " k=" << k << " nx=" << nx << " nw=" << nw;
+              }
+            }
+          }
+  }
+}
+
+// Fast mode's integer products of quantized weights and activations: each
+// output within what rounding x to int8 per block can move it (half a step
+// of each block's scale times the block's |w|), and independent of how many
+// rows one call computes.
+TEST(MatmulKernels, QuantizedFastDotsStayWithinTheActivationRounding) {
+  std::mt19937 rng(4);
+  std::normal_distribution<float> normal;
+  for (const MatmulKernels* kernels : runnable_kernels()) {
+    if (!kernels->dot_quant) continue;
+    for (const int bits : {8, 4}) {
+      const InSituQuant q{bits, QuantizeMethod::search};
+      const QuantLayout layout = in_situ_layout(q);
+      const int64_t rows = 6, k = 128;
+      std::vector<float> w(static_cast<size_t>(rows * k)), x(static_cast<size_t>(k));
+      for (auto& v : w) v = normal(rng);
+      for (auto& v : x) v = normal(rng);
+      std::vector<uint8_t> block(quant_bytes(layout, rows, k));
+      quantize_rows(q, layout, w.data(), rows, k, 0, rows, block.data());
+      std::vector<float> dequantized(w.size());
+      dequantize_rows(layout, block.data(), rows, k, 0, rows, dequantized.data());
+      std::vector<int8_t> xq(static_cast<size_t>(k));
+      std::vector<float> xd(static_cast<size_t>(k / 32));
+      std::vector<int32_t> xs(static_cast<size_t>(k / 32));
+      quantize_activations(x.data(), static_cast<size_t>(k), xq.data(), xd.data(), xs.data());
+      const QuantPlanes p = quant_planes(layout, rows, k);
+      std::vector<float> together(static_cast<size_t>(rows)), alone(static_cast<size_t>(rows));
+      kernels->dot_quant(xq.data(), xd.data(), xs.data(), block.data() + p.codes, p.code_row, block.data() + p.scales,
+                         static_cast<size_t>(p.groups) * 2, p.groups, bits, static_cast<int>(rows), together.data());
+      for (int64_t r = 0; r < rows; ++r) {
+        kernels->dot_quant(xq.data(), xd.data(), xs.data(), block.data() + p.codes + r * p.code_row, p.code_row,
+                           block.data() + p.scales + r * p.groups * 2, static_cast<size_t>(p.groups) * 2, p.groups, bits,
+                           1, alone.data() + r);
+        double exact = 0, bound = 0;
+        for (int64_t c = 0; c < k; ++c) {
+          const double wv = dequantized[static_cast<size_t>(r * k + c)];
+          exact += wv * x[static_cast<size_t>(c)];
+          bound += std::fabs(wv) * xd[static_cast<size_t>(c / 32)] / 2;
+        }
+        EXPECT_NEAR(together[static_cast<size_t>(r)], exact, bound * 1.01 + 1e-4) << kernels->name << " int" << bits;
+      }
+      EXPECT_EQ(0, std::memcmp(together.data(), alone.data(), alone.size() * sizeof(float))) << kernels->name;
     }
   }
 }

@@ -1,5 +1,7 @@
 #include "backend/cpu/kernels.h"
 
+#include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <string_view>
@@ -110,6 +112,32 @@ void to_f32(DType dtype, const void* src, float* dst, size_t n) {
     }
     default:
       throw Error("cannot convert " + std::string(dtype_name(dtype)) + " to F32");
+  }
+}
+
+bool quant_tile_supports(const QuantLayout& layout) {
+  return layout.kind == QuantKind::int_group && !layout.group_index && layout.group_size % 8 == 0 &&
+         (layout.bits == 4 || layout.bits == 8);
+}
+
+bool quant_dot_supports(const QuantLayout& layout, int64_t cols) {
+  return layout.kind == QuantKind::int_group && !layout.group_index && !layout.stored_zeros &&
+         layout.group_size == 32 && layout.scale_dtype == DType::F16 && (layout.bits == 4 || layout.bits == 8) &&
+         cols % 32 == 0;
+}
+
+void quantize_activations(const float* x, size_t n, int8_t* q, float* d, int32_t* s) {
+  for (size_t b = 0; b < n / 32; ++b) {
+    const float* xb = x + b * 32;
+    float amax = 0.0f;
+    for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(xb[i]));
+    d[b] = amax / 127.0f;
+    const float inverse = amax > 0.0f ? 127.0f / amax : 0.0f;
+    s[b] = 0;
+    for (int i = 0; i < 32; ++i) {
+      q[b * 32 + static_cast<size_t>(i)] = static_cast<int8_t>(std::nearbyint(xb[i] * inverse));
+      s[b] += q[b * 32 + static_cast<size_t>(i)];
+    }
   }
 }
 

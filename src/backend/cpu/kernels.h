@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <string_view>
 
+#include "backend/tensor_view.h"
 #include "core/half.h"
 #include "strata/dtype.h"
 
@@ -26,6 +27,36 @@ using TileFn = void (*)(const float* x, size_t x_stride, int nx, const void* w, 
 using GemmFn = void (*)(const float* x, size_t x_stride, size_t n, const void* w, size_t w_stride, int64_t rows,
                         size_t k, float* out, size_t out_stride);
 
+// A tile as TileFn computes it for weight rows [row, row + nw) of a quantized
+// matrix, widening each weight in registers exactly as dequantize_rows does,
+// so every output equals the f32 tile's on the dequantized rows, bit for
+// bit. Only for layouts quant_tile_supports() accepts.
+using QuantTileFn = void (*)(const float* x, size_t x_stride, int nx, const MatrixView& w, int64_t row, int nw,
+                             float* out, size_t out_stride);
+// int_group layouts without a group index whose groups are whole multiples
+// of 8 columns (or one group per row).
+bool quant_tile_supports(const QuantLayout& layout);
+
+// Fast mode (backend/ops.h's ComputeMode) for quantized weights that
+// quant_dot_supports() accepts: x rounded per block of 32 to int8 with a
+// float scale (quantize_activations), integer products per block, each
+// block's sum times both scales added in f32, as llama.cpp's Q8_0 does.
+// out[r] = x row (xq, xd) times weight row r < rows, whose codes and scales
+// start at codes + r * code_stride and scales + r * scale_stride (`groups`
+// groups of 32 columns, `bits` wide). Each output is summed in the same
+// order whatever `rows` is.
+// xs: each x block's sum of levels.
+using QuantDotFn = void (*)(const int8_t* xq, const float* xd, const int32_t* xs, const uint8_t* codes,
+                            size_t code_stride, const uint8_t* scales, size_t scale_stride, int64_t groups, int bits,
+                            int rows, float* out);
+// The in-situ layouts (quant/quantize.h): int8 or int4, groups of 32, float16
+// scales, no stored zeros; cols a multiple of 32.
+bool quant_dot_supports(const QuantLayout& layout, int64_t cols);
+// n values of x (a multiple of 32) into n / 32 blocks: d = max|x| / 127,
+// q = x / d rounded to nearest (all zero where max|x| is 0), s = sum of q.
+void quantize_activations(const float* x, size_t n, int8_t* q, float* d, int32_t* s);
+QuantDotFn avx2_quant_dot();
+
 struct MatmulKernels {
   const char* name;  // "avx512", "avx2" or "generic"
   int tile_x;
@@ -38,6 +69,8 @@ struct MatmulKernels {
   GemmFn gemm_f32 = nullptr;
   GemmFn gemm_bf16 = nullptr;
   GemmFn gemm_f16 = nullptr;
+  QuantTileFn tile_quant = nullptr;  // null: quantized rows are dequantized into f32 first
+  QuantDotFn dot_quant = nullptr;    // null: fast mode computes quantized weights as exact does
 
   TileFn tile_for(DType dtype) const;
   GemmFn gemm_for(DType dtype) const;

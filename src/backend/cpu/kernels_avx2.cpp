@@ -4,6 +4,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cstring>
 #include <type_traits>
 #include <vector>
 
@@ -187,6 +188,113 @@ void gemm(const float* x, size_t x_stride, size_t n, const void* w_void, size_t 
   }
 }
 
+// Quantized rows (quant/quant_layout.h's int_group): eight codes at a time
+// become f32 weights in registers, scale * (code - zero), exactly the values
+// dequantize_rows writes; they then meet x as tile() meets f32 weights, in
+// the same order, so the outputs are the f32 tile's on the dequantized rows.
+float widen_scale(DType dtype, const uint8_t* p) {
+  if (dtype != DType::F16) return quant_scale(dtype, p);
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return _cvtsh_ss(h);  // F16C: exact, as f16_to_f32, and much faster
+}
+
+struct QuantRow {
+  const uint8_t* codes;
+  const uint8_t* scales;
+  const uint8_t* zeros;  // null: every zero is 2^(bits - 1)
+};
+
+template <int Bits>
+__m256i codes8(const uint8_t* codes, size_t at) {
+  if constexpr (Bits == 8) {
+    return _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(codes + at)));
+  } else {
+    uint32_t word;
+    std::memcpy(&word, codes + at / 2, 4);
+    const __m256i shifts = _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28);
+    return _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(static_cast<int>(word)), shifts), _mm256_set1_epi32(0xF));
+  }
+}
+
+template <int Bits>
+unsigned code_at(const uint8_t* codes, size_t t) {
+  if constexpr (Bits == 8) return codes[t];
+  return (codes[t >> 1] >> ((t & 1) * 4)) & 0xFu;
+}
+
+template <int Bits>
+int zero_of(const QuantLayout& l, const QuantRow& r, int64_t g) {
+  if (!r.zeros) return 1 << (Bits - 1);
+  return static_cast<int>(code_at<Bits>(r.zeros, static_cast<size_t>(g))) + l.zero_offset;
+}
+
+template <int Bits, int NX, int NW>
+void tile_q(const float* x, size_t x_stride, const MatrixView& w, int64_t row, float* out, size_t out_stride) {
+  const QuantLayout& l = *w.quant;
+  const int64_t block_rows = w.block_rows ? w.block_rows : w.rows;
+  const QuantPlanes p = quant_planes(l, block_rows, w.cols);
+  const size_t scale_size = dtype_size(l.scale_dtype);
+  QuantRow rows[NW];
+  for (int j = 0; j < NW; ++j) {
+    const auto r = static_cast<size_t>(w.first_row + row + j);
+    const auto* base = static_cast<const uint8_t*>(w.data);
+    rows[j] = {base + p.codes + r * p.code_row, base + p.scales + r * static_cast<size_t>(p.groups) * scale_size,
+               l.stored_zeros ? base + p.zeros + r * p.zero_row : nullptr};
+  }
+  const auto k = static_cast<size_t>(w.cols);
+  const size_t group = l.group_size > 0 ? static_cast<size_t>(l.group_size) : k;
+  const size_t whole = k / 8 * 8;
+  __m256 acc[NX][NW];
+  for (int i = 0; i < NX; ++i)
+    for (int j = 0; j < NW; ++j) acc[i][j] = _mm256_setzero_ps();
+  for (size_t g0 = 0; g0 < whole; g0 += group) {
+    const int64_t g = static_cast<int64_t>(g0 / group);
+    __m256 scale[NW];
+    __m256i zero[NW];
+    for (int j = 0; j < NW; ++j) {
+      scale[j] = _mm256_set1_ps(widen_scale(l.scale_dtype, rows[j].scales + static_cast<size_t>(g) * scale_size));
+      zero[j] = _mm256_set1_epi32(zero_of<Bits>(l, rows[j], g));
+    }
+    const size_t g_end = std::min(whole, g0 + group);
+    for (size_t at = g0; at < g_end; at += 8) {
+      __m256 xv[NX];
+      for (int i = 0; i < NX; ++i) xv[i] = _mm256_loadu_ps(x + i * x_stride + at);
+      for (int j = 0; j < NW; ++j) {
+        const __m256i q = _mm256_sub_epi32(codes8<Bits>(rows[j].codes, at), zero[j]);
+        const __m256 wv = _mm256_mul_ps(scale[j], _mm256_cvtepi32_ps(q));
+        for (int i = 0; i < NX; ++i) acc[i][j] = _mm256_fmadd_ps(xv[i], wv, acc[i][j]);
+      }
+    }
+  }
+  // The last k % 8 weights widened into a row buffer of this thread, so the
+  // f32 tiles' own finish_one adds them, in its order.
+  thread_local std::vector<float> tail;
+  tail.resize(k);
+  for (int j = 0; j < NW; ++j) {
+    for (size_t t = whole; t < k; ++t) {
+      const int64_t g = static_cast<int64_t>(t / group);
+      const float scale = widen_scale(l.scale_dtype, rows[j].scales + static_cast<size_t>(g) * scale_size);
+      tail[t] = scale * static_cast<float>(static_cast<int>(code_at<Bits>(rows[j].codes, t)) - zero_of<Bits>(l, rows[j], g));
+    }
+    for (int i = 0; i < NX; ++i)
+      out[i * out_stride + static_cast<size_t>(j)] =
+          finish_one<LoadF32, float>(x + i * x_stride, tail.data(), whole, k, acc[i][j]);
+  }
+}
+
+void tile_quant(const float* x, size_t x_stride, int nx, const MatrixView& w, int64_t row, int nw, float* out,
+                size_t out_stride) {
+  using Fn = void (*)(const float*, size_t, const MatrixView&, int64_t, float*, size_t);
+  static constexpr Fn table[2][2][4] = {
+      {{tile_q<4, 1, 1>, tile_q<4, 1, 2>, tile_q<4, 1, 3>, tile_q<4, 1, 4>},
+       {tile_q<4, 2, 1>, tile_q<4, 2, 2>, tile_q<4, 2, 3>, tile_q<4, 2, 4>}},
+      {{tile_q<8, 1, 1>, tile_q<8, 1, 2>, tile_q<8, 1, 3>, tile_q<8, 1, 4>},
+       {tile_q<8, 2, 1>, tile_q<8, 2, 2>, tile_q<8, 2, 3>, tile_q<8, 2, 4>}},
+  };
+  table[w.quant->bits == 8][nx - 1][nw - 1](x, x_stride, w, row, out, out_stride);
+}
+
 }  // namespace
 
 const MatmulKernels& avx2_kernels() {
@@ -199,7 +307,9 @@ const MatmulKernels& avx2_kernels() {
                                      tile_dispatch<LoadF16, uint16_t>,
                                      gemm<LoadF32, float>,
                                      gemm<LoadBF16, uint16_t>,
-                                     gemm<LoadF16, uint16_t>};
+                                     gemm<LoadF16, uint16_t>,
+                                     tile_quant,
+                                     avx2_quant_dot()};
   return kernels;
 }
 

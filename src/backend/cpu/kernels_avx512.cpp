@@ -103,7 +103,12 @@ const MatmulKernels& avx512_kernels() {
                                      8,
                                      tile_dispatch<LoadF32, float>,
                                      tile_dispatch<LoadBF16, uint16_t>,
-                                     tile_dispatch<LoadF16, uint16_t>};
+                                     tile_dispatch<LoadF16, uint16_t>,
+                                     nullptr,
+                                     nullptr,
+                                     nullptr,
+                                     nullptr,
+                                     avx2_quant_dot()};  // AVX-512 CPUs run AVX2
   return kernels;
 }
 

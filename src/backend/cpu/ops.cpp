@@ -20,6 +20,10 @@ constexpr size_t kRowBlock = 64;
 // waking workers costs more than the work. The split never changes results.
 constexpr size_t kMinParallelMacs = 1 << 15;
 
+// Up to this many x rows, quantized weights are widened in the tiles'
+// registers rather than into f32 rows first.
+constexpr size_t kQuantTileRows = 4;
+
 // Products sharing one input in a single matmul call (q/k/v is the most).
 constexpr size_t kMaxMatmulOutputs = 8;
 
@@ -41,6 +45,10 @@ struct MatmulInput {
   const uint16_t* x_bf16 = nullptr;
   const float* x_rounded = nullptr;
   FastBf16Kernels fast;
+  // Fast mode with quantized weights: x in int8 blocks of 32 and their scales.
+  const int8_t* xq = nullptr;
+  const float* xd = nullptr;
+  const int32_t* xs = nullptr;
 };
 
 // out[i * out_stride + j] for rows j in [row_begin, row_end) of a plain matrix.
@@ -80,10 +88,38 @@ void product_rows(const MatmulKernels& kernels, const MatmulInput& in, size_t n,
 // that of the dequantized matrix, bit for bit, however the rows are split.
 void quantized_product_rows(const MatmulKernels& kernels, const MatmulInput& in, size_t n, const MatrixView& w,
                             int64_t row_begin, int64_t row_end, float* out, size_t out_stride) {
+  // Fast mode: integer products of the quantized x and weights.
+  if (in.xq && kernels.dot_quant && quant_dot_supports(*w.quant, w.cols)) {
+    const auto k = static_cast<size_t>(w.cols);
+    const QuantPlanes p = quant_planes(*w.quant, w.block_rows ? w.block_rows : w.rows, w.cols);
+    const auto* base = static_cast<const uint8_t*>(w.data);
+    const auto first = static_cast<size_t>(w.first_row + row_begin);
+    const size_t scale_row = static_cast<size_t>(p.groups) * 2;
+    for (size_t i = 0; i < n; ++i)
+      kernels.dot_quant(in.xq + i * k, in.xd + i * k / 32, in.xs + i * k / 32, base + p.codes + first * p.code_row, p.code_row,
+                        base + p.scales + first * scale_row, scale_row, p.groups, w.quant->bits,
+                        static_cast<int>(row_end - row_begin), out + i * out_stride + static_cast<size_t>(row_begin));
+    return;
+  }
+  // A few x rows (decoding): the weights widened in registers, never
+  // written out. Many (a prompt): widened once into f32 rows that the
+  // blocked product then reuses for every x row. Both sum alike.
+  if (kernels.tile_quant && n <= kQuantTileRows && quant_tile_supports(*w.quant)) {
+    const int64_t tile_w = n == 1 ? kernels.tile_w_single : kernels.tile_w;
+    for (int64_t j = row_begin; j < row_end; j += tile_w) {
+      const int nw = static_cast<int>(std::min<int64_t>(tile_w, row_end - j));
+      for (size_t i = 0; i < n; i += static_cast<size_t>(kernels.tile_x)) {
+        const int nx = static_cast<int>(std::min<size_t>(static_cast<size_t>(kernels.tile_x), n - i));
+        kernels.tile_quant(in.x + i * static_cast<size_t>(w.cols), static_cast<size_t>(w.cols), nx, w, j, nw,
+                           out + i * out_stride + static_cast<size_t>(j), out_stride);
+      }
+    }
+    return;
+  }
   constexpr int64_t kDequantRows = 16;
   thread_local std::vector<float> rows;
   rows.resize(static_cast<size_t>(kDequantRows * w.cols));
-  const MatmulInput exact{in.x, nullptr, nullptr, {}};
+  const MatmulInput exact{in.x, nullptr, nullptr, {}, nullptr, nullptr, nullptr};
   for (int64_t j = row_begin; j < row_end; j += kDequantRows) {
     const int64_t count = std::min(kDequantRows, row_end - j);
     w.dequantize(j, j + count, rows.data());
@@ -153,9 +189,25 @@ void matmul(ThreadPool& pool, const float* x, size_t n, std::span<const MatmulOu
   const bool any_bf16 = std::any_of(outputs.begin(), outputs.end(), [](const MatmulOutput& o) {
     return !o.weight.quant && o.weight.dtype == DType::BF16;
   });
-  const MatmulInput in = mode == ComputeMode::fast && any_bf16
-                             ? fast_input(x, n * static_cast<size_t>(outputs.front().weight.cols))
-                             : MatmulInput{x, nullptr, nullptr, {}};
+  const size_t count = n * static_cast<size_t>(outputs.front().weight.cols);
+  MatmulInput in = mode == ComputeMode::fast && any_bf16 ? fast_input(x, count)
+                                                         : MatmulInput{x, nullptr, nullptr, {}, nullptr, nullptr, nullptr};
+  const bool any_quant_dot = std::any_of(outputs.begin(), outputs.end(), [](const MatmulOutput& o) {
+    return o.weight.quant && quant_dot_supports(*o.weight.quant, o.weight.cols);
+  });
+  if (mode == ComputeMode::fast && any_quant_dot && kernels.dot_quant) {
+    // Once per call, into buffers of the calling thread that only grow.
+    thread_local std::vector<int8_t> xq;
+    thread_local std::vector<float> xd;
+    thread_local std::vector<int32_t> xs;
+    xq.resize(count);
+    xd.resize(count / 32);
+    xs.resize(count / 32);
+    quantize_activations(x, count, xq.data(), xd.data(), xs.data());
+    in.xq = xq.data();
+    in.xd = xd.data();
+    in.xs = xs.data();
+  }
   // All products' output rows form one index space, split evenly over the
   // workers in whole tiles, so q/k/v (or gate/up) cost one synchronisation.
   // A fixed array, not a vector: this runs several times per layer per token.
