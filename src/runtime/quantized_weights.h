@@ -38,7 +38,6 @@ class QuantizedWeights {
   bool any() const { return stored_ || in_situ_; }
   const std::optional<QuantScheme>& stored() const { return stored_; }
   const std::optional<InSituQuant>& in_situ() const { return in_situ_; }
-  const QuantLayout& in_situ_layout() const { return in_situ_layout_; }
 
  private:
   std::optional<QuantScheme> stored_;
