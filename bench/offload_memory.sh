@@ -27,10 +27,13 @@
 #     cannot be reclaimed, so exceeding the limit would OOM-kill the run.
 #     Page cache is charged too, and reclaimed under the limit.
 # Caches are dropped before each run (as root), so the disk tier starts cold.
+# Issue 14's run: the same bf16 model quantized at load (once, into the
+# offload folder), streaming a quarter of the bytes:
+#   EXTRA="--quantize int4" COMMAND=bench bench/offload_memory.sh
 # Environment: BUILD_DIR (build), DTYPE (bf16), LAYERS (44),
 # MODEL (BUILD_DIR/models/synth-LAYERSl-DTYPE), BUDGET_MIB (1024),
 # OVERHEAD_MIB (64), COMMAND (generate, or bench), TOKENS (16 for generate),
-# SIM_MIB (none: no simulated accelerator).
+# SIM_MIB (none: no simulated accelerator), EXTRA (more strata flags).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${BUILD_DIR:-build}
@@ -47,10 +50,12 @@ limit=$(( (budget_mib + sim_mib + overhead_mib) << 20 ))
 [[ -x $build/strata ]] || { echo "build strata first (scripts/test.sh or cmake)" >&2; exit 1; }
 [[ -f $model/config.json ]] ||
   "$build"/strata synth --like tinyllama-1.1b --layers "$layers" --dtype "$dtype" -o "$model" --force
-map_args=(--max-memory "cpu=${budget_mib}MiB,disk" --offload-folder "$build/offload/$(basename "$model")")
+read -r -a extra <<<"${EXTRA:-}"
+folder=$build/offload/$(basename "$model")${EXTRA:+-$(echo "$EXTRA" | tr -c 'a-z0-9' '-')}
+map_args=(--max-memory "cpu=${budget_mib}MiB,disk" --offload-folder "$folder" "${extra[@]}")
 if (( sim_mib > 0 )); then
   map_args=(--sim-devices "1x${sim_mib}MiB" --max-memory "0=${sim_mib}MiB,cpu=${budget_mib}MiB,disk"
-            --offload-folder "$build/offload/$(basename "$model")")
+            --offload-folder "$folder" "${extra[@]}")
 fi
 case $command in
   generate) cmd=("$build"/strata generate -m "$model" -p "Once upon a time" -n "$tokens" --temp 0 "${map_args[@]}")

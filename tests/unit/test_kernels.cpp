@@ -122,7 +122,8 @@ TEST(MatmulKernels, BlockedProductEqualsTheTilesBitForBit) {
 }
 
 // Quantized weights widened in the tiles' registers give what the f32 tiles
-// give on the dequantized rows, bit for bit: 4 and 8 bits, with and without
+// give on the dequantized rows, bit for bit (and the set's own dequantization
+// writes exactly those rows): 4 and 8 bits, with and without
 // stored zeros, every scale dtype, ragged k, and a view of some rows of its
 // block (a fused projection's part).
 TEST(MatmulKernels, QuantizedTilesEqualTheF32TilesOfTheDequantizedRows) {
@@ -156,6 +157,12 @@ TEST(MatmulKernels, QuantizedTilesEqualTheF32TilesOfTheDequantizedRows) {
             const MatrixView view = all.rows_view(first, rows);
             std::vector<float> w32(static_cast<size_t>(rows * k));
             view.dequantize(0, rows, w32.data());
+            if (kernels->dequant_quant) {
+              std::vector<float> fast(w32.size());
+              kernels->dequant_quant(view, 0, rows, fast.data());
+              EXPECT_EQ(0, std::memcmp(fast.data(), w32.data(), w32.size() * sizeof(float)))
+                  << kernels->name << " dequant int" << bits << " k=" << k;
+            }
             for (const int nx : {1, 2}) {
               std::vector<float> x(static_cast<size_t>(nx * k));
               for (auto& v : x) v = normal(rng);
@@ -182,10 +189,11 @@ TEST(MatmulKernels, QuantizedFastDotsStayWithinTheActivationRounding) {
   std::normal_distribution<float> normal;
   for (const MatmulKernels* kernels : runnable_kernels()) {
     if (!kernels->dot_quant) continue;
-    for (const int bits : {8, 4}) {
+    // k = 320: one batch of eight groups with vector scales, then two alone.
+    for (const auto& [bits, k] : {std::pair<int, int64_t>{8, 128}, {4, 128}, {8, 320}, {4, 320}}) {
       const InSituQuant q{bits, QuantizeMethod::search};
       const QuantLayout layout = in_situ_layout(q);
-      const int64_t rows = 6, k = 128;
+      const int64_t rows = 6;
       std::vector<float> w(static_cast<size_t>(rows * k)), x(static_cast<size_t>(k));
       for (auto& v : w) v = normal(rng);
       for (auto& v : x) v = normal(rng);
@@ -211,7 +219,8 @@ TEST(MatmulKernels, QuantizedFastDotsStayWithinTheActivationRounding) {
           exact += wv * x[static_cast<size_t>(c)];
           bound += std::fabs(wv) * xd[static_cast<size_t>(c / 32)] / 2;
         }
-        EXPECT_NEAR(together[static_cast<size_t>(r)], exact, bound * 1.01 + 1e-4) << kernels->name << " int" << bits;
+        EXPECT_NEAR(together[static_cast<size_t>(r)], exact, bound * 1.01 + 1e-4)
+            << kernels->name << " int" << bits << " k=" << k;
       }
       EXPECT_EQ(0, std::memcmp(together.data(), alone.data(), alone.size() * sizeof(float))) << kernels->name;
     }

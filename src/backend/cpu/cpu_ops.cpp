@@ -104,10 +104,14 @@ void CpuOps::from_host(float* dst, const float* host_src, size_t n) { std::copy_
 std::string CpuOps::describe() const {
   const std::string kernels = cpu::best_kernels().name;
   if (mode_ == ComputeMode::exact) return "exact: weights widened to f32, f32 products (" + kernels + " kernels)";
-  return cpu::fast_bf16_kernels().tile
-             ? "fast: bf16 weights times bf16-rounded activations, f32 sums (AVX512-BF16 dot products)"
-             : "fast: bf16 weights times bf16-rounded activations, f32 sums (" + kernels +
-                   " kernels widening bf16: no AVX512-BF16 here)";
+  const std::string quantized = cpu::best_kernels().dot_quant
+                                    ? "; int8/int4 weights times int8-rounded activations, integer dot products"
+                                    : "";
+  return (cpu::fast_bf16_kernels().tile
+              ? "fast: bf16 weights times bf16-rounded activations, f32 sums (AVX512-BF16 dot products"
+              : "fast: bf16 weights times bf16-rounded activations, f32 sums (" + kernels +
+                    " kernels widening bf16: no AVX512-BF16 here") +
+         quantized + ")";
 }
 
 }  // namespace strata

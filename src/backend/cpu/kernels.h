@@ -71,6 +71,9 @@ struct MatmulKernels {
   GemmFn gemm_f16 = nullptr;
   QuantTileFn tile_quant = nullptr;  // null: quantized rows are dequantized into f32 first
   QuantDotFn dot_quant = nullptr;    // null: fast mode computes quantized weights as exact does
+  // Rows [begin, end) of a quantized view (quant_tile_supports) into f32, as
+  // MatrixView::dequantize writes them; null: that is used.
+  void (*dequant_quant)(const MatrixView& w, int64_t begin, int64_t end, float* out) = nullptr;
 
   TileFn tile_for(DType dtype) const;
   GemmFn gemm_for(DType dtype) const;

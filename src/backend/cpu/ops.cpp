@@ -122,7 +122,10 @@ void quantized_product_rows(const MatmulKernels& kernels, const MatmulInput& in,
   const MatmulInput exact{in.x, nullptr, nullptr, {}, nullptr, nullptr, nullptr};
   for (int64_t j = row_begin; j < row_end; j += kDequantRows) {
     const int64_t count = std::min(kDequantRows, row_end - j);
-    w.dequantize(j, j + count, rows.data());
+    if (kernels.dequant_quant && quant_tile_supports(*w.quant))
+      kernels.dequant_quant(w, j, j + count, rows.data());
+    else
+      w.dequantize(j, j + count, rows.data());
     const MatrixView chunk{DType::F32, rows.data(), count, w.cols};
     product_rows(kernels, exact, n, chunk, 0, count, out + j, out_stride);
   }

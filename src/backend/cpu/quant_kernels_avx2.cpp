@@ -36,37 +36,64 @@ float lane_sum(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
-// NR weight rows at once (rows apart by row_stride bytes of codes and
-// scale_stride of scales), so each block of x is loaded once for all.
+// One group's 32 products of weights and x, as eight f32 lane sums.
 // 4-bit codes are multiplied as they are (0..15, unsigned) and the zero's
-// share, 8 * sum(x block), is taken off once per block: three instructions
-// fewer per block than the signed levels 8-bit weights need.
+// share, 8 * sum(x block), is taken off separately: three instructions fewer
+// per group than the signed levels 8-bit weights need.
+template <int Bits>
+__m256 group_sums(__m256i xv, const uint8_t* codes) {
+  __m256i products;
+  if constexpr (Bits == 8) {
+    const __m256i wv = levels32<8>(codes);
+    products = _mm256_maddubs_epi16(_mm256_abs_epi8(wv), _mm256_sign_epi8(xv, wv));
+  } else {
+    products = _mm256_maddubs_epi16(codes32_4bit(codes), xv);
+  }
+  return _mm256_cvtepi32_ps(_mm256_madd_epi16(products, _mm256_set1_epi16(1)));
+}
+
+// NR weight rows at once (rows apart by code_stride bytes of codes and
+// scale_stride of scales), so each block of x is loaded once for all. Eight
+// groups' combined scales (x's times the weights', F16C-widened) are made
+// with one vector multiply, and each group takes its lane.
 template <int Bits, int NR>
 void dot_rows(const int8_t* xq, const float* xd, const int32_t* xs, const uint8_t* codes, size_t code_stride,
               const uint8_t* scales, size_t scale_stride, int64_t groups, float* out) {
-  const __m256i ones = _mm256_set1_epi16(1);
-  __m256 acc[NR];
-  float zero_share[NR] = {};
-  for (int r = 0; r < NR; ++r) acc[r] = _mm256_setzero_ps();
-  for (int64_t g = 0; g < groups; ++g) {
+  constexpr int64_t kGroupBytes = 32 * Bits / 8;
+  __m256 acc[NR], zero_share[NR];
+  for (int r = 0; r < NR; ++r) acc[r] = zero_share[r] = _mm256_setzero_ps();
+  int64_t g = 0;
+  for (; g + 8 <= groups; g += 8) {
+    const __m256 xd8 = _mm256_loadu_ps(xd + g);
+    __m256 scale8[NR];
+    for (int r = 0; r < NR; ++r)
+      scale8[r] = _mm256_mul_ps(xd8, _mm256_cvtph_ps(_mm_loadu_si128(
+                                         reinterpret_cast<const __m128i*>(scales + r * scale_stride + g * 2))));
+    if constexpr (Bits == 4) {
+      const __m256 share = _mm256_cvtepi32_ps(
+          _mm256_slli_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xs + g)), 3));  // 8 * sum(x)
+      for (int r = 0; r < NR; ++r) zero_share[r] = _mm256_fmadd_ps(scale8[r], share, zero_share[r]);
+    }
+    for (int u = 0; u < 8; ++u) {
+      const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + (g + u) * 32));
+      const __m256i lane = _mm256_set1_epi32(u);
+      for (int r = 0; r < NR; ++r)
+        acc[r] = _mm256_fmadd_ps(group_sums<Bits>(xv, codes + r * code_stride + (g + u) * kGroupBytes),
+                                 _mm256_permutevar8x32_ps(scale8[r], lane), acc[r]);
+    }
+  }
+  float tail_share[NR] = {};
+  for (; g < groups; ++g) {
     const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + g * 32));
     for (int r = 0; r < NR; ++r) {
-      __m256i products;
-      if constexpr (Bits == 8) {
-        const __m256i wv = levels32<8>(codes + r * code_stride + g * 32);
-        products = _mm256_maddubs_epi16(_mm256_abs_epi8(wv), _mm256_sign_epi8(xv, wv));
-      } else {
-        products = _mm256_maddubs_epi16(codes32_4bit(codes + r * code_stride + g * 16), xv);
-      }
-      const __m256 sums = _mm256_cvtepi32_ps(_mm256_madd_epi16(products, ones));
       uint16_t h;
       std::memcpy(&h, scales + r * scale_stride + g * 2, 2);
       const float scale = xd[g] * _cvtsh_ss(h);  // F16C: exact
-      acc[r] = _mm256_fmadd_ps(sums, _mm256_set1_ps(scale), acc[r]);
-      if constexpr (Bits == 4) zero_share[r] += scale * static_cast<float>(8 * xs[g]);
+      acc[r] = _mm256_fmadd_ps(group_sums<Bits>(xv, codes + r * code_stride + g * kGroupBytes), _mm256_set1_ps(scale), acc[r]);
+      if constexpr (Bits == 4) tail_share[r] += scale * static_cast<float>(8 * xs[g]);
     }
   }
-  for (int r = 0; r < NR; ++r) out[r] = lane_sum(acc[r]) - zero_share[r];
+  for (int r = 0; r < NR; ++r) out[r] = lane_sum(acc[r]) - (lane_sum(zero_share[r]) + tail_share[r]);
 }
 
 void dot_quant(const int8_t* xq, const float* xd, const int32_t* xs, const uint8_t* codes, size_t code_stride,
