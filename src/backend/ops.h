@@ -4,9 +4,9 @@
 // the device its block runs on (BlockRun::ops) with pointers into that
 // device's memory, so the model never knows where it runs.
 //
-// Activations are f32 throughout; weight matrices are f32, bf16 or f16 and
-// are widened exactly, so every backend computes the same math and differs
-// only in summation order. Math follows transformers' modeling_llama.py,
+// Activations are f32 throughout; weight matrices are f32, bf16, f16 or a
+// quantized layout (quant/quant_layout.h) and are widened exactly, so every
+// backend computes the same math and differs only in summation order. Math follows transformers' modeling_llama.py,
 // with the variants of modeling_gpt2.py, modeling_gemma.py,
 // modeling_gemma2.py, modeling_phi3.py and modeling_qwen3.py.
 // Thread-safety: an Ops object is used by the one thread running the model.
@@ -52,10 +52,12 @@ enum class Activation { silu, gelu_tanh };
 
 // The math of matrix products. exact: weights widened to f32, f32
 // products and sums (bit-identical across maps, batches and backends' CPU
-// paths; the fidelity guarantees rest on it). fast: BF16 weights multiply
-// activations rounded to bf16 at the product's input (bf16 x bf16
-// products, f32 sums: AVX512-BF16 where the CPU has it); everything else,
-// and other weight dtypes, as exact. Results then depend on the CPU.
+// paths; the fidelity guarantees rest on it; quantized weights are widened
+// exactly too). fast: BF16 weights multiply activations rounded to bf16 at
+// the product's input (bf16 x bf16 products, f32 sums: AVX512-BF16 where the
+// CPU has it), and --quantize's int8/int4 weights activations rounded per
+// block of 32 to int8 (integer dot products); everything else, and other
+// weight formats, as exact. Results then depend on the CPU.
 enum class ComputeMode { exact, fast };
 // "exact" or "fast"; throws strata::Error for anything else.
 ComputeMode parse_compute_mode(std::string_view text);

@@ -82,13 +82,15 @@ void product_rows(const MatmulKernels& kernels, const MatmulInput& in, size_t n,
   }
 }
 
-// A quantized matrix: kDequantRows rows at a time dequantized exactly into
-// f32 in a buffer of this thread (it only grows), then multiplied as f32
-// weights. Each output is summed as the f32 tiles sum it, so the result is
-// that of the dequantized matrix, bit for bit, however the rows are split.
+// A quantized matrix, one of three ways: in fast mode, integer dot products
+// of the int8-rounded x and the weights, where the layout allows; for a few
+// x rows (decoding), the tiles widening the weights in their registers; for
+// many (a prompt), kDequantRows rows at a time dequantized into f32 (in a
+// buffer of this thread that only grows) for the blocked f32 product. The
+// last two sum each output as the f32 tiles do, so exact results are those
+// of the dequantized matrix, bit for bit, however the rows are split.
 void quantized_product_rows(const MatmulKernels& kernels, const MatmulInput& in, size_t n, const MatrixView& w,
                             int64_t row_begin, int64_t row_end, float* out, size_t out_stride) {
-  // Fast mode: integer products of the quantized x and weights.
   if (in.xq && kernels.dot_quant && quant_dot_supports(*w.quant, w.cols)) {
     const auto k = static_cast<size_t>(w.cols);
     const QuantPlanes p = quant_planes(*w.quant, w.block_rows ? w.block_rows : w.rows, w.cols);
@@ -96,14 +98,11 @@ void quantized_product_rows(const MatmulKernels& kernels, const MatmulInput& in,
     const auto first = static_cast<size_t>(w.first_row + row_begin);
     const size_t scale_row = static_cast<size_t>(p.groups) * 2;
     for (size_t i = 0; i < n; ++i)
-      kernels.dot_quant(in.xq + i * k, in.xd + i * k / 32, in.xs + i * k / 32, base + p.codes + first * p.code_row, p.code_row,
-                        base + p.scales + first * scale_row, scale_row, p.groups, w.quant->bits,
+      kernels.dot_quant(in.xq + i * k, in.xd + i * k / 32, in.xs + i * k / 32, base + p.codes + first * p.code_row,
+                        p.code_row, base + p.scales + first * scale_row, scale_row, p.groups, w.quant->bits,
                         static_cast<int>(row_end - row_begin), out + i * out_stride + static_cast<size_t>(row_begin));
     return;
   }
-  // A few x rows (decoding): the weights widened in registers, never
-  // written out. Many (a prompt): widened once into f32 rows that the
-  // blocked product then reuses for every x row. Both sum alike.
   if (kernels.tile_quant && n <= kQuantTileRows && quant_tile_supports(*w.quant)) {
     const int64_t tile_w = n == 1 ? kernels.tile_w_single : kernels.tile_w;
     for (int64_t j = row_begin; j < row_end; j += tile_w) {
