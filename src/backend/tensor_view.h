@@ -34,16 +34,19 @@ struct MatrixView {
     MatrixView v = *this;
     v.rows = count;
     if (quant) {
-      v.block_rows = block_rows ? block_rows : rows;
+      v.block_rows = quant_block_rows();
       v.first_row = first_row + first;
     } else {
       v.data = row(first);
     }
     return v;
   }
+  // A quantized view's block: its rows, and where its planes start.
+  int64_t quant_block_rows() const { return block_rows ? block_rows : rows; }
+  QuantPlanes planes() const { return quant_planes(*quant, quant_block_rows(), cols); }
   // Rows [begin, end) of a quantized matrix dequantized into out ([end - begin, cols] f32).
   void dequantize(int64_t begin, int64_t end, float* out) const {
-    dequantize_rows(*quant, data, block_rows ? block_rows : rows, cols, first_row + begin, first_row + end, out);
+    dequantize_rows(*quant, data, quant_block_rows(), cols, first_row + begin, first_row + end, out);
   }
   // Bytes the matrix occupies.
   uint64_t bytes() const {

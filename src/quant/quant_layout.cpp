@@ -14,13 +14,6 @@ size_t align_plane(size_t bytes) { return (bytes + kPlaneAlign - 1) / kPlaneAlig
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-// Value i of a row of packed `bits`-wide unsigned integers (4: two per byte, low nibble first).
-unsigned packed_value(const uint8_t* row, int bits, int64_t i) {
-  if (bits == 8) return row[i];
-  return (row[i >> 1] >> ((i & 1) * 4)) & 0xFu;
-}
-
-
 // The 256 E4M3 values: sign, 4 exponent bits (bias 7), 3 mantissa bits;
 // exponent 0 is subnormal (m * 2^-9).
 std::array<float, 256> make_e4m3_table() {

@@ -53,6 +53,20 @@ struct QuantPlanes {
 };
 QuantPlanes quant_planes(const QuantLayout& layout, int64_t rows, int64_t cols);
 
+// Value i of a row of packed `bits`-wide unsigned integers (codes or zeros;
+// 4 bits: two per byte, the low nibble first), and the same for writing into
+// a zeroed row.
+inline unsigned packed_value(const uint8_t* row, int bits, int64_t i) {
+  if (bits == 8) return row[i];
+  return (row[i >> 1] >> ((i & 1) * 4)) & 0xFu;
+}
+inline void pack_value(uint8_t* row, int bits, int64_t i, unsigned value) {
+  if (bits == 8)
+    row[i] = static_cast<uint8_t>(value);
+  else
+    row[i >> 1] = static_cast<uint8_t>(row[i >> 1] | (value << ((i & 1) * 4)));
+}
+
 // Bytes of a [rows, cols] matrix held in this layout.
 inline uint64_t quant_bytes(const QuantLayout& layout, int64_t rows, int64_t cols) {
   return quant_planes(layout, rows, cols).total;

@@ -58,13 +58,6 @@ GroupChoice quantize_group(const float* w, int n, int bits, QuantizeMethod metho
   return best;
 }
 
-void pack(uint8_t* row, int bits, int64_t i, unsigned value) {
-  if (bits == 8)
-    row[i] = static_cast<uint8_t>(value);
-  else
-    row[i >> 1] = static_cast<uint8_t>(row[i >> 1] | (value << ((i & 1) * 4)));
-}
-
 }  // namespace
 
 QuantLayout in_situ_layout(const InSituQuant& q) {
@@ -92,7 +85,7 @@ void quantize_rows(const InSituQuant& q, const QuantLayout& layout, const float*
       const int n = static_cast<int>(std::min(kGroup, cols - first));
       const GroupChoice c = quantize_group(row + first, n, q.bits, q.method);
       std::memcpy(scales + static_cast<size_t>(g) * 2, &c.scale, 2);
-      for (int i = 0; i < n; ++i) pack(codes, q.bits, first + i, static_cast<unsigned>(c.q[i] + static_cast<int>(zero)));
+      for (int i = 0; i < n; ++i) pack_value(codes, q.bits, first + i, static_cast<unsigned>(c.q[i] + static_cast<int>(zero)));
     }
   }
   if (begin == 0) {

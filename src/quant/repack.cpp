@@ -62,13 +62,6 @@ struct Reader {
   }
 };
 
-void pack(uint8_t* row, int bits, int64_t i, unsigned value) {
-  if (bits == 8)
-    row[i] = static_cast<uint8_t>(value);
-  else
-    row[i >> 1] = static_cast<uint8_t>(row[i >> 1] | (value << ((i & 1) * 4)));
-}
-
 void zero_range(uint8_t* dst, size_t from, size_t to) {
   if (to > from) std::memset(dst + from, 0, to - from);
 }
@@ -96,13 +89,13 @@ void repack_rows(QuantMethod method, const QuantLayout& layout, const StoredQuan
   for (int64_t o = row_begin; o < row_end; ++o) {
     uint8_t* codes = dst + p.codes + static_cast<size_t>(o) * p.code_row;
     std::memset(codes, 0, p.code_row);
-    for (int64_t i = 0; i < cols; ++i) pack(codes, layout.bits, i, read.code(o, i));
+    for (int64_t i = 0; i < cols; ++i) pack_value(codes, layout.bits, i, read.code(o, i));
     uint8_t* scales = dst + p.scales + static_cast<size_t>(o * p.groups) * scale_size;
     for (int64_t g = 0; g < p.groups; ++g) std::memcpy(scales + static_cast<size_t>(g) * scale_size, read.scale(o, g), scale_size);
     if (layout.stored_zeros) {
       uint8_t* zeros = dst + p.zeros + static_cast<size_t>(o) * p.zero_row;
       std::memset(zeros, 0, p.zero_row);
-      for (int64_t g = 0; g < p.groups; ++g) pack(zeros, layout.bits, g, read.zero(o, g));
+      for (int64_t g = 0; g < p.groups; ++g) pack_value(zeros, layout.bits, g, read.zero(o, g));
     }
   }
   if (row_begin == 0) {

@@ -101,9 +101,11 @@ void OffloadFolder::build(const Checkpoint& checkpoint, const std::vector<Wanted
     // One piece at a time, so the host never holds a whole converted tensor.
     constexpr size_t kPiece = size_t{1} << 20;
     // Progress counts the source bytes: what the build reads.
+    const auto source_bytes = [&](const Wanted& w) {
+      return w.quant && w.quant->scheme ? w.quant->stored.stored_bytes : checkpoint.get(w.name).nbytes;
+    };
     uint64_t total = 0, done = 0;
-    for (const auto& w : wanted)
-      total += w.quant && w.quant->scheme ? w.quant->stored.stored_bytes : checkpoint.get(w.name).nbytes;
+    for (const auto& w : wanted) total += source_bytes(w);
     if (progress) progress(0, total);
     std::vector<uint8_t> held;
     for (const auto& w : wanted) {
@@ -113,7 +115,7 @@ void OffloadFolder::build(const Checkpoint& checkpoint, const std::vector<Wanted
         make_quantized(checkpoint, *w.quant, held.data(), pool, [&](uint64_t read) {
           if (progress) progress(done + read, total);
         });
-        done += w.quant->scheme ? w.quant->stored.stored_bytes : checkpoint.get(w.name).nbytes;
+        done += source_bytes(w);
         writer.append(held);
         if (w.quant->plain) release_mapped_pages(checkpoint.data(*w.quant->plain));
         continue;
@@ -123,7 +125,7 @@ void OffloadFolder::build(const Checkpoint& checkpoint, const std::vector<Wanted
       convert_in_pieces({info.dtype, src.data(), info.shape, w.transposed}, w.dtype, kPiece, pool,
                         [&](size_t, std::span<const uint8_t> piece) { writer.append(piece); });
       release_mapped_pages(src);
-      done += info.nbytes;
+      done += source_bytes(w);
       if (progress) progress(done, total);
     }
     writer.finish();

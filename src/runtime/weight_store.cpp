@@ -180,14 +180,9 @@ void WeightStore::choose_tiers(Layout& layout, const std::vector<BlockSpec>& blo
         item.tier = Tier::disk;
         item.in_checkpoint = !item.quant && !w.transposed && readable_in_place(item, checkpoint_, p.streamed());
         if (!item.in_checkpoint) to_convert.push_back({w.name, item.dtype, w.transposed, item.quant});
-      } else if (item.quant && !item.quant->scheme) {
-        // Quantized once into the offload folder, loaded from there on every run.
-        to_convert.push_back({w.name, item.dtype, w.transposed, item.quant});
-        item.tier = p.streamed() ? Tier::host : Tier::resident;
-        item.home = p.streamed() ? &host : p.exec;
-        item.offset = layout.region_bytes[item.home];
-        layout.region_bytes[item.home] += align64(item.bytes);
       } else {
+        // Quantized once into the offload folder, loaded from there on every run.
+        if (item.quant && !item.quant->scheme) to_convert.push_back({w.name, item.dtype, w.transposed, item.quant});
         item.tier = p.streamed() ? Tier::host : Tier::resident;
         item.home = p.streamed() ? &host : p.exec;
         item.offset = layout.region_bytes[item.home];

@@ -218,22 +218,15 @@ __m256i codes8(const uint8_t* codes, size_t at) {
 }
 
 template <int Bits>
-unsigned code_at(const uint8_t* codes, size_t t) {
-  if constexpr (Bits == 8) return codes[t];
-  return (codes[t >> 1] >> ((t & 1) * 4)) & 0xFu;
-}
-
-template <int Bits>
 int zero_of(const QuantLayout& l, const QuantRow& r, int64_t g) {
   if (!r.zeros) return 1 << (Bits - 1);
-  return static_cast<int>(code_at<Bits>(r.zeros, static_cast<size_t>(g))) + l.zero_offset;
+  return static_cast<int>(packed_value(r.zeros, Bits, g)) + l.zero_offset;
 }
 
 template <int Bits, int NX, int NW>
 void tile_q(const float* x, size_t x_stride, const MatrixView& w, int64_t row, float* out, size_t out_stride) {
   const QuantLayout& l = *w.quant;
-  const int64_t block_rows = w.block_rows ? w.block_rows : w.rows;
-  const QuantPlanes p = quant_planes(l, block_rows, w.cols);
+  const QuantPlanes p = w.planes();
   const size_t scale_size = dtype_size(l.scale_dtype);
   QuantRow rows[NW];
   for (int j = 0; j < NW; ++j) {
@@ -275,7 +268,7 @@ void tile_q(const float* x, size_t x_stride, const MatrixView& w, int64_t row, f
     for (size_t t = whole; t < k; ++t) {
       const int64_t g = static_cast<int64_t>(t / group);
       const float scale = widen_scale(l.scale_dtype, rows[j].scales + static_cast<size_t>(g) * scale_size);
-      tail[t] = scale * static_cast<float>(static_cast<int>(code_at<Bits>(rows[j].codes, t)) - zero_of<Bits>(l, rows[j], g));
+      tail[t] = scale * static_cast<float>(static_cast<int>(packed_value(rows[j].codes, Bits, static_cast<int64_t>(t))) - zero_of<Bits>(l, rows[j], g));
     }
     for (int i = 0; i < NX; ++i)
       out[i * out_stride + static_cast<size_t>(j)] =
@@ -288,7 +281,7 @@ void tile_q(const float* x, size_t x_stride, const MatrixView& w, int64_t row, f
 template <int Bits>
 void dequant_rows(const MatrixView& w, int64_t begin, int64_t end, float* out) {
   const QuantLayout& l = *w.quant;
-  const QuantPlanes p = quant_planes(l, w.block_rows ? w.block_rows : w.rows, w.cols);
+  const QuantPlanes p = w.planes();
   const size_t scale_size = dtype_size(l.scale_dtype);
   const auto k = static_cast<size_t>(w.cols);
   const size_t group = l.group_size > 0 ? static_cast<size_t>(l.group_size) : k;
@@ -309,7 +302,7 @@ void dequant_rows(const MatrixView& w, int64_t begin, int64_t end, float* out) {
     for (size_t t = whole; t < k; ++t) {
       const int64_t g = static_cast<int64_t>(t / group);
       o[t] = widen_scale(l.scale_dtype, row.scales + static_cast<size_t>(g) * scale_size) *
-             static_cast<float>(static_cast<int>(code_at<Bits>(row.codes, t)) - zero_of<Bits>(l, row, g));
+             static_cast<float>(static_cast<int>(packed_value(row.codes, Bits, static_cast<int64_t>(t))) - zero_of<Bits>(l, row, g));
     }
   }
 }

@@ -93,7 +93,7 @@ void quantized_product_rows(const MatmulKernels& kernels, const MatmulInput& in,
                             int64_t row_begin, int64_t row_end, float* out, size_t out_stride) {
   if (in.xq && kernels.dot_quant && quant_dot_supports(*w.quant, w.cols)) {
     const auto k = static_cast<size_t>(w.cols);
-    const QuantPlanes p = quant_planes(*w.quant, w.block_rows ? w.block_rows : w.rows, w.cols);
+    const QuantPlanes p = w.planes();
     const auto* base = static_cast<const uint8_t*>(w.data);
     const auto first = static_cast<size_t>(w.first_row + row_begin);
     const size_t scale_row = static_cast<size_t>(p.groups) * 2;
