@@ -189,8 +189,9 @@ TEST(MatmulKernels, QuantizedFastDotsStayWithinTheActivationRounding) {
   std::normal_distribution<float> normal;
   for (const MatmulKernels* kernels : runnable_kernels()) {
     if (!kernels->dot_quant) continue;
-    // k = 320: one batch of eight groups with vector scales, then two alone.
-    for (const auto& [bits, k] : {std::pair<int, int64_t>{8, 128}, {4, 128}, {8, 320}, {4, 320}}) {
+    // k = 320: one batch of eight groups with vector scales, then two alone
+    // (a pair, for 4-bit); k = 352: then three (a pair and one unpaired).
+    for (const auto& [bits, k] : {std::pair<int, int64_t>{8, 128}, {4, 128}, {8, 320}, {4, 320}, {4, 352}}) {
       const InSituQuant q{bits, QuantizeMethod::search};
       const QuantLayout layout = in_situ_layout(q);
       const int64_t rows = 6;
@@ -205,6 +206,10 @@ TEST(MatmulKernels, QuantizedFastDotsStayWithinTheActivationRounding) {
       std::vector<float> xd(static_cast<size_t>(k / 32));
       std::vector<int32_t> xs(static_cast<size_t>(k / 32));
       quantize_activations(x.data(), static_cast<size_t>(k), xq.data(), xd.data(), xs.data());
+      if (bits == 4) {
+        const std::vector<int8_t> natural = xq;
+        order_activations_4bit(natural.data(), natural.size(), xq.data());
+      }
       const QuantPlanes p = quant_planes(layout, rows, k);
       std::vector<float> together(static_cast<size_t>(rows)), alone(static_cast<size_t>(rows));
       kernels->dot_quant(xq.data(), xd.data(), xs.data(), block.data() + p.codes, p.code_row, block.data() + p.scales,

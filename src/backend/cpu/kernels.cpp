@@ -141,4 +141,20 @@ void quantize_activations(const float* x, size_t n, int8_t* q, float* d, int32_t
   }
 }
 
+void order_activations_4bit(const int8_t* q, size_t n, int8_t* out) {
+  const size_t groups = n / 32;
+  for (size_t g = 0; g < groups; g += 2) {
+    const bool pair = g + 1 < groups;
+    const size_t half = pair ? 32 : 16;  // offset of the odd columns
+    for (size_t member = 0; member < (pair ? 2u : 1u); ++member) {
+      const int8_t* src = q + (g + member) * 32;
+      int8_t* dst = out + g * 32 + member * 16;
+      for (size_t i = 0; i < 16; ++i) {
+        dst[i] = src[2 * i];
+        dst[half + i] = src[2 * i + 1];
+      }
+    }
+  }
+}
+
 }  // namespace strata::cpu

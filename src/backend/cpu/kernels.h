@@ -45,7 +45,8 @@ bool quant_tile_supports(const QuantLayout& layout);
 // start at codes + r * code_stride and scales + r * scale_stride (`groups`
 // groups of 32 columns, `bits` wide). Each output is summed in the same
 // order whatever `rows` is.
-// xs: each x block's sum of levels.
+// xs: each x block's sum of levels. For 4-bit weights xq is in the order
+// order_activations_4bit gives.
 using QuantDotFn = void (*)(const int8_t* xq, const float* xd, const int32_t* xs, const uint8_t* codes,
                             size_t code_stride, const uint8_t* scales, size_t scale_stride, int64_t groups, int bits,
                             int rows, float* out);
@@ -55,6 +56,13 @@ bool quant_dot_supports(const QuantLayout& layout, int64_t cols);
 // n values of x (a multiple of 32) into n / 32 blocks: d = max|x| / 127,
 // q = x / d rounded to nearest (all zero where max|x| is 0), s = sum of q.
 void quantize_activations(const float* x, size_t n, int8_t* q, float* d, int32_t* s);
+// The n levels q (a multiple of 32) in the order the 4-bit dot reads them, so
+// that it never shuffles weight bytes: a 4-bit byte holds columns 2j (low
+// nibble) and 2j + 1 (high), and 32 bytes hold two groups. Per pair of
+// groups: the first's even columns, the second's even columns, the first's
+// odd columns, the second's odd columns (16 each); a last unpaired group:
+// its even columns, then its odd ones.
+void order_activations_4bit(const int8_t* q, size_t n, int8_t* out);
 QuantDotFn avx2_quant_dot();
 
 struct MatmulKernels {

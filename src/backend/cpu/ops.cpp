@@ -44,9 +44,11 @@ struct MatmulInput {
   const float* x = nullptr;
   const uint16_t* x_bf16 = nullptr;
   const float* x_rounded = nullptr;
-  FastBf16Kernels fast;
-  // Fast mode with quantized weights: x in int8 blocks of 32 and their scales.
+  FastBf16Kernels fast{};
+  // Fast mode with quantized weights: x in int8 blocks of 32 and their scales
+  // (xq4: the same levels in the 4-bit dot's order).
   const int8_t* xq = nullptr;
+  const int8_t* xq4 = nullptr;
   const float* xd = nullptr;
   const int32_t* xs = nullptr;
 };
@@ -98,7 +100,7 @@ void quantized_product_rows(const MatmulKernels& kernels, const MatmulInput& in,
     const auto first = static_cast<size_t>(w.first_row + row_begin);
     const size_t scale_row = static_cast<size_t>(p.groups) * 2;
     for (size_t i = 0; i < n; ++i)
-      kernels.dot_quant(in.xq + i * k, in.xd + i * k / 32, in.xs + i * k / 32, base + p.codes + first * p.code_row,
+      kernels.dot_quant((w.quant->bits == 4 ? in.xq4 : in.xq) + i * k, in.xd + i * k / 32, in.xs + i * k / 32, base + p.codes + first * p.code_row,
                         p.code_row, base + p.scales + first * scale_row, scale_row, p.groups, w.quant->bits,
                         static_cast<int>(row_end - row_begin), out + i * out_stride + static_cast<size_t>(row_begin));
     return;
@@ -118,7 +120,7 @@ void quantized_product_rows(const MatmulKernels& kernels, const MatmulInput& in,
   constexpr int64_t kDequantRows = 16;
   thread_local std::vector<float> rows;
   rows.resize(static_cast<size_t>(kDequantRows * w.cols));
-  const MatmulInput exact{in.x, nullptr, nullptr, {}, nullptr, nullptr, nullptr};
+  const MatmulInput exact{.x = in.x};
   for (int64_t j = row_begin; j < row_end; j += kDequantRows) {
     const int64_t count = std::min(kDequantRows, row_end - j);
     if (kernels.dequant_quant && quant_tile_supports(*w.quant))
@@ -192,8 +194,7 @@ void matmul(ThreadPool& pool, const float* x, size_t n, std::span<const MatmulOu
     return !o.weight.quant && o.weight.dtype == DType::BF16;
   });
   const size_t count = n * static_cast<size_t>(outputs.front().weight.cols);
-  MatmulInput in = mode == ComputeMode::fast && any_bf16 ? fast_input(x, count)
-                                                         : MatmulInput{x, nullptr, nullptr, {}, nullptr, nullptr, nullptr};
+  MatmulInput in = mode == ComputeMode::fast && any_bf16 ? fast_input(x, count) : MatmulInput{.x = x};
   const bool any_quant_dot = std::any_of(outputs.begin(), outputs.end(), [](const MatmulOutput& o) {
     return o.weight.quant && quant_dot_supports(*o.weight.quant, o.weight.cols);
   });
@@ -202,6 +203,7 @@ void matmul(ThreadPool& pool, const float* x, size_t n, std::span<const MatmulOu
     thread_local std::vector<int8_t> xq;
     thread_local std::vector<float> xd;
     thread_local std::vector<int32_t> xs;
+    thread_local std::vector<int8_t> xq4;
     xq.resize(count);
     xd.resize(count / 32);
     xs.resize(count / 32);
@@ -209,6 +211,16 @@ void matmul(ThreadPool& pool, const float* x, size_t n, std::span<const MatmulOu
     in.xq = xq.data();
     in.xd = xd.data();
     in.xs = xs.data();
+    const bool any_4bit = std::any_of(outputs.begin(), outputs.end(), [](const MatmulOutput& o) {
+      return o.weight.quant && o.weight.quant->bits == 4;
+    });
+    if (any_4bit) {
+      // Row by row: each x row's groups pair up on their own.
+      const size_t k = static_cast<size_t>(outputs.front().weight.cols);
+      xq4.resize(count);
+      for (size_t i = 0; i < n; ++i) order_activations_4bit(xq.data() + i * k, k, xq4.data() + i * k);
+      in.xq4 = xq4.data();
+    }
   }
   // All products' output rows form one index space, split evenly over the
   // workers in whole tiles, so q/k/v (or gate/up) cost one synchronisation.
