@@ -39,8 +39,8 @@ bool readable_in_place(const Item& item, const Checkpoint& checkpoint, bool copi
   return item.dtype == item.info->dtype && (copied || address % dtype_size(item.dtype) == 0);
 }
 
-// Quantized layouts run where the device's ops have kernels for them; today
-// that is the CPU (and sim devices, which share its ops).
+// Quantized layouts run where the device's ops have kernels for them: the
+// CPU, sim devices (which share its ops) and CUDA GPUs (cuda_quant.h).
 void check_quantized_placement(const Checkpoint& checkpoint, const QuantLayout& layout, const WeightSpec& weight,
                                const BlockPlacement& p) {
   const Ops* ops = p.exec->native_ops();

@@ -20,6 +20,7 @@
 #include "backend/cpu/kernels.h"
 #include "backend/cuda/cuda_backend.h"
 #include "backend/sim/sim_device.h"
+#include "quant/quant_layout.h"
 #include "test_support.h"
 
 namespace strata {
@@ -668,6 +669,125 @@ TEST_P(BackendOps, FromHostLandsInOrderWithTheQueuedOps) {
     const float want = i >= offset && i < offset + count ? (static_cast<float>(i - offset) - 500.0f) * 0.5f
                                                          : x[i] * 32768.0f;
     ASSERT_EQ(back[i], want) << i;
+  }
+}
+
+// A block of random bytes in `layout`: any code, zero and group the layout
+// can hold, scales of both signs in their dtype (FP8: every code but NaN).
+std::vector<uint8_t> random_quant_block(const QuantLayout& l, int64_t rows, int64_t cols, std::mt19937& rng) {
+  const QuantPlanes p = quant_planes(l, rows, cols);
+  std::vector<uint8_t> block(p.total);
+  std::uniform_int_distribution<int> byte(0, 255);
+  std::uniform_real_distribution<float> scale(-0.1f, 0.1f);
+  for (size_t i = 0; i < p.scales; ++i) block[i] = static_cast<uint8_t>(byte(rng));
+  const bool fp8 = l.kind == QuantKind::fp8_block;
+  if (fp8)
+    for (size_t i = 0; i < p.scales; ++i)
+      if ((block[i] & 0x7F) == 0x7F) block[i] = 0x3C;
+  const int64_t scale_rows = fp8 ? (rows + l.block_rows - 1) / l.block_rows : rows;
+  const DType scale_dtype = fp8 ? DType::F32 : l.scale_dtype;
+  for (int64_t i = 0; i < scale_rows * p.groups; ++i) {
+    uint8_t* at = block.data() + p.scales + static_cast<size_t>(i) * dtype_size(scale_dtype);
+    const float v = scale(rng);
+    if (scale_dtype == DType::F32) {
+      std::memcpy(at, &v, 4);
+    } else {
+      const uint16_t h = scale_dtype == DType::BF16 ? cpu::f32_to_bf16(v) : cpu::f32_to_f16(v);
+      std::memcpy(at, &h, 2);
+    }
+  }
+  if (fp8) return block;
+  for (size_t i = p.zeros; i < p.zeros + static_cast<size_t>(rows) * p.zero_row; ++i)
+    block[i] = static_cast<uint8_t>(byte(rng));
+  if (l.group_index) {
+    std::uniform_int_distribution<int32_t> group(0, static_cast<int32_t>(p.groups - 1));
+    for (int64_t c = 0; c < cols; ++c) {
+      const int32_t g = group(rng);
+      std::memcpy(block.data() + p.group_index + static_cast<size_t>(c) * 4, &g, 4);
+    }
+  }
+  return block;
+}
+
+// The layouts of quant/quant_layout.h as the formats fill them: in-situ,
+// GPTQ (v1 zero offset, act-order group index), AWQ, per-row 8-bit with F32
+// scales, and FP8 blocks that do not divide the shape.
+std::vector<QuantLayout> quant_layouts() {
+  using enum DType;
+  return {
+      {.bits = 4, .group_size = 32, .scale_dtype = F16, .stored_zeros = false, .name = "int4 g32"},
+      {.bits = 8, .group_size = 32, .scale_dtype = F16, .stored_zeros = false, .name = "int8 g32"},
+      {.bits = 4, .group_size = 64, .scale_dtype = F16, .zero_offset = 1, .group_index = true,
+       .name = "GPTQ-v1 int4 g64 act-order"},
+      {.bits = 4, .group_size = 32, .scale_dtype = BF16, .name = "AWQ-like int4 g32 bf16"},
+      {.bits = 8, .group_size = 0, .scale_dtype = F32, .name = "int8 per row f32"},
+      {.kind = QuantKind::fp8_block, .block_rows = 16, .block_cols = 48, .name = "fp8 16x48"},
+  };
+}
+
+TEST_P(BackendOps, QuantizedMatmulMultipliesTheDequantizedMatrix) {
+  // Whole matrices and a view of some rows of a block (a fused projection's
+  // part), for decode and prompt widths. The reference is the host's exact
+  // dequantization (quant_layout.h), tested against the libraries' packing
+  // in tests/unit/test_quant_layouts.cpp.
+  const int64_t rows = 37, cols = 128;
+  for (const QuantLayout& layout : quant_layouts()) {
+    if (!ops().supports(OpKind::matmul, layout)) {
+      std::printf("[ not supported ] %s: matmul with %s weights\n", GetParam().c_str(), layout.name.c_str());
+      continue;
+    }
+    const std::vector<uint8_t> block = random_quant_block(layout, rows, cols, rng_);
+    std::vector<float> dequantized(static_cast<size_t>(rows * cols));
+    dequantize_rows(layout, block.data(), rows, cols, 0, rows, dequantized.data());
+    DeviceBuffer dw = upload(block);
+    const MatrixView whole{DType::F32, dw.data(), rows, cols, &layout};
+    for (const auto& [first, count] : {std::pair<int64_t, int64_t>{0, rows}, {5, 20}})
+    for (const size_t n : {size_t{1}, size_t{3}, size_t{17}}) {
+      const auto x = random(n * static_cast<size_t>(cols));
+      const auto bias = random(static_cast<size_t>(count));
+      DeviceBuffer dx = upload(x), dbias = upload(bias);
+      DeviceBuffer dout(*backend_.device, n * static_cast<size_t>(count) * 4, "out");
+      const MatmulOutput output[] = {{whole.rows_view(first, count), dbias.floats(), dout.floats()}};
+      ops().matmul(dx.floats(), n, output);
+      const auto got = download(dout, n * static_cast<size_t>(count));
+      for (size_t i = 0; i < n; ++i)
+        for (int64_t r = 0; r < count; ++r) {
+          double want = bias[static_cast<size_t>(r)], magnitude = 0.0;
+          for (int64_t k = 0; k < cols; ++k) {
+            const double product = static_cast<double>(x[i * static_cast<size_t>(cols) + static_cast<size_t>(k)]) *
+                                   dequantized[static_cast<size_t>((first + r) * cols + k)];
+            want += product;
+            magnitude += std::abs(product);
+          }
+          // f32 accumulation in any order, as for plain weights.
+          ASSERT_NEAR(got[i * static_cast<size_t>(count) + static_cast<size_t>(r)], want, 2e-6 * magnitude + 1e-6)
+              << layout.name << " rows " << first << "+" << count << " n=" << n << " [" << i << "," << r << "]";
+        }
+    }
+  }
+}
+
+TEST_P(BackendOps, QuantizedEmbeddingIsTheDequantizedRows) {
+  const int64_t vocab = 50, dim = 96;
+  const std::vector<int32_t> ids{3, 0, 49, 3, 17};
+  for (const QuantLayout& layout : quant_layouts()) {
+    if (!ops().supports(OpKind::embedding, layout)) {
+      std::printf("[ not supported ] %s: embedding with %s weights\n", GetParam().c_str(), layout.name.c_str());
+      continue;
+    }
+    const std::vector<uint8_t> block = random_quant_block(layout, vocab, dim, rng_);
+    std::vector<float> dequantized(static_cast<size_t>(vocab * dim));
+    dequantize_rows(layout, block.data(), vocab, dim, 0, vocab, dequantized.data());
+    DeviceBuffer dt = upload(block), dout(*backend_.device, ids.size() * static_cast<size_t>(dim) * 4, "out");
+    ops().embedding(MatrixView{DType::F32, dt.data(), vocab, dim, &layout}, ids, dout.floats());
+    const auto got = download(dout, ids.size() * static_cast<size_t>(dim));
+    for (size_t i = 0; i < ids.size(); ++i)
+      for (int64_t c = 0; c < dim; ++c) {
+        const float want = dequantized[static_cast<size_t>(ids[i] * dim + c)];
+        // Bit for bit, NaN included (FP8 has none here).
+        ASSERT_EQ(0, std::memcmp(&got[i * static_cast<size_t>(dim) + static_cast<size_t>(c)], &want, 4))
+            << layout.name << " id " << ids[i] << " col " << c;
+      }
   }
 }
 

@@ -1,6 +1,7 @@
 // The fixture models on a GPU: logits within the fixtures' float32 threshold
-// of transformers (1e-4, for f32, bf16 and f16 weights alike: the GPU widens
-// half-precision weights exactly and computes in float32, as the CPU does),
+// of transformers (1e-4, for f32, bf16, f16 and quantized weights alike: the
+// GPU widens half-precision weights and dequantizes quantized ones exactly,
+// and computes in float32, as the CPU does),
 // greedy ids equal to the CPU's, and the same with part of the model on the
 // host tiers streamed to the GPU. Skips, saying why, where no GPU is usable.
 #include <gtest/gtest.h>
@@ -107,7 +108,7 @@ TEST_P(CudaFidelity, GreedyIdsEqualTheCpus) {
 }
 
 // Quantized layouts have no CUDA kernels yet (the load refuses them there).
-INSTANTIATE_TEST_SUITE_P(Fixtures, CudaFidelity, ::testing::ValuesIn(test::float_fixture_model_names()),
+INSTANTIATE_TEST_SUITE_P(Fixtures, CudaFidelity, ::testing::ValuesIn(test::fixture_model_names()),
                          test::ParamName());
 
 }  // namespace

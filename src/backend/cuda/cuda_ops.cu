@@ -7,6 +7,7 @@
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_ops.h"
+#include "backend/cuda/cuda_quant.h"
 #include "strata/error.h"
 
 namespace strata::cuda {
@@ -407,10 +408,10 @@ bool CudaOps::supports(OpKind op, DType weights) const {
   return true;
 }
 
-bool CudaOps::supports(OpKind, const QuantLayout&) const {
-  // Quantized layouts have no CUDA kernels yet; the runtime keeps their
-  // blocks on the CPU's ops (runtime/placement.cpp refuses the rest).
-  return false;
+bool CudaOps::supports(OpKind op, const QuantLayout& layout) const {
+  // Quantized rows are dequantized exactly into f32 (cuda_quant.h), then
+  // multiplied as f32 weights are.
+  return (op == OpKind::matmul || op == OpKind::embedding) && quant_kernels_support(layout);
 }
 
 void CudaOps::matmul(const float* x, size_t n, std::span<const MatmulOutput> outputs) {
@@ -420,10 +421,9 @@ void CudaOps::matmul(const float* x, size_t n, std::span<const MatmulOutput> out
 
 void CudaOps::matmul_one(const float* x, size_t n, const MatmulOutput& job) {
   const MatrixView& w = job.weight;
-  if (w.quant) throw Error("cuda matmul: no kernels for " + w.quant->name + " weights");
   const int rows = static_cast<int>(w.rows), cols = static_cast<int>(w.cols);
   if (n == 0 || rows == 0) return;
-  if (n <= static_cast<size_t>(kMaxVectorRows)) {
+  if (!w.quant && n <= static_cast<size_t>(kMaxVectorRows)) {
     const int vectors = static_cast<int>(n);
     switch (w.dtype) {
       case DType::F32: matvec<float>(vectors, w.data, x, job.bias, job.out, rows, cols, stream_); break;
@@ -438,19 +438,22 @@ void CudaOps::matmul_one(const float* x, size_t n, const MatmulOutput& job) {
   // W's row-major storage read as the transpose of a [cols, rows] matrix.
   const float one = 1.0f, zero = 0.0f;
   const int m = static_cast<int>(n);
-  if (w.dtype == DType::F32) {
+  if (!w.quant && w.dtype == DType::F32) {
     STRATA_CUBLAS_CHECK(cublasSgemm(blas_, CUBLAS_OP_T, CUBLAS_OP_N, rows, m, cols, &one,
                                     static_cast<const float*>(w.data), cols, x, cols, &zero, job.out, rows));
   } else {
     if (static_cast<size_t>(cols) > kWidenFloats)
       throw Error("cuda matmul: rows of " + std::to_string(cols) + " elements exceed the widening scratch");
-    // Widen a slice of rows at a time into the scratch, then multiply it.
+    // Widen (or dequantize) a slice of rows at a time into the scratch, then
+    // multiply it.
     const int slice = std::max(1, static_cast<int>(kWidenFloats / static_cast<size_t>(cols)));
     for (int r0 = 0; r0 < rows; r0 += slice) {
       const int count = std::min(slice, rows - r0);
       const size_t elements = static_cast<size_t>(count) * static_cast<size_t>(cols);
       const size_t offset = static_cast<size_t>(r0) * static_cast<size_t>(cols);
-      if (w.dtype == DType::BF16)
+      if (w.quant)
+        dequantize_rows(w, r0, r0 + count, widened_, stream_);
+      else if (w.dtype == DType::BF16)
         widen_kernel<<<blocks_for(elements), kThreads, 0, stream_>>>(static_cast<const Bf16*>(w.data) + offset,
                                                                      widened_, elements);
       else
@@ -510,9 +513,12 @@ const T* CudaOps::mirror(std::span<const T> values, Mirrored<T>& array) {
 
 void CudaOps::embedding(const MatrixView& table, std::span<const int32_t> ids, float* out) {
   if (ids.empty()) return;
-  if (table.quant) throw Error("cuda embedding: no kernels for " + table.quant->name + " weights");
   make_current();
   const int32_t* device_ids = mirror(ids, ids_);
+  if (table.quant) {
+    gather_dequantized_rows(table, device_ids, ids.size(), out, stream_);
+    return;
+  }
   const unsigned blocks = static_cast<unsigned>(ids.size());
   const int dim = static_cast<int>(table.cols);
   switch (table.dtype) {

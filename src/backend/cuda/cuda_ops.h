@@ -1,6 +1,8 @@
 // The CUDA op set: cuBLAS SGEMM for products of many rows (weights widened to
 // f32 a slice at a time), own kernels for everything else, including the
 // matrix-vector products of decoding, which read bf16/f16 weights directly.
+// Quantized weights are dequantized exactly a slice at a time
+// (cuda_quant.h) and go through SGEMM whatever the number of rows.
 // Compute is float32 throughout, as on the CPU (no TF32, no half-precision
 // accumulation), so results differ from the CPU only in summation order.
 // All work is queued on the device's stream.
