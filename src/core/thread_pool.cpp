@@ -120,4 +120,21 @@ void ThreadPool::parallel_for(size_t n, size_t grain, FunctionRef<void(size_t, s
   });
 }
 
+void ThreadPool::parallel_for_dynamic(size_t n, size_t grain, FunctionRef<void(size_t, size_t, int)> fn) {
+  if (n == 0) return;
+  grain = std::max<size_t>(grain, 1);
+  if (n <= grain || workers_.empty()) {
+    fn(0, n, 0);
+    return;
+  }
+  std::atomic<size_t> next{0};
+  run_on_all([&](int worker) {
+    for (;;) {
+      const size_t begin = next.fetch_add(grain, std::memory_order_relaxed);
+      if (begin >= n) return;
+      fn(begin, std::min(n, begin + grain), worker);
+    }
+  });
+}
+
 }  // namespace strata

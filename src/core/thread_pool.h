@@ -56,6 +56,13 @@ class ThreadPool {
   // depends only on n, grain and size(), so results are reproducible.
   void parallel_for(size_t n, size_t grain, FunctionRef<void(size_t, size_t, int)> fn);
 
+  // Calls fn(begin, end, worker) on chunks of [0, n) of `grain` elements (the
+  // last may be shorter), handed out in order to whichever worker is free:
+  // for loops whose chunks cost unevenly (memory-bound products, where one
+  // core may stall more than the other) and whose results do not depend on
+  // which worker computes a chunk.
+  void parallel_for_dynamic(size_t n, size_t grain, FunctionRef<void(size_t, size_t, int)> fn);
+
   // Calls fn(worker) once on every worker (including the caller).
   void run_on_all(FunctionRef<void(int)> fn);
 

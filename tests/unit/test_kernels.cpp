@@ -2,6 +2,7 @@
 // precision reference, and the exact half-precision conversions.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -321,12 +322,20 @@ TEST(FastBf16, ProductsChangeNoBitWithTheSplitAndOnlyBf16WeightsChange) {
 
 TEST(ThreadPool, CoversEveryIndexOnce) {
   ThreadPool pool(3);
+  for (const bool dynamic : {false, true})
   for (const size_t n : {1u, 2u, 3u, 10u, 1000u}) {
-    std::vector<int> hits(n, 0);
-    pool.parallel_for(n, 4, [&](size_t begin, size_t end, int) {
+    std::vector<std::atomic<int>> hits(n);
+    std::atomic<int> odd_chunks{0};
+    auto count = [&](size_t begin, size_t end, int) {
       for (size_t i = begin; i < end; ++i) ++hits[i];
-    });
-    for (size_t i = 0; i < n; ++i) ASSERT_EQ(hits[i], 1) << "n=" << n << " i=" << i;
+      if (dynamic && begin % 4 != 0) ++odd_chunks;  // chunks start at multiples of the grain
+    };
+    if (dynamic)
+      pool.parallel_for_dynamic(n, 4, count);
+    else
+      pool.parallel_for(n, 4, count);
+    for (size_t i = 0; i < n; ++i) ASSERT_EQ(hits[i], 1) << "n=" << n << " i=" << i << " dynamic " << dynamic;
+    EXPECT_EQ(odd_chunks, 0);
   }
 }
 

@@ -222,8 +222,11 @@ void matmul(ThreadPool& pool, const float* x, size_t n, std::span<const MatmulOu
       in.xq4 = xq4.data();
     }
   }
-  // All products' output rows form one index space, split evenly over the
-  // workers in whole tiles, so q/k/v (or gate/up) cost one synchronisation.
+  // All products' output rows form one index space, handed out in chunks of
+  // whole tiles to whichever worker is free (about eight per worker: one
+  // core stalling on memory longer than the other costs little), so q/k/v
+  // (or gate/up) cost one synchronisation. Each output is computed the same
+  // way whoever takes its chunk.
   // A fixed array, not a vector: this runs several times per layer per token.
   std::array<int64_t, kMaxMatmulOutputs> starts{};
   if (outputs.size() > starts.size()) throw Error("matmul: too many products in one call");
@@ -234,8 +237,11 @@ void matmul(ThreadPool& pool, const float* x, size_t n, std::span<const MatmulOu
   }
   const size_t macs = static_cast<size_t>(total) * n * static_cast<size_t>(outputs.front().weight.cols);
   const size_t tile_w = static_cast<size_t>(n == 1 ? kernels.tile_w_single : kernels.tile_w);
-  const size_t grain = macs < kMinParallelMacs ? static_cast<size_t>(total) : tile_w;
-  pool.parallel_for(static_cast<size_t>(total), grain,
+  constexpr size_t kChunksPerWorker = 8;
+  const size_t per_chunk = static_cast<size_t>(total) / (kChunksPerWorker * static_cast<size_t>(pool.size()));
+  const size_t chunk = (per_chunk / tile_w + 1) * tile_w;
+  const size_t grain = macs < kMinParallelMacs ? static_cast<size_t>(total) : chunk;
+  pool.parallel_for_dynamic(static_cast<size_t>(total), grain,
                     [&](size_t begin, size_t end, int) {
                       for (size_t o = 0; o < outputs.size(); ++o) {
                         const int64_t lo = std::max<int64_t>(static_cast<int64_t>(begin), starts[o]);
