@@ -12,6 +12,7 @@
 
 #include "strata/dtype.h"
 #include "strata/model_config.h"
+#include "strata/step_segment.h"
 
 namespace strata {
 
@@ -176,9 +177,9 @@ class Model {
   std::unique_ptr<Impl> impl_;
 };
 
-// Incremental decoding of `rows` sequences that advance together, with a KV
-// cache allocated once for `capacity` tokens per row on the devices that run
-// each layer.
+// Incremental decoding of `rows` sequences, with a KV cache allocated once
+// for `capacity` tokens per row on the devices that run each layer. Rows
+// advance together (feed) or each on its own (feed_segments).
 class Session {
  public:
   // all_positions: the session will be asked for the logits of every position.
@@ -199,12 +200,23 @@ class Session {
   // The session must be empty (new or reset).
   std::span<const float> feed_prompts(const std::vector<std::vector<int32_t>>& prompts);
 
-  // Slots filled per row (prompts shorter than the longest count their padding).
+  // One ragged step: segment i appends its tokens to row segments[i].row
+  // (distinct rows; ids holds the segments' ids one after another, at most
+  // max_step_tokens() in all). Returns each segment's last-position logits,
+  // [segments, vocab], valid until the next call. A row computes exactly
+  // what it computes alone, whatever the other segments are.
+  std::span<const float> feed_segments(std::span<const int32_t> ids, std::span<const StepSegment> segments);
+  int64_t max_step_tokens() const;
+
+  // Slots filled in the longest row (prompts shorter than the longest count
+  // their padding), and in row r.
   int64_t length() const;
+  int64_t length(int64_t row) const;
   int64_t capacity() const;
   int64_t rows() const;
-  // Forgets the context (keeps the memory).
+  // Forgets the context (keeps the memory), of every row or of one.
   void reset();
+  void reset_row(int64_t row);
 
  private:
   struct State;

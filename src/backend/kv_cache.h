@@ -23,9 +23,11 @@ class KVCache {
   float* values(int64_t layer, int64_t row) { return slab(layer, row, 1); }
   int64_t rows() const { return rows_; }
   int64_t capacity() const { return capacity_; }
-  // Slots already filled; the same for every row.
-  int64_t length() const { return length_; }
-  void set_length(int64_t length) { length_ = length; }
+  // Slots of row r already filled (rows of a ragged step differ), and the
+  // most of any row.
+  int64_t length(int64_t row) const { return length_[static_cast<size_t>(row)]; }
+  void set_length(int64_t row, int64_t length) { length_[static_cast<size_t>(row)] = length; }
+  int64_t longest() const;
   // The first slot of row r that holds a real token: rows of a batch are
   // left-padded to one length, and a row's positions count from here.
   int64_t row_start(int64_t row) const { return row_start_[static_cast<size_t>(row)]; }
@@ -39,7 +41,7 @@ class KVCache {
   float* slab(int64_t layer, int64_t row, int64_t kind);
 
   int64_t rows_, kv_heads_, head_dim_, capacity_;
-  int64_t length_ = 0;
+  std::vector<int64_t> length_;
   std::vector<int64_t> row_start_;
   std::vector<DeviceBuffer> layers_;
 };

@@ -18,12 +18,11 @@ void attention(const BlockRun& run, int64_t layer, const AttentionSettings& s, c
   KVCache& cache = run.cache;
   Ops& ops = run.ops;
   const AttentionShape& shape = s.shape;
-  const size_t tokens = static_cast<size_t>(step.rows * step.tokens);
+  const size_t tokens = step.tokens();
   const size_t head_dim = static_cast<size_t>(shape.head_dim);
   const size_t q_dim = static_cast<size_t>(shape.heads) * head_dim;
   const size_t kv_dim = static_cast<size_t>(shape.kv_heads) * head_dim;
   const size_t capacity = static_cast<size_t>(cache.capacity());
-  const int64_t past = cache.length();
 
   const MatmulOutput qkv[] = {{w.q.weight, w.q.bias, b.q}, {w.k.weight, w.k.bias, b.k}, {w.v.weight, w.v.bias, b.v}};
   ops.matmul(b.input, tokens, qkv);
@@ -32,32 +31,27 @@ void attention(const BlockRun& run, int64_t layer, const AttentionSettings& s, c
   if (w.k_norm.weight)
     apply_norm(ops, s.norm, s.norm_eps, w.k_norm, b.k, tokens * static_cast<size_t>(shape.kv_heads), head_dim, b.k);
 
-  if (s.rope) {
-    // A left-padded row's positions count from its first real token; the
-    // padding's own (negative) positions are clamped: nothing attends to it.
-    const auto rotate = [&](const Rope& rope, int64_t first_row, int64_t rows) {
-      const auto starts = cache.row_starts().subspan(static_cast<size_t>(first_row), static_cast<size_t>(rows));
-      const size_t first = static_cast<size_t>(first_row * step.tokens);
-      ops.rope(rope, b.q + first * q_dim, shape.heads, rows, step.tokens, past, starts);
-      ops.rope(rope, b.k + first * kv_dim, shape.kv_heads, rows, step.tokens, past, starts);
-    };
-    if (!s.rope->long_context) {
-      rotate(s.rope->short_context, 0, step.rows);
-    } else {
-      // Longrope picks a table by how long the sequence is: per row, by its last position.
-      for (int64_t r = 0; r < step.rows; ++r)
-        rotate(s.rope->for_last_position(past + step.tokens - 1 - cache.row_start(r)), r, 1);
+  // Segment by segment: each row has its own length. A left-padded row's
+  // positions count from its first real token; the padding's own (negative)
+  // positions are clamped: nothing attends to it.
+  size_t first = 0;  // the segment's first token in the step
+  for (const StepSegment& segment : step.segments) {
+    const int64_t past = cache.length(segment.row), start = cache.row_start(segment.row);
+    if (s.rope) {
+      // Longrope picks a table by how long the sequence is: by its last position.
+      const Rope& rope = s.rope->long_context ? s.rope->for_last_position(past + segment.tokens - 1 - start)
+                                              : s.rope->short_context;
+      const auto starts = cache.row_starts().subspan(static_cast<size_t>(segment.row), 1);
+      ops.rope(rope, b.q + first * q_dim, shape.heads, 1, segment.tokens, past, starts);
+      ops.rope(rope, b.k + first * kv_dim, shape.kv_heads, 1, segment.tokens, past, starts);
     }
-  }
-  for (int64_t r = 0; r < step.rows; ++r) {
-    float* keys = cache.keys(layer, r);
-    float* values = cache.values(layer, r);
-    const size_t first = static_cast<size_t>(r * step.tokens);
-    ops.store_kv(b.k + first * kv_dim, b.v + first * kv_dim, static_cast<size_t>(step.tokens), shape.kv_heads,
+    float* keys = cache.keys(layer, segment.row);
+    float* values = cache.values(layer, segment.row);
+    ops.store_kv(b.k + first * kv_dim, b.v + first * kv_dim, static_cast<size_t>(segment.tokens), shape.kv_heads,
                  shape.head_dim, capacity, static_cast<size_t>(past), keys, values);
-    ops.attention(shape, b.q + first * q_dim, static_cast<size_t>(step.tokens), static_cast<size_t>(past),
-                  static_cast<size_t>(cache.row_start(r)), keys, values, capacity, b.heads_out + first * q_dim,
-                  b.scores);
+    ops.attention(shape, b.q + first * q_dim, static_cast<size_t>(segment.tokens), static_cast<size_t>(past),
+                  static_cast<size_t>(start), keys, values, capacity, b.heads_out + first * q_dim, b.scores);
+    first += static_cast<size_t>(segment.tokens);
   }
   const MatmulOutput out[] = {{w.o.weight, w.o.bias, b.out}};
   ops.matmul(b.heads_out, tokens, out);

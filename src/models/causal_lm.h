@@ -20,6 +20,7 @@
 #include "backend/tensor_view.h"
 #include "models/module_decl.h"
 #include "strata/model_config.h"
+#include "strata/step_segment.h"
 
 namespace strata {
 
@@ -109,12 +110,14 @@ class ExpertSource {
   virtual void wait(size_t i) = 0;
 };
 
-// One forward step: `rows` sequences each receive `tokens` new ids.
+// One forward step (DESIGN.md: a step is ragged): each segment appends its
+// tokens to its own KV cache row, after the positions that row holds.
 struct ForwardStep {
-  std::span<const int32_t> ids;  // rows x tokens, row-major
-  int64_t rows = 1;
-  int64_t tokens = 1;
-  bool all_logits = false;  // logits of every position, else of the last one per row
+  std::span<const int32_t> ids;  // the segments' ids, one segment after another
+  std::span<const StepSegment> segments;  // distinct rows
+  bool all_logits = false;  // logits of every position, else of each segment's last one
+  size_t tokens() const { return ids.size(); }
+  size_t logit_rows() const { return all_logits ? ids.size() : segments.size(); }
 };
 
 // The largest steps a session runs. It fixes the workspace layout, which is

@@ -245,7 +245,7 @@ void DecoderModel::bind_parts(const ModuleDecl& parent, const std::string& path,
 
 void DecoderModel::run_block(size_t block, const BlockRun& run) {
   const Workspace ws(run.workspace, WorkspaceLayout(config_, run.limits));
-  const size_t tokens = static_cast<size_t>(run.step.rows * run.step.tokens);
+  const size_t tokens = run.step.tokens();
   const size_t hidden = static_cast<size_t>(config_.hidden_size);
   switch (blocks_[block].role) {
     case Role::embedding:
@@ -270,8 +270,8 @@ void DecoderModel::run_block(size_t block, const BlockRun& run) {
 
 WorkspaceRange DecoderModel::block_output(size_t block, const StepLimits& limits, const ForwardStep& step) const {
   const WorkspaceLayout ws(config_, limits);
-  const size_t tokens = static_cast<size_t>(step.rows * step.tokens);
-  const size_t logit_rows = step.all_logits ? tokens : static_cast<size_t>(step.rows);
+  const size_t tokens = step.tokens();
+  const size_t logit_rows = step.logit_rows();
   const size_t hidden = static_cast<size_t>(config_.hidden_size);
   switch (blocks_[block].role) {
     case Role::final_norm: return {ws.normed, logit_rows * hidden};
@@ -284,17 +284,18 @@ WorkspaceRange DecoderModel::block_output(size_t block, const StepLimits& limits
 // first real token, as its decoder layers' rope would.
 void DecoderModel::embed_positions(const BlockRun& run, const Workspace& ws) {
   const ForwardStep& step = run.step;
-  const int64_t past = run.cache.length();
-  position_ids_.resize(static_cast<size_t>(step.rows * step.tokens));
-  for (int64_t r = 0; r < step.rows; ++r)
-    for (int64_t t = 0; t < step.tokens; ++t) {
-      const int64_t position = std::max<int64_t>(past + t - run.cache.row_start(r), 0);
+  position_ids_.clear();
+  for (const StepSegment& segment : step.segments) {
+    const int64_t past = run.cache.length(segment.row), start = run.cache.row_start(segment.row);
+    for (int64_t t = 0; t < segment.tokens; ++t) {
+      const int64_t position = std::max<int64_t>(past + t - start, 0);
       if (position >= positions_.rows)
         throw Error("position " + std::to_string(position) + " is past the model's " +
                         std::to_string(positions_.rows) + " learned positions",
                     "", "", "lower --ctx or the number of new tokens");
-      position_ids_[static_cast<size_t>(r * step.tokens + t)] = static_cast<int32_t>(position);
+      position_ids_.push_back(static_cast<int32_t>(position));
     }
+  }
   run.ops.embedding(positions_, position_ids_, ws.proj);
   run.ops.add_inplace(ws.x, ws.proj, position_ids_.size() * static_cast<size_t>(config_.hidden_size));
 }
@@ -302,7 +303,7 @@ void DecoderModel::embed_positions(const BlockRun& run, const Workspace& ws) {
 void DecoderModel::decoder_layer(const BlockRun& run, const Workspace& ws, int64_t layer) {
   const ModelConfig& c = config_;
   const LayerWeights& l = layers_[static_cast<size_t>(layer)];
-  const size_t tokens = static_cast<size_t>(run.step.rows * run.step.tokens);
+  const size_t tokens = run.step.tokens();
   const size_t hidden = static_cast<size_t>(c.hidden_size);
   Ops& ops = run.ops;
 
@@ -335,21 +336,20 @@ void DecoderModel::decoder_layer(const BlockRun& run, const Workspace& ws, int64
   add_residual(l.mlp_output_norm);
 }
 
-// The last position of each row (or every position), normalized: the head's input.
+// The last position of each segment (or every position), normalized: the head's input.
 void DecoderModel::final_norm(const BlockRun& run, const Workspace& ws) {
   const ForwardStep& step = run.step;
   const size_t hidden = static_cast<size_t>(config_.hidden_size);
   const float* input = ws.x;
-  size_t rows = static_cast<size_t>(step.rows * step.tokens);
   if (!step.all_logits) {
-    for (int64_t r = 0; r < step.rows; ++r) {
-      const float* last = ws.x + (static_cast<size_t>((r + 1) * step.tokens) - 1) * hidden;
-      run.ops.copy(ws.proj + static_cast<size_t>(r) * hidden, last, hidden);
+    size_t end = 0;  // past the segment's last token
+    for (size_t i = 0; i < step.segments.size(); ++i) {
+      end += static_cast<size_t>(step.segments[i].tokens);
+      run.ops.copy(ws.proj + i * hidden, ws.x + (end - 1) * hidden, hidden);
     }
     input = ws.proj;
-    rows = static_cast<size_t>(step.rows);
   }
-  norm(run.ops, final_norm_, input, rows, ws.normed);
+  norm(run.ops, final_norm_, input, step.logit_rows(), ws.normed);
 }
 
 }  // namespace

@@ -6,6 +6,23 @@
 #include "strata/error.h"
 
 namespace strata {
+namespace {
+// A step's tokens are valid ids.
+void check_ids(const ModelConfig& c, std::span<const int32_t> ids) {
+  for (const int32_t id : ids)
+    if (id < 0 || id >= c.vocab_size)
+      throw Error("token id " + std::to_string(id) + " is outside the vocabulary [0, " +
+                  std::to_string(c.vocab_size) + ")");
+}
+
+// The error for a row that would run past the cache.
+Error context_full(int64_t length, int64_t tokens, int64_t capacity) {
+  return Error("context full: " + std::to_string(length + tokens) + " tokens exceed the capacity of " +
+                   std::to_string(capacity),
+               "", "", "raise the context size");
+}
+
+}  // namespace
 
 Executor::Executor(CausalLM& model, WeightStore& weights, ExpertSource& experts, std::vector<BlockPlacement> placement,
                    Device& host, ThreadPool& pool, ComputeMode compute)
@@ -48,6 +65,7 @@ std::unique_ptr<SessionState> Executor::new_session(int64_t rows, int64_t capaci
                                                     placement_[b + 1].exec->is_accelerator());
   if (between_accelerators)
     state->bounce = DeviceBuffer(host_, host.bounce * sizeof(float), "activations between two accelerators");
+  state->segments.resize(static_cast<size_t>(rows));
   return state;
 }
 
@@ -82,8 +100,10 @@ void Executor::run_chunk(SessionState& state, const ForwardStep& step) {
     // post_forward: its slots may be reused, and the next streamed block's copy starts.
     weights_.release(b);
   }
-  state.cache.set_length(state.cache.length() + step.tokens);
+  for (const StepSegment& segment : step.segments)
+    state.cache.set_length(segment.row, state.cache.length(segment.row) + segment.tokens);
 }
+
 
 std::span<const float> Executor::forward(SessionState& state, std::span<const int32_t> ids, int64_t tokens,
                                          bool all_positions) {
@@ -92,16 +112,10 @@ std::span<const float> Executor::forward(SessionState& state, std::span<const in
   KVCache& cache = state.cache;
   if (tokens <= 0 || ids.size() != static_cast<size_t>(rows * tokens))
     throw Error("forward: expected " + std::to_string(rows) + " x " + std::to_string(tokens) + " ids");
-  if (cache.length() + tokens > cache.capacity())
-    throw Error("context full: " + std::to_string(cache.length() + tokens) + " tokens exceed the capacity of " +
-                    std::to_string(cache.capacity()),
-                "", "", "raise the context size");
+  if (cache.longest() + tokens > cache.capacity()) throw context_full(cache.longest(), tokens, cache.capacity());
   if (all_positions && !state.limits.all_logits)
     throw Error("internal: this session was not made for the logits of every position");
-  for (const int32_t id : ids)
-    if (id < 0 || id >= c.vocab_size)
-      throw Error("token id " + std::to_string(id) + " is outside the vocabulary [0, " +
-                  std::to_string(c.vocab_size) + ")");
+  check_ids(c, ids);
 
   const size_t vocab = static_cast<size_t>(c.vocab_size);
   float* logits = state.logits.floats();
@@ -111,9 +125,11 @@ std::span<const float> Executor::forward(SessionState& state, std::span<const in
   Device& head_device = *placement_[last].exec;
   for (int64_t t0 = 0; t0 < tokens; t0 += per_row) {
     const int64_t n = std::min(per_row, tokens - t0);
-    for (int64_t r = 0; r < rows; ++r)
+    for (int64_t r = 0; r < rows; ++r) {
       std::copy_n(ids.begin() + r * tokens + t0, n, chunk_ids + r * n);
-    const ForwardStep step{std::span<const int32_t>(chunk_ids, static_cast<size_t>(rows * n)), rows, n,
+      state.segments[static_cast<size_t>(r)] = {r, n};
+    }
+    const ForwardStep step{std::span<const int32_t>(chunk_ids, static_cast<size_t>(rows * n)), state.segments,
                            all_positions};
     run_chunk(state, step);
     // The logits leave the head's device for the host.
@@ -128,6 +144,42 @@ std::span<const float> Executor::forward(SessionState& state, std::span<const in
                            src + static_cast<size_t>(r * n) * vocab, static_cast<size_t>(n) * vocab * sizeof(float));
   }
   return {logits, (all_positions ? static_cast<size_t>(rows * tokens) : static_cast<size_t>(rows)) * vocab};
+}
+
+std::span<const float> Executor::forward_segments(SessionState& state, std::span<const int32_t> ids,
+                                                  std::span<const StepSegment> segments) {
+  KVCache& cache = state.cache;
+  if (segments.empty() || segments.size() > static_cast<size_t>(cache.rows()))
+    throw Error("a step takes 1 to " + std::to_string(cache.rows()) + " segments, not " +
+                std::to_string(segments.size()));
+  if (ids.size() > static_cast<size_t>(state.limits.max_tokens))
+    throw Error("a step of " + std::to_string(ids.size()) + " tokens exceeds the session's " +
+                std::to_string(state.limits.max_tokens) + " per step");
+  size_t total = 0;
+  std::vector<bool>& seen = state.rows_seen;
+  seen.assign(static_cast<size_t>(cache.rows()), false);
+  for (const StepSegment& segment : segments) {
+    if (segment.row < 0 || segment.row >= cache.rows() || seen[static_cast<size_t>(segment.row)])
+      throw Error("a step's segments need distinct rows in [0, " + std::to_string(cache.rows()) + ")");
+    seen[static_cast<size_t>(segment.row)] = true;
+    if (segment.tokens < 1) throw Error("a step's segment needs at least one token");
+    const int64_t length = cache.length(segment.row);
+    if (length + segment.tokens > cache.capacity()) throw context_full(length, segment.tokens, cache.capacity());
+    total += static_cast<size_t>(segment.tokens);
+  }
+  if (total != ids.size())
+    throw Error("a step's segments hold " + std::to_string(total) + " tokens, its ids " + std::to_string(ids.size()));
+  check_ids(model_.config(), ids);
+
+  int32_t* chunk_ids = reinterpret_cast<int32_t*>(state.chunk_ids.data());
+  std::copy(ids.begin(), ids.end(), chunk_ids);
+  const ForwardStep step{std::span<const int32_t>(chunk_ids, ids.size()), segments, false};
+  run_chunk(state, step);
+  const size_t last = model_.blocks().size() - 1;
+  const WorkspaceRange range = model_.block_output(last, state.limits, step);
+  float* logits = state.logits.floats();
+  placement_[last].exec->copy_out(logits, state.block_workspace[last] + range.offset, range.count * sizeof(float));
+  return {logits, range.count};
 }
 
 }  // namespace strata

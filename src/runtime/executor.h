@@ -32,6 +32,8 @@ struct SessionState {
   // On the host (sizes: session_host_sizes): the ids of one step, a stop for
   // an activation between two accelerators, the logits returned.
   DeviceBuffer chunk_ids, bounce, logits;
+  std::vector<StepSegment> segments;  // of a uniform step: one per row
+  std::vector<bool> rows_seen;        // checking a ragged step's rows
 };
 
 class Executor {
@@ -49,6 +51,10 @@ class Executor {
   // Prompts longer than a step's limit are fed in chunks.
   std::span<const float> forward(SessionState& state, std::span<const int32_t> ids, int64_t tokens,
                                  bool all_positions);
+  // One ragged step (Session::feed_segments): each segment's last-position
+  // logits, [segments, vocab].
+  std::span<const float> forward_segments(SessionState& state, std::span<const int32_t> ids,
+                                          std::span<const StepSegment> segments);
 
   const std::vector<BlockPlacement>& placement() const { return placement_; }
 

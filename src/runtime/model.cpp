@@ -228,7 +228,7 @@ std::span<const float> Session::feed_prompts(const std::vector<std::vector<int32
   if (static_cast<int64_t>(prompts.size()) != cache.rows())
     throw Error("feed_prompts: " + std::to_string(prompts.size()) + " prompts for a session of " +
                 std::to_string(cache.rows()) + " rows");
-  if (cache.length() != 0) throw Error("feed_prompts: the session already holds tokens", "", "", "reset() it first");
+  if (cache.longest() != 0) throw Error("feed_prompts: the session already holds tokens", "", "", "reset() it first");
   size_t longest = 0;
   for (const auto& p : prompts) {
     if (p.empty()) throw Error("a prompt is empty", "", "", "give at least one token, e.g. BOS");
@@ -246,13 +246,24 @@ std::span<const float> Session::feed_prompts(const std::vector<std::vector<int32
   return feed(ids, static_cast<int64_t>(longest));
 }
 
-int64_t Session::length() const { return state_->state->cache.length(); }
+std::span<const float> Session::feed_segments(std::span<const int32_t> ids, std::span<const StepSegment> segments) {
+  return model_.impl().executor->forward_segments(*state_->state, ids, segments);
+}
+
+int64_t Session::max_step_tokens() const { return state_->state->limits.max_tokens; }
+int64_t Session::length() const { return state_->state->cache.longest(); }
+int64_t Session::length(int64_t row) const { return state_->state->cache.length(row); }
 int64_t Session::capacity() const { return state_->state->cache.capacity(); }
 int64_t Session::rows() const { return state_->state->cache.rows(); }
 void Session::reset() {
+  for (int64_t r = 0; r < rows(); ++r) reset_row(r);
+}
+
+void Session::reset_row(int64_t row) {
   KVCache& cache = state_->state->cache;
-  cache.set_length(0);
-  for (int64_t r = 0; r < cache.rows(); ++r) cache.set_row_start(r, 0);
+  if (row < 0 || row >= cache.rows()) throw Error("reset_row: no row " + std::to_string(row));
+  cache.set_length(row, 0);
+  cache.set_row_start(row, 0);
 }
 
 }  // namespace strata

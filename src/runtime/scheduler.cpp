@@ -40,9 +40,14 @@ struct Sequence {
 struct Scheduler::Impl {
   Model& model;
   SchedulerOptions options;
-  // One session per slot: each sequence has its own cache rows and length.
-  std::vector<std::unique_ptr<Session>> sessions;
+  // A row of the session per slot: each sequence has its own cache row and
+  // length, and one pass over the weights serves every slot of a step.
+  std::unique_ptr<Session> session;
   std::vector<std::unique_ptr<Sequence>> running;  // by slot; null: free
+  // The step being built (reused: no allocation per step once grown).
+  std::vector<StepSegment> segments;
+  std::vector<int32_t> ids;
+  std::vector<size_t> segment_slots;
 
   mutable std::mutex mutex;
   std::condition_variable wake;
@@ -72,8 +77,7 @@ struct Scheduler::Impl {
 Scheduler::Scheduler(Model& model, const SchedulerOptions& options) : impl_(std::make_unique<Impl>(model, options)) {
   if (options.slots <= 0 || options.context <= 0 || options.prefill_chunk <= 0)
     throw Error("the scheduler needs at least one slot, one token of context and one prompt token per step");
-  for (int64_t s = 0; s < options.slots; ++s)
-    impl_->sessions.push_back(std::make_unique<Session>(model, 1, options.context));
+  impl_->session = std::make_unique<Session>(model, options.slots, options.context);
   impl_->running.resize(static_cast<size_t>(options.slots));
   impl_->stats.slots = options.slots;
   impl_->thread = std::thread([this] { impl_->loop(); });
@@ -184,36 +188,50 @@ bool Scheduler::Impl::admit() {
   }
 }
 
+// One ragged step: the next token of every decoding sequence, then as many
+// prompt tokens as the step has room for, in slot order.
 void Scheduler::Impl::step() {
   const auto start = Clock::now();
-  int64_t budget = options.prefill_chunk;  // prompt tokens left for this step
-  int64_t rows = 0, produced = 0;
+  segments.clear();
+  ids.clear();
+  segment_slots.clear();
+  int64_t decoding = 0;
+  for (const auto& seq : running) decoding += seq && !seq->reading_prompt() ? 1 : 0;
+  int64_t budget = std::min(options.prefill_chunk, session->max_step_tokens() - decoding);  // prompt tokens
   for (size_t s = 0; s < running.size(); ++s) {
     Sequence* seq = running[s].get();
     if (!seq) continue;
-    try {
-      std::span<const float> logits;
-      if (seq->reading_prompt()) {
-        if (budget == 0) continue;
-        const int64_t count = std::min(budget, static_cast<int64_t>(seq->prompt.size()) - seq->fed);
-        logits = sessions[s]->feed(std::span<const int32_t>(seq->prompt).subspan(static_cast<size_t>(seq->fed),
-                                                                                  static_cast<size_t>(count)),
-                                   count);
-        seq->fed += count;
-        budget -= count;
-        ++rows;
-        if (seq->reading_prompt()) continue;
-      } else {
-        logits = sessions[s]->feed(std::span<const int32_t>(&seq->last, 1), 1);
-        ++rows;
-      }
-      ++produced;
-      take_token(s, logits);
-    } catch (const std::exception& e) {
-      finish(s, FinishReason::error, e.what());
+    int64_t count = 1;
+    if (seq->reading_prompt()) {
+      count = std::min(budget, static_cast<int64_t>(seq->prompt.size()) - seq->fed);
+      if (count <= 0) continue;
+      ids.insert(ids.end(), seq->prompt.begin() + seq->fed, seq->prompt.begin() + seq->fed + count);
+      budget -= count;
+    } else {
+      ids.push_back(seq->last);
     }
+    segments.push_back({static_cast<int64_t>(s), count});
+    segment_slots.push_back(s);
   }
-  record_step(seconds_since(start), rows, produced);
+  std::span<const float> logits;
+  try {
+    logits = session->feed_segments(ids, segments);
+  } catch (const std::exception& e) {
+    for (const size_t s : segment_slots) finish(s, FinishReason::error, e.what());
+    return;
+  }
+  const size_t vocab = logits.size() / segments.size();
+  int64_t produced = 0;
+  for (size_t i = 0; i < segments.size(); ++i) {
+    Sequence& seq = *running[segment_slots[i]];
+    if (seq.reading_prompt()) {
+      seq.fed += segments[i].tokens;
+      if (seq.reading_prompt()) continue;  // more of the prompt at the next step
+    }
+    ++produced;
+    take_token(segment_slots[i], logits.subspan(i * vocab, vocab));
+  }
+  record_step(seconds_since(start), static_cast<int64_t>(segments.size()), produced);
 }
 
 bool Scheduler::Impl::take_token(size_t slot, std::span<const float> logits) {
@@ -236,7 +254,7 @@ bool Scheduler::Impl::take_token(size_t slot, std::span<const float> logits) {
 
 void Scheduler::Impl::finish(size_t slot, FinishReason reason, std::string error) {
   std::unique_ptr<Sequence> seq = std::move(running[slot]);
-  sessions[slot]->reset();
+  session->reset_row(static_cast<int64_t>(slot));
   {
     std::lock_guard lock(mutex);
     live.erase(seq->id);
