@@ -68,7 +68,7 @@ void run_generate(const GenerateArgs& args) {
     const int64_t batch = std::min<int64_t>(args.batch, static_cast<int64_t>(prompts.size()));
     size_t longest = 0;
     for (const auto& p : prompts) longest = std::max(longest, tokenizer->encode(p, !args.no_special).size());
-    const int64_t needed = static_cast<int64_t>(longest) + std::max<int64_t>(args.max_new - 1, 0);
+    const int64_t needed = static_cast<int64_t>(longest) + args.max_new;  // a scheduler slot's context
     auto model = Model::load(args.model_dir, model_options(args.model_dir, args.map, args.threads, needed, batch));
     print_device_map(*model, args.map);
     GenerateOptions options;
@@ -190,11 +190,13 @@ void add_generate_command(CLI::App& app) {
   cmd->add_flag("--json", args->json, "Print one JSON object {prompt_ids, new_ids, text} at the end instead of streaming text");
   cmd->add_flag("--no-special", args->no_special, "Do not add BOS/EOS when encoding the prompt text");
   cmd->add_option("--prompts", args->prompts_file,
-                  "File with one prompt per line, generated --batch at a time (needs tokenizer.json); prints each "
-                  "result (one JSON object per line with --json) and the throughput of the whole batch")
+                  "File with one prompt per line, generated in --batch slots of continuous batching (needs "
+                  "tokenizer.json); prints each result in order (one JSON object per line with --json) and the "
+                  "throughput of the whole batch")
       ->check(CLI::ExistingFile);
   cmd->add_option("--batch", args->batch,
-                  "With --prompts: prompts decoded together; each step is one pass over the weights for all of them")
+                  "With --prompts: prompts decoded together (a new one starts when one ends); each step is one pass "
+                  "over the weights for all of them")
       ->capture_default_str()
       ->check(CLI::Range(1, 4096));
   add_device_map_options(cmd, args->map);

@@ -1,12 +1,16 @@
 #include "generate_batch.h"
 
 #include <algorithm>
+#include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <fstream>
+#include <mutex>
 #include <nlohmann/json.hpp>
 
 #include "cli_util.h"
 #include "strata/error.h"
+#include "strata/scheduler.h"
 
 namespace strata::cli {
 
@@ -22,49 +26,92 @@ std::vector<std::string> read_prompt_lines(const std::string& path) {
   return out;
 }
 
+namespace {
+
+// One prompt's run through the scheduler, filled on its thread.
+struct Row {
+  std::vector<int32_t> prompt;
+  std::vector<int32_t> new_ids;
+  SequenceSummary summary;
+  bool done = false;
+};
+
+void print_row(const Tokenizer& tokenizer, size_t index, const Row& row, bool json) {
+  std::vector<int32_t> all(row.prompt);
+  all.insert(all.end(), row.new_ids.begin(), row.new_ids.end());
+  if (json) {
+    const nlohmann::json out{{"index", index},
+                             {"prompt_ids", row.prompt},
+                             {"new_ids", row.new_ids},
+                             {"stopped_on_eos", row.summary.reason == FinishReason::eos},
+                             {"text", tokenizer.decode(all, true)},
+                             {"new_text", tokenizer.decode(row.new_ids, true)}};
+    std::printf("%s\n", out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+  } else {
+    std::printf("[%zu] ", index + 1);
+    write_text(tokenizer.decode(all, true));
+    write_text("\n\n");
+  }
+  std::fflush(stdout);
+}
+
+}  // namespace
+
 void run_prompt_batches(Model& model, const Tokenizer& tokenizer, const std::vector<std::string>& prompts,
                         bool add_special, int64_t batch, const GenerateOptions& options, bool json) {
-  double prompt_seconds = 0, generate_seconds = 0;
-  int64_t prompt_tokens = 0, decode_tokens = 0;
-  for (size_t first = 0; first < prompts.size(); first += static_cast<size_t>(batch)) {
-    const size_t count = std::min(static_cast<size_t>(batch), prompts.size() - first);
-    std::vector<std::vector<int32_t>> ids;
-    for (size_t i = 0; i < count; ++i) {
-      ids.push_back(tokenizer.encode(prompts[first + i], add_special));
-      if (ids.back().empty())
-        throw Error("prompt " + std::to_string(first + i + 1) + " encodes to no token", "", "", "add --special");
-      prompt_tokens += static_cast<int64_t>(ids.back().size());
-    }
-    const BatchGenerateResult result = generate_batch(model, ids, options);
-    prompt_seconds += result.prompt_seconds;
-    generate_seconds += result.generate_seconds;
-    decode_tokens += result.decode_tokens;
-    for (size_t i = 0; i < count; ++i) {
-      std::vector<int32_t> all(ids[i]);
-      all.insert(all.end(), result.rows[i].new_ids.begin(), result.rows[i].new_ids.end());
-      if (json) {
-        const nlohmann::json out{{"index", first + i},
-                                 {"prompt_ids", ids[i]},
-                                 {"new_ids", result.rows[i].new_ids},
-                                 {"stopped_on_eos", result.rows[i].stopped_on_eos},
-                                 {"text", tokenizer.decode(all, true)},
-                                 {"new_text", tokenizer.decode(result.rows[i].new_ids, true)}};
-        std::printf("%s\n", out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
-      } else {
-        std::printf("[%zu] ", first + i + 1);
-        write_text(tokenizer.decode(all, true));
-        write_text("\n\n");
-      }
-    }
-    std::fflush(stdout);
+  std::vector<Row> rows(prompts.size());
+  int64_t prompt_tokens = 0, longest = 0;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    rows[i].prompt = tokenizer.encode(prompts[i], add_special);
+    if (rows[i].prompt.empty())
+      throw Error("prompt " + std::to_string(i + 1) + " encodes to no token", "", "", "add --special");
+    prompt_tokens += static_cast<int64_t>(rows[i].prompt.size());
+    longest = std::max(longest, static_cast<int64_t>(rows[i].prompt.size()));
   }
+  // Continuous batching: `batch` slots, a prompt takes the first free one,
+  // so a short answer never holds the others back. Results print in order.
+  std::mutex mutex;
+  std::condition_variable changed;
+  const auto start = std::chrono::steady_clock::now();
+  Scheduler scheduler(model, {.slots = batch, .context = longest + options.max_new_tokens});
+  for (size_t i = 0; i < rows.size(); ++i) {
+    GenerateOptions row_options = options;
+    row_options.sampling.seed += i;  // as generate_batch seeds its rows
+    SequenceEvents events;
+    events.token = [&rows, i](int32_t token, std::span<const float>) {
+      rows[i].new_ids.push_back(token);
+      return true;
+    };
+    events.finish = [&, i](const SequenceSummary& summary) {
+      std::lock_guard lock(mutex);
+      rows[i].summary = summary;
+      rows[i].done = true;
+      changed.notify_all();
+    };
+    scheduler.submit(rows[i].prompt, row_options, std::move(events));
+  }
+  int64_t new_tokens = 0;
+  double first_token_seconds = 0;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    {
+      std::unique_lock lock(mutex);
+      changed.wait(lock, [&] { return rows[i].done; });
+    }
+    if (rows[i].summary.reason == FinishReason::error) throw Error(rows[i].summary.error);
+    new_tokens += rows[i].summary.new_tokens;
+    first_token_seconds += rows[i].summary.first_token_seconds;
+    print_row(tokenizer, i, rows[i], json);
+  }
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const SchedulerStats stats = scheduler.stats();
   std::fprintf(stderr,
-               "strata: %zu prompts, batch %lld | prompt %lld tok, %.1f tok/s | generation %lld tok after the first "
-               "of each row, %.2f tok/s for the whole batch\n",
+               "strata: %zu prompts, batch %lld | prompt %lld tok, %lld tok generated in %.2f s: %.2f tok/s for the "
+               "whole batch (%llu steps) | first token after %.2f s on average\n",
                prompts.size(), static_cast<long long>(batch), static_cast<long long>(prompt_tokens),
-               prompt_seconds > 0 ? static_cast<double>(prompt_tokens) / prompt_seconds : 0.0,
-               static_cast<long long>(decode_tokens),
-               generate_seconds > 0 ? static_cast<double>(decode_tokens) / generate_seconds : 0.0);
+               static_cast<long long>(new_tokens), seconds,
+               seconds > 0 ? static_cast<double>(new_tokens) / seconds : 0.0,
+               static_cast<unsigned long long>(stats.steps),
+               first_token_seconds / static_cast<double>(rows.size()));
 }
 
 }  // namespace strata::cli

@@ -14,7 +14,8 @@ namespace strata::cli {
 // an unreadable or empty file.
 std::vector<std::string> read_prompt_lines(const std::string& path);
 
-// Generates for every prompt, `batch` rows at a time, printing each result
+// Generates for every prompt with `batch` slots of continuous batching (a
+// prompt starts as soon as a slot is free), printing each result in order
 // (text, or one JSON object per line with json) and a throughput line.
 void run_prompt_batches(Model& model, const Tokenizer& tokenizer, const std::vector<std::string>& prompts,
                         bool add_special, int64_t batch, const GenerateOptions& options, bool json);
