@@ -3,7 +3,7 @@
 set -euo pipefail
 
 packages=(build-essential cmake pkg-config nlohmann-json3-dev libgtest-dev libgmock-dev
-          libpcre2-dev libutf8proc-dev libcli11-dev)
+          libpcre2-dev libutf8proc-dev libcli11-dev libcpp-httplib-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -15,6 +15,7 @@ void add_synth_command(CLI::App& app);
 void add_bench_command(CLI::App& app);
 void add_map_command(CLI::App& app);
 void add_kld_command(CLI::App& app);
+void add_serve_command(CLI::App& app);
 void add_template_command(CLI::App& app);
 
 }  // namespace strata::cli

@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
   strata::cli::add_bench_command(app);
   strata::cli::add_map_command(app);
   strata::cli::add_kld_command(app);
+  strata::cli::add_serve_command(app);
   strata::cli::add_template_command(app);
   try {
     // For benchmarks and tests: STRATA_KERNELS=generic|avx2|avx512 picks the CPU kernels.
