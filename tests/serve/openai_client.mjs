@@ -190,7 +190,7 @@ await check('16 concurrent streams of different lengths each equal the same requ
     model,
     messages: [{ role: 'user', content: `Story ${i}: ` + 'the little dog ran. '.repeat(1 + (i % 5)) }],
     // Long enough that all overlap although the client sends them one after the other.
-    max_tokens: 96 + 6 * i,
+    max_tokens: 64 + 4 * i,
     // Half greedy, half sampled with a seed: a sequence's draws do not depend on its batch.
     temperature: i % 2 ? 0.9 : 0,
     seed: 1000 + i,
