@@ -73,12 +73,14 @@ void dot_rows(const int8_t* xq, const float* xd, const int32_t* xs, const uint8_
   for (int r = 0; r < NR; ++r) acc[r] = zero_share[r] = _mm256_setzero_ps();
   int64_t g = 0;
   for (; g + 8 <= groups; g += 8) {
-    // The next NR rows' bytes at the same columns, a whole block ahead: rows
-    // are short (a few KiB), so the hardware prefetchers, which stop at page
-    // ends, would otherwise start cold on every block.
+    // The bytes of the rows two blocks of NR ahead, at the same columns:
+    // rows are short (a few KiB), so the hardware prefetchers, which stop at
+    // page ends, would otherwise start cold on every block. (A prefetch past
+    // the matrix's end is harmless: prefetches never fault.)
     for (int r = 0; r < NR; ++r) {
       const uint8_t* next = codes + (2 * NR + r) * code_stride + g * kGroupBytes;
-      for (int64_t line = 0; line < 8 * kGroupBytes; line += 64) _mm_prefetch(reinterpret_cast<const char*>(next + line), _MM_HINT_T0);
+      for (int64_t line = 0; line < 8 * kGroupBytes; line += 64)
+        _mm_prefetch(reinterpret_cast<const char*>(next + line), _MM_HINT_T0);
       _mm_prefetch(reinterpret_cast<const char*>(scales + (2 * NR + r) * scale_stride + g * 2), _MM_HINT_T0);
     }
     const __m256 xd8 = _mm256_loadu_ps(xd + g);
