@@ -5,7 +5,6 @@
 #include <condition_variable>
 #include <deque>
 #include <mutex>
-#include <optional>
 #include <thread>
 #include <unordered_set>
 
@@ -38,7 +37,6 @@ struct Sequence {
 }  // namespace
 
 struct Scheduler::Impl {
-  Model& model;
   SchedulerOptions options;
   // A row of the session per slot: each sequence has its own cache row and
   // length, and one pass over the weights serves every slot of a step.
@@ -62,7 +60,7 @@ struct Scheduler::Impl {
   std::deque<std::pair<Clock::time_point, int64_t>> recent;  // under mutex
   std::thread thread;
 
-  Impl(Model& m, const SchedulerOptions& o) : model(m), options(o) {}
+  explicit Impl(const SchedulerOptions& o) : options(o) {}
 
   void loop();
   bool admit();
@@ -74,7 +72,7 @@ struct Scheduler::Impl {
   void record_step(double seconds, int64_t rows, int64_t new_tokens);
 };
 
-Scheduler::Scheduler(Model& model, const SchedulerOptions& options) : impl_(std::make_unique<Impl>(model, options)) {
+Scheduler::Scheduler(Model& model, const SchedulerOptions& options) : impl_(std::make_unique<Impl>(options)) {
   if (options.slots <= 0 || options.context <= 0 || options.prefill_chunk <= 0)
     throw Error("the scheduler needs at least one slot, one token of context and one prompt token per step");
   impl_->session = std::make_unique<Session>(model, options.slots, options.context);
