@@ -5,6 +5,7 @@
 
 #include <cctype>
 #include <cstdlib>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -40,6 +41,20 @@ inline ModelOptions with_threads(int threads) {
   options.threads = threads;
   options.gpus = !env_flag("STRATA_NO_GPU");
   return options;
+}
+
+// The local time fixtures/chat_templates' renders were made at (strftime_now
+// pinned to 2026-07-26 09:15:00, a Sunday), as a chat template's clock.
+inline std::tm chat_template_golden_time() {
+  std::tm tm{};
+  tm.tm_year = 2026 - 1900;
+  tm.tm_mon = 6;
+  tm.tm_mday = 26;
+  tm.tm_hour = 9;
+  tm.tm_min = 15;
+  tm.tm_wday = 0;
+  tm.tm_yday = 206;
+  return tm;
 }
 
 // The model folders under fixtures/models that hold transformers references.

@@ -6,8 +6,17 @@
 #include <iterator>
 
 #include "strata/error.h"
+#include "strata/model.h"
+#include "strata/tokenizer.h"
 
 namespace strata::cli {
+
+std::vector<int32_t> eos_ids_of(const Model& model, const Tokenizer* tokenizer) {
+  std::vector<int32_t> ids = model.generation_config().eos_token_ids;
+  if (ids.empty()) ids = model.config().eos_token_ids;
+  if (ids.empty() && tokenizer && tokenizer->eos_id()) ids.push_back(*tokenizer->eos_id());
+  return ids;
+}
 
 void write_text(std::string_view text) { std::fwrite(text.data(), 1, text.size(), stdout); }
 

@@ -6,6 +6,11 @@
 #include <string_view>
 #include <vector>
 
+namespace strata {
+class Model;
+class Tokenizer;
+}
+
 namespace strata::cli {
 
 // Writes decoded text to stdout as the bytes it is: a token may decode to a
@@ -17,5 +22,9 @@ std::vector<int32_t> parse_id_list(const std::string& text);
 
 // Reads all of standard input.
 std::string read_stdin();
+
+// The ids that end a generation: generation_config.json's, else
+// config.json's, else the tokenizer's EOS (tokenizer may be null).
+std::vector<int32_t> eos_ids_of(const Model& model, const Tokenizer* tokenizer);
 
 }  // namespace strata::cli

@@ -47,13 +47,6 @@ SamplingOptions sampling_from(const GenerateArgs& args, const GenerationConfig& 
   return s;
 }
 
-std::vector<int32_t> eos_ids_of(const Model& model, const Tokenizer* tokenizer) {
-  std::vector<int32_t> ids = model.generation_config().eos_token_ids;
-  if (ids.empty()) ids = model.config().eos_token_ids;
-  if (ids.empty() && tokenizer && tokenizer->eos_id()) ids.push_back(*tokenizer->eos_id());
-  return ids;
-}
-
 void run_generate(const GenerateArgs& args) {
   const PeakAnonSampler memory_sampler;
   std::unique_ptr<Tokenizer> tokenizer;

@@ -7,6 +7,7 @@
 #include <random>
 #include <set>
 
+#include "cli_util.h"
 #include "core/files.h"
 #include "serve_stop.h"
 #include "strata/error.h"
@@ -214,9 +215,7 @@ Engine::Engine(std::unique_ptr<Model> model, std::unique_ptr<Tokenizer> tokenize
 
   anchor_ids_ = tokenizer_->encode("a", false);
   anchor_text_ = tokenizer_->decode(anchor_ids_, false);
-  eos_ids_ = model_->generation_config().eos_token_ids;
-  if (eos_ids_.empty()) eos_ids_ = model_->config().eos_token_ids;
-  if (eos_ids_.empty() && tokenizer_->eos_id()) eos_ids_.push_back(*tokenizer_->eos_id());
+  eos_ids_ = eos_ids_of(*model_, tokenizer_.get());
 
   bytes_per_step_ = {{"weights", model_->weight_bytes_per_token()},
                      {"host_computed", model_->host_computed_bytes_per_token()},

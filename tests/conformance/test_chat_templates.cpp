@@ -93,20 +93,10 @@ const ojson& all_cases() {
       STRATA_SKIP_OR_FAIL_("STRATA_REQUIRE_FIXTURES", "chat template fixtures not found at " << chat_dir()); \
   } while (0)
 
-// The clock the goldens were rendered with: 2026-07-26 09:15:00, a Sunday.
+// The clock the goldens were rendered with.
 RenderOptions pinned_clock() {
   RenderOptions options;
-  options.now = [] {
-    std::tm tm{};
-    tm.tm_year = 2026 - 1900;
-    tm.tm_mon = 6;
-    tm.tm_mday = 26;
-    tm.tm_hour = 9;
-    tm.tm_min = 15;
-    tm.tm_wday = 0;
-    tm.tm_yday = 206;
-    return tm;
-  };
+  options.now = test::chat_template_golden_time;
   return options;
 }
 

@@ -244,17 +244,7 @@ TEST(Jinja, StringLiteralsUsePythonEscapes) {
 
 TEST(Jinja, StrftimeNowReadsTheGivenClock) {
   RenderOptions options;
-  options.now = [] {
-    std::tm tm{};
-    tm.tm_year = 2026 - 1900;
-    tm.tm_mon = 6;
-    tm.tm_mday = 26;
-    tm.tm_hour = 9;
-    tm.tm_min = 15;
-    tm.tm_wday = 0;
-    tm.tm_yday = 206;
-    return tm;
-  };
+  options.now = test::chat_template_golden_time;
   EXPECT_EQ(render("{{ strftime_now('%Y-%m-%d %H:%M') }}|{{ strftime_now('%d %b %Y') }}|{{ strftime_now('%B %A') }}",
                    "{}", options),
             "2026-07-26 09:15|26 Jul 2026|July Sunday");

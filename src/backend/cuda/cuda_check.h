@@ -22,3 +22,10 @@ namespace strata::cuda {
     const cublasStatus_t strata_status_ = (call);                                       \
     if (strata_status_ != CUBLAS_STATUS_SUCCESS) ::strata::cuda::throw_cublas_error(#call, strata_status_); \
   } while (0)
+
+namespace strata::cuda {
+
+// After a kernel launch: its own error (a bad configuration), raised at once.
+inline void check_launch() { STRATA_CUDA_CHECK(cudaGetLastError()); }
+
+}  // namespace strata::cuda

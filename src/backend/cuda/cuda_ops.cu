@@ -368,8 +368,6 @@ __global__ void attention_kernel(const float* __restrict__ q, const float* __res
     out[(static_cast<size_t>(t) * heads + h) * d + threadIdx.x] = running_sum > 0.0f ? acc / running_sum : 0.0f;
 }
 
-void check_launch() { STRATA_CUDA_CHECK(cudaGetLastError()); }
-
 }  // namespace
 
 CudaOps::CudaOps(int device_index, cudaStream_t stream) : index_(device_index), stream_(stream) {

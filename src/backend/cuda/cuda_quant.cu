@@ -114,8 +114,6 @@ __global__ void gather_kernel(QuantBlock b, int64_t first, const int32_t* __rest
   for (int64_t c = threadIdx.x; c < b.cols; c += blockDim.x) row[c] = weight_at(b, r, c);
 }
 
-void check_launch() { STRATA_CUDA_CHECK(cudaGetLastError()); }
-
 }  // namespace
 
 bool quant_kernels_support(const QuantLayout& layout) {
