@@ -10,7 +10,7 @@
 #include "commands.h"
 #include "core/byte_size.h"
 #include "device_map_options.h"
-#include "generate_batch.h"
+#include "generate_scheduled.h"
 #include "process_memory.h"
 #include "strata/error.h"
 #include "strata/generate.h"
@@ -85,15 +85,13 @@ void run_generate(const GenerateArgs& args) {
   }
   if (prompt.empty()) throw Error("the prompt is empty", "", "", "give at least one token, e.g. BOS");
 
-  // The last new token is never fed back, so the context holds one less.
-  const int64_t needed = static_cast<int64_t>(prompt.size()) + std::max<int64_t>(args.max_new - 1, 0);
+  const int64_t needed = static_cast<int64_t>(prompt.size()) + args.max_new;  // the scheduler slot's context
   auto model = Model::load(args.model_dir, model_options(args.model_dir, args.map, args.threads, needed, 1));
   print_device_map(*model, args.map);
 
-  const int64_t context = static_cast<int64_t>(prompt.size()) + args.max_new;
-  if (context > model->config().max_position_embeddings)
+  if (needed > model->config().max_position_embeddings)
     std::fprintf(stderr, "strata: warning: %lld tokens exceed the model's max_position_embeddings (%lld); "
-                 "quality may degrade past it\n", static_cast<long long>(context),
+                 "quality may degrade past it\n", static_cast<long long>(needed),
                  static_cast<long long>(model->config().max_position_embeddings));
 
   GenerateOptions options;
@@ -118,7 +116,7 @@ void run_generate(const GenerateArgs& args) {
     }
     std::fflush(stdout);
   };
-  const GenerateResult result = generate(*model, prompt, options, on_token);
+  const GenerateResult result = generate_scheduled(*model, prompt, options, on_token);
 
   if (args.json) {
     nlohmann::json out{{"prompt_ids", prompt}, {"new_ids", result.new_ids}, {"stopped_on_eos", result.stopped_on_eos}};

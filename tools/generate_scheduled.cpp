@@ -1,4 +1,4 @@
-#include "generate_batch.h"
+#include "generate_scheduled.h"
 
 #include <algorithm>
 #include <chrono>
@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <fstream>
 #include <mutex>
+#include <optional>
 #include <nlohmann/json.hpp>
 
 #include "cli_util.h"
@@ -13,6 +14,38 @@
 #include "strata/scheduler.h"
 
 namespace strata::cli {
+
+GenerateResult generate_scheduled(Model& model, std::vector<int32_t> prompt, const GenerateOptions& options,
+                                  const std::function<void(int32_t)>& on_token) {
+  GenerateResult result;
+  result.prompt_tokens = static_cast<int64_t>(prompt.size());
+  const int64_t context = result.prompt_tokens + options.max_new_tokens;
+  Scheduler scheduler(model, {.slots = 1, .context = context, .prefill_chunk = std::max<int64_t>(result.prompt_tokens, 1)});
+  std::mutex mutex;
+  std::condition_variable finished;
+  std::optional<SequenceSummary> summary;
+  SequenceEvents events;
+  events.token = [&](int32_t token, std::span<const float>) {
+    result.new_ids.push_back(token);
+    if (on_token) on_token(token);
+    return true;
+  };
+  events.finish = [&](const SequenceSummary& s) {
+    std::lock_guard lock(mutex);
+    summary = s;
+    finished.notify_all();
+  };
+  scheduler.submit(std::move(prompt), options, std::move(events));
+  {
+    std::unique_lock lock(mutex);
+    finished.wait(lock, [&] { return summary.has_value(); });
+  }
+  if (summary->reason == FinishReason::error) throw Error(summary->error);
+  result.stopped_on_eos = summary->reason == FinishReason::eos;
+  result.prompt_seconds = summary->first_token_seconds;
+  result.generate_seconds = summary->new_tokens > 0 ? summary->seconds - summary->first_token_seconds : 0.0;
+  return result;
+}
 
 std::vector<std::string> read_prompt_lines(const std::string& path) {
   std::ifstream in(path);

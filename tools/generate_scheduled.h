@@ -1,6 +1,8 @@
-// strata generate --prompts FILE: many prompts, decoded --batch at a time.
+// strata generate on the scheduler (continuous batching): one prompt, or a
+// file of prompts decoded --batch at a time.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -9,6 +11,13 @@
 #include "strata/tokenizer.h"
 
 namespace strata::cli {
+
+// Generates from one prompt on a one-slot scheduler. The whole prompt goes
+// in one step, so streamed weights are read once for it, as generate() does;
+// on_token gets each new id as it is chosen (on the scheduler's thread).
+// Throws strata::Error when a step fails.
+GenerateResult generate_scheduled(Model& model, std::vector<int32_t> prompt, const GenerateOptions& options,
+                                  const std::function<void(int32_t)>& on_token);
 
 // Reads one prompt per line (blank lines skipped); throws strata::Error for
 // an unreadable or empty file.
