@@ -141,6 +141,22 @@ struct Reference {
 };
 Reference read_reference(const std::filesystem::path& model_dir);
 
+// Options for running a fixture's reference input under `device_map`: two
+// threads, a context and batch that hold it, every position's logits.
+ModelOptions reference_options(const Reference& ref, const std::string& device_map, const std::string& sim_devices,
+                               const std::filesystem::path& offload_folder);
+
+// What a model gives for a fixture's reference input: every position's
+// logits, 6 greedy ids after its first two tokens, the expert counters and
+// the devices' reports.
+struct ReferenceRun {
+  std::vector<float> logits;
+  std::vector<int32_t> greedy;
+  ExpertStats experts;
+  std::vector<DeviceReport> devices;
+};
+ReferenceRun run_reference(const std::filesystem::path& model_dir, const ModelOptions& options, const Reference& ref);
+
 // A run under some device map against a reference run of the same model:
 // logits bit for bit, greedy ids exact, and every device's peak within its
 // budget and within the plan's bill for it (DESIGN.md's invariants).

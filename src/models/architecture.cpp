@@ -197,8 +197,8 @@ size_t workspace_floats(const ModelConfig& config, const StepLimits& limits) {
 }
 
 std::unique_ptr<CausalLM> create_model(const ModelConfig& config, std::vector<BlockSpec> blocks,
-                                       WeightSource& weights) {
-  return create_decoder(config, describe(config), std::move(blocks), weights);
+                                       WeightSource& weights, uint64_t expert_bytes) {
+  return create_decoder(config, describe(config), std::move(blocks), weights, expert_bytes);
 }
 
 }  // namespace strata

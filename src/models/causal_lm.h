@@ -198,8 +198,9 @@ class CausalLM {
 };
 
 // Creates the model for config.architecture from its model_blocks(), binding
-// their weights from the source; routed experts come through BlockRun::experts.
+// their weights from the source; routed experts come through BlockRun::experts,
+// each held in expert_bytes (the expert source's; for the bytes a token reads).
 std::unique_ptr<CausalLM> create_model(const ModelConfig& config, std::vector<BlockSpec> blocks,
-                                       WeightSource& weights);
+                                       WeightSource& weights, uint64_t expert_bytes);
 
 }  // namespace strata

@@ -89,8 +89,12 @@ Linear rows_of(const Linear& fused, int64_t first, int64_t rows) {
 class DecoderModel final : public CausalLM {
  public:
   DecoderModel(const ModelConfig& config, const Description& description, std::vector<BlockSpec> blocks,
-               WeightSource& weights)
-      : config_(config), settings_(description.forward), rope_(rope_tables(config)), blocks_(std::move(blocks)) {
+               WeightSource& weights, uint64_t expert_bytes)
+      : config_(config),
+        settings_(description.forward),
+        rope_(rope_tables(config)),
+        blocks_(std::move(blocks)),
+        expert_bytes_(expert_bytes) {
     bind(description, weights);
   }
 
@@ -118,6 +122,7 @@ class DecoderModel final : public CausalLM {
   RopeTables rope_;
   std::vector<BlockSpec> blocks_;
   std::vector<uint64_t> bytes_per_token_;  // per block
+  uint64_t expert_bytes_ = 0;              // one routed expert as held
   MatrixView embed_, positions_, head_;
   NormWeights final_norm_;
   std::vector<LayerWeights> layers_;
@@ -179,11 +184,9 @@ uint64_t DecoderModel::bind_layer(const ModuleDecl& layer, const std::string& pa
     l.moe.layer = static_cast<int64_t>(layers_.size());
     l.moe.top_k = config_.num_experts_per_tok;
     l.moe.normalize_top_k = config_.norm_topk_prob;
-    // A token reads top_k experts, each three matrices of the router's dtype.
-    const uint64_t expert = 3 * static_cast<uint64_t>(config_.hidden_size * config_.moe_intermediate_size) *
-                            dtype_size(l.moe.router.weight.dtype);
+    // A token reads top_k experts.
     per_token += bytes(l.moe.router) + mlp_bytes(l.moe.shared) + bytes(l.moe.shared_gate) +
-                 expert * static_cast<uint64_t>(l.moe.top_k);
+                 expert_bytes_ * static_cast<uint64_t>(l.moe.top_k);
   }
   layers_.push_back(std::move(l));
   return per_token;
@@ -355,8 +358,8 @@ void DecoderModel::final_norm(const BlockRun& run, const Workspace& ws) {
 }  // namespace
 
 std::unique_ptr<CausalLM> create_decoder(const ModelConfig& config, const Description& description,
-                                         std::vector<BlockSpec> blocks, WeightSource& weights) {
-  return std::make_unique<DecoderModel>(config, description, std::move(blocks), weights);
+                                         std::vector<BlockSpec> blocks, WeightSource& weights, uint64_t expert_bytes) {
+  return std::make_unique<DecoderModel>(config, description, std::move(blocks), weights, expert_bytes);
 }
 
 size_t decoder_workspace_floats(const ModelConfig& config, const StepLimits& limits) {

@@ -16,7 +16,7 @@
 namespace strata {
 
 std::unique_ptr<CausalLM> create_decoder(const ModelConfig& config, const Description& description,
-                                         std::vector<BlockSpec> blocks, WeightSource& weights);
+                                         std::vector<BlockSpec> blocks, WeightSource& weights, uint64_t expert_bytes);
 
 // Floats of scratch one executing device needs for steps within `limits`.
 size_t decoder_workspace_floats(const ModelConfig& config, const StepLimits& limits);

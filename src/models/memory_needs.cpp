@@ -84,6 +84,13 @@ plan::MemoryNeeds memory_needs(const ModelConfig& config,
     needs.experts.push_back({e.module, blocks_layer_module(blocks, e.layer)});
     double extra = 0, stored_bytes = 0;
     for (const WeightSpec* w : e.weights()) {
+      if (const QuantLayout* layout = quantized_of ? quantized_of(w->name) : nullptr) {
+        // Read from the offload folder as held: nothing to convert after the read.
+        const uint64_t bytes = quant_bytes(*layout, w->shape[0], w->shape[1]);
+        stored_bytes += static_cast<double>(bytes);
+        extra += static_cast<double>(held_bytes(*w, *layout) - bytes);
+        continue;
+      }
       const DType stored = dtype_from_torch(torch_dtype_of(w->name));
       stored_bytes += static_cast<double>(numel(w->shape) * dtype_size(stored));
       const size_t planned_element = compute ? std::min(dtype_size(stored), dtype_size(*compute)) : dtype_size(stored);

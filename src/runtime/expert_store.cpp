@@ -15,10 +15,15 @@ size_t round_to_page(size_t bytes) { return (bytes + DirectReader::kAlign - 1) /
 
 }  // namespace
 
-std::vector<const TensorInfo*> ExpertStore::check(const Checkpoint& checkpoint, const std::vector<ExpertSpec>& experts) {
+std::vector<const TensorInfo*> ExpertStore::check(const Checkpoint& checkpoint, const std::vector<ExpertSpec>& experts,
+                                                  const QuantizedWeights* quantized) {
   std::vector<const TensorInfo*> infos;
   for (const ExpertSpec& e : experts)
     for (const WeightSpec* w : e.weights()) {
+      if (quantized && quantized->layout_of(w->name) && !quantized->made_in_situ(w->name)) {
+        infos.push_back(quantized->source_of(checkpoint, *w)->stored.codes);  // checks the stored tensors
+        continue;
+      }
       const TensorInfo* info = checkpoint.find(w->name);
       if (!info)
         throw Error("expert tensor missing from the checkpoint", checkpoint.dir().string(), w->name,
@@ -36,15 +41,32 @@ ExpertStore::ExpertStore(const Checkpoint& checkpoint, std::vector<ExpertSpec> e
   recent_.reserve(kRecentReads);
   if (specs_.empty()) return;
   // Every expert tensor is checked before any memory is taken.
-  const std::vector<const TensorInfo*> infos = check(checkpoint, specs_);
+  const std::vector<const TensorInfo*> infos = check(checkpoint, specs_, options.quantized);
   dtype_ = options.compute_dtype.value_or(infos.front()->dtype);
   const ExpertSpec& first = specs_.front();
-  const size_t gate = static_cast<size_t>(first.gate.shape[0] * first.gate.shape[1]) * dtype_size(dtype_);
-  const size_t down = static_cast<size_t>(first.down.shape[0] * first.down.shape[1]) * dtype_size(dtype_);
-  offsets_[0] = 0;
-  offsets_[1] = align64(gate);
-  offsets_[2] = offsets_[1] + align64(gate);
-  expert_bytes_ = offsets_[2] + align64(down);
+  quant_ = options.quantized ? options.quantized->layout_of(first.gate.name) : nullptr;
+  for (const ExpertSpec& e : specs_)
+    if ((options.quantized ? options.quantized->layout_of(e.gate.name) : nullptr) != quant_)
+      throw Error("the routed experts are not all held alike", checkpoint.dir().string(), e.module,
+                  "strata holds every routed expert of a model quantized, or none");
+  if (quant_ && !options.folder) throw Error("internal: quantized experts without the offload folder holding them");
+  const WeightSpec* matrices[] = {&first.gate, &first.up, &first.down};
+  for (int m = 0; m < kMatrices; ++m) {
+    const WeightSpec& w = *matrices[m];
+    matrix_bytes_[m] = quant_ ? quant_bytes(*quant_, w.shape[0], w.shape[1])
+                              : static_cast<size_t>(w.shape[0] * w.shape[1]) * dtype_size(dtype_);
+    offsets_[m] = m == 0 ? 0 : offsets_[m - 1] + align64(matrix_bytes_[m - 1]);
+  }
+  expert_bytes_ = offsets_[2] + align64(matrix_bytes_[2]);
+  // Where a matrix's bytes are read from: the checkpoint, or the offload
+  // folder holding it quantized.
+  const auto source_info = [&](size_t expert, int matrix) {
+    if (!quant_) return infos[expert * kMatrices + static_cast<size_t>(matrix)];
+    return &options.folder->info(specs_[expert].weights()[static_cast<size_t>(matrix)]->name);
+  };
+  const auto source_file = [&](const TensorInfo& info) -> const std::filesystem::path& {
+    return quant_ ? options.folder->file() : checkpoint.files()[info.file_index]->path();
+  };
 
   // Tiers, and how many experts each device holds or caches.
   const int64_t layers = specs_.back().layer + 1;
@@ -82,12 +104,12 @@ ExpertStore::ExpertStore(const Checkpoint& checkpoint, std::vector<ExpertSpec> e
       int matrix;
     };
     std::vector<Part> parts;
-    for (int m = 0; m < kMatrices; ++m) parts.push_back({infos[i * kMatrices + static_cast<size_t>(m)], m});
+    for (int m = 0; m < kMatrices; ++m) parts.push_back({source_info(i, m), m});
     const auto source = [&](const Part& p) { return std::make_tuple(p.info->file_index, p.info->file_offset); };
     std::sort(parts.begin(), parts.end(), [&](const Part& a, const Part& b) { return source(a) < source(b); });
     size_t at = 0;
     for (const Part& p : parts) {
-      const auto& path = checkpoint.files()[p.info->file_index]->path();
+      const auto& path = source_file(*p.info);
       auto& reader = readers_[path];
       if (!reader) reader = std::make_unique<DirectReader>(path);
       const uint64_t offset = p.info->file_offset, end = offset + p.info->nbytes;
@@ -102,10 +124,10 @@ ExpertStore::ExpertStore(const Checkpoint& checkpoint, std::vector<ExpertSpec> e
       const Run& run = h.runs.back();
       h.landed[p.matrix] = run.position + DirectReader::lead(run.offset) + static_cast<size_t>(offset - run.offset);
       // The CPU reads elements in place only at their alignment; a copy to
-      // an accelerator needs none.
+      // an accelerator needs none. Quantized experts are read as held.
       const bool copied_only = h.exec->is_accelerator() && options.local_tokens < 0;
       const bool aligned = copied_only || h.landed[p.matrix] % dtype_size(dtype_) == 0;
-      h.convert = h.convert || p.info->dtype != dtype_ || !aligned;
+      h.convert = !quant_ && (h.convert || p.info->dtype != dtype_ || !aligned);
     }
     read_area_ = std::max(read_area_, at);
   }
@@ -157,10 +179,17 @@ ExpertStore::ExpertStore(const Checkpoint& checkpoint, std::vector<ExpertSpec> e
     h.data = next;
     next += expert_bytes_;
     for (int m = 0; m < kMatrices; ++m) {
+      if (quant_) {
+        const WeightSpec& w = *h.spec->weights()[static_cast<size_t>(m)];
+        const QuantizedSource source = *options.quantized->source_of(checkpoint, w);
+        fill_quantized(source.scheme ? nullptr : options.folder, checkpoint, source, matrix_bytes_[m],
+                       h.data + offsets_[m], home, host, pool_);
+        continue;
+      }
       const TensorInfo& info = *infos[i * kMatrices + static_cast<size_t>(m)];
       const auto src = checkpoint.data(info);
-      write_to_device({info.dtype, src.data(), info.shape, false}, dtype_,
-                      static_cast<size_t>(info.numel()) * dtype_size(dtype_), h.data + offsets_[m], home, host, pool_);
+      write_to_device({info.dtype, src.data(), info.shape, false}, dtype_, matrix_bytes_[m], h.data + offsets_[m],
+                      home, host, pool_);
       release_mapped_pages(src);
     }
     placed += expert_bytes_;
@@ -221,7 +250,7 @@ size_t ExpertStore::max_fetch(int64_t layer) const {
 
 ExpertWeights ExpertStore::views_at(const Held& h, const uint8_t* base) const {
   const auto view = [&](const WeightSpec& w, size_t offset) {
-    return MatrixView{dtype_, base + offset, w.shape[0], w.shape[1]};
+    return MatrixView{quant_ ? DType::U8 : dtype_, base + offset, w.shape[0], w.shape[1], quant_};
   };
   return {view(h.spec->gate, offsets_[0]), view(h.spec->up, offsets_[1]), view(h.spec->down, offsets_[2])};
 }
@@ -350,9 +379,8 @@ void ExpertStore::wait(size_t i) {
     const ExpertWeights src = host_views(*p.held, p.host);
     const MatrixView* parts[] = {&src.gate, &src.up, &src.down};
     for (int m = 0; m < kMatrices; ++m) {
-      const size_t bytes = static_cast<size_t>(parts[m]->rows * parts[m]->cols) * dtype_size(dtype_);
-      p.held->exec->copy_in(p.device + offsets_[m], parts[m]->data, bytes);
-      counters_.copied_bytes += bytes;
+      p.held->exec->copy_in(p.device + offsets_[m], parts[m]->data, matrix_bytes_[m]);
+      counters_.copied_bytes += matrix_bytes_[m];
     }
     p.device = nullptr;
   }

@@ -7,9 +7,13 @@
 //   cache when routed and missing there (then copied on to an accelerator's
 //   cache when one computes it).
 // An expert is three matrices (gate, up, down) held back to back, each
-// 64-byte aligned, in the compute dtype. Experts read from disk are used where
-// the read lands when their stored bytes are what is computed with; else they
-// are converted into the slot beside the read.
+// 64-byte aligned, in the compute dtype, or in their quantized layout: made
+// in situ (--quantize) into the offload folder, or repacked from a
+// pre-quantized checkpoint (at load in RAM; into the offload folder for the
+// disk tier); disk experts are then read from the folder as held.
+// Experts read from disk are used where the read lands when their stored
+// bytes are what is computed with; else they are converted into the slot
+// beside the read.
 // Thread-safety: built before running; fetch and wait are called by the one
 // thread that runs the model. Reads run on the store's own reader threads, so
 // the disk sees several requests at once while the model computes the
@@ -45,7 +49,12 @@
 namespace strata {
 
 struct ExpertStoreOptions {
-  std::optional<DType> compute_dtype;  // nullopt: as stored
+  std::optional<DType> compute_dtype;  // nullopt: as stored (quantized experts always are)
+  // The matrices held quantized (null: none) and the offload folder holding
+  // the quantized ones made in situ (WeightStoreOptions::folder_matrices);
+  // both must outlive the store.
+  const QuantizedWeights* quantized = nullptr;
+  const OffloadFolder* folder = nullptr;
   ThreadPool* pool = nullptr;          // load-time conversion and a fetch's parallel reads
   size_t host_cache_experts = 0;       // disk experts kept in RAM after their read
   size_t device_cache_experts = 0;     // per accelerator: experts from RAM or disk kept there
@@ -69,9 +78,10 @@ class ExpertStore final : public ExpertSource {
   ~ExpertStore() override;
   ExpertStore(const ExpertStore&) = delete;
   // The checks the constructor makes first, for loading to make before it
-  // reads any weight: returns each expert tensor's info, gate, up, down per
-  // expert.
-  static std::vector<const TensorInfo*> check(const Checkpoint& checkpoint, const std::vector<ExpertSpec>& experts);
+  // reads any weight: returns each expert matrix's stored tensor, gate, up,
+  // down per expert (for a pre-quantized one, its codes).
+  static std::vector<const TensorInfo*> check(const Checkpoint& checkpoint, const std::vector<ExpertSpec>& experts,
+                                              const QuantizedWeights* quantized);
   ExpertStore& operator=(const ExpertStore&) = delete;
 
   size_t max_fetch(int64_t layer) const override;
@@ -130,8 +140,10 @@ class ExpertStore final : public ExpertSource {
   std::vector<Held> experts_;       // in specs_ order
   std::vector<size_t> first_of_layer_;  // index of each layer's expert 0, or -1 for a dense layer
   std::vector<size_t> layer_experts_;
-  DType dtype_ = DType::F32;        // experts as held
+  DType dtype_ = DType::F32;        // experts as held, when not quantized
+  const QuantLayout* quant_ = nullptr;  // experts as held, when quantized
   size_t offsets_[3] = {0, 0, 0};   // of gate, up, down in the held layout
+  size_t matrix_bytes_[3] = {0, 0, 0};  // of gate, up, down as held, unpadded
   uint64_t expert_bytes_ = 0;       // held layout
   size_t read_area_ = 0;            // bytes of a disk expert's read, page-aligned
   uint64_t read_piece_ = 0;         // bytes of a reader's request: a share of an expert, page-aligned

@@ -105,19 +105,24 @@ std::unique_ptr<Model> Model::load(const std::filesystem::path& dir, const Model
   store.convert_progress = options.convert_progress;
   store.quantized = &quantized;
   auto experts = model_experts(impl->config);
-  if (quantized.stored())
-    for (const ExpertSpec& e : experts)
-      if (stored_quantized_matrix(checkpoint, *quantized.stored(), e.gate.name))
-        throw Error("quantized routed experts are not supported yet", dir.string(), e.gate.name,
-                    "strata reads quantized dense layers and shared experts");
-  if (quantized.in_situ() && !experts.empty() && options.warning)
-    options.warning("--quantize leaves the routed experts as stored (their quantization is not supported yet)");
   const auto expert_placement = place_experts(experts, blocks, placement, plan.device_map, *impl->devices);
-  ExpertStore::check(checkpoint, experts);  // before the weight store reads anything
+  ExpertStore::check(checkpoint, experts, &quantized);  // before the weight store reads anything
+  // Quantized experts the offload folder holds, beside the blocks' matrices:
+  // all those made in situ (made once, read from there on every run), and
+  // the pre-quantized ones of the disk tier (repacked once, read as held).
+  for (size_t i = 0; i < experts.size(); ++i) {
+    const std::string& gate = experts[i].gate.name;
+    const bool on_disk = expert_placement[i].tier.kind == plan::Device::disk;
+    if (quantized.layout_of(gate) && (quantized.made_in_situ(gate) || on_disk))
+      for (const WeightSpec* w : experts[i].weights()) store.folder_matrices.push_back(w);
+  }
   impl->weights = std::make_unique<WeightStore>(std::move(checkpoint), blocks, placement, impl->devices->cpu(), store);
+  ExpertStoreOptions expert_options = expert_store_options(options, plan, *impl->pool);
+  expert_options.quantized = &quantized;
+  expert_options.folder = &impl->weights->offload_folder();
   impl->experts = std::make_unique<ExpertStore>(impl->weights->checkpoint(), std::move(experts), expert_placement,
-                                                impl->devices->cpu(), expert_store_options(options, plan, *impl->pool));
-  impl->model = create_model(impl->config, std::move(blocks), *impl->weights);
+                                                impl->devices->cpu(), expert_options);
+  impl->model = create_model(impl->config, std::move(blocks), *impl->weights, impl->experts->expert_bytes());
   impl->executor = std::make_unique<Executor>(*impl->model, *impl->weights, *impl->experts, std::move(placement),
                                               impl->devices->cpu(), *impl->pool, compute);
   impl->device_map = std::move(plan.device_map);

@@ -63,7 +63,7 @@ OffloadFolder::OffloadFolder(const std::filesystem::path& dir, const Checkpoint&
   if (std::filesystem::exists(dir / kIndex, ec)) {
     try {
       if (Json::parse(read_file(dir / kIndex, "the offload index")) == want) {
-        file_ = std::make_unique<SafetensorsFile>(dir / kData);
+        open_file();
         reused_ = true;
         for (const auto& w : wanted) info(w.name);  // every tensor there, or rebuild
         return;
@@ -72,6 +72,7 @@ OffloadFolder::OffloadFolder(const std::filesystem::path& dir, const Checkpoint&
       // A damaged or foreign folder: rebuilt below.
     }
     file_.reset();
+    by_name_.clear();
     reused_ = false;
   }
   build(checkpoint, wanted, pool, progress);
@@ -132,13 +133,17 @@ void OffloadFolder::build(const Checkpoint& checkpoint, const std::vector<Wanted
   }
   std::filesystem::rename(partial, dir_ / kData, ec);
   if (ec) throw Error("cannot write the offload folder: " + ec.message(), (dir_ / kData).string());
+  open_file();
+}
+
+void OffloadFolder::open_file() {
   file_ = std::make_unique<SafetensorsFile>(dir_ / kData);
+  by_name_.clear();
+  for (size_t i = 0; i < file_->tensors().size(); ++i) by_name_.emplace(file_->tensors()[i].name, i);
 }
 
 const TensorInfo& OffloadFolder::info(const std::string& name) const {
-  if (file_)
-    for (const auto& t : file_->tensors())
-      if (t.name == name) return t;
+  if (const auto it = by_name_.find(name); it != by_name_.end()) return file_->tensors()[it->second];
   throw Error("the offload folder does not hold this tensor", dir_.string(), name, "delete the folder to rebuild it");
 }
 

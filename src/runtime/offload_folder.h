@@ -18,6 +18,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "core/thread_pool.h"
@@ -56,9 +57,11 @@ class OffloadFolder {
  private:
   void build(const Checkpoint& checkpoint, const std::vector<Wanted>& wanted, ThreadPool* pool,
              const std::function<void(uint64_t, uint64_t)>& progress);
+  void open_file();  // file_ and by_name_ from DIR's data file
 
   std::filesystem::path dir_;
   std::unique_ptr<SafetensorsFile> file_;
+  std::unordered_map<std::string, size_t> by_name_;  // index in file_->tensors() (a MoE has thousands)
   bool reused_ = false;
 };
 

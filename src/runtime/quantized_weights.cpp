@@ -2,6 +2,7 @@
 
 #include <unordered_set>
 
+#include "format/mapped_file.h"
 #include "models/architecture.h"
 #include "strata/error.h"
 
@@ -13,18 +14,27 @@ QuantizedWeights::QuantizedWeights(const ModelConfig& config, const Checkpoint& 
     : stored_(std::move(stored)),
       in_situ_(in_situ),
       in_situ_layout_(in_situ ? strata::in_situ_layout(*in_situ) : QuantLayout{}) {
-  // Routed experts are the expert store's, which holds them as stored for now.
   const std::unordered_set<std::string> kept = quantize_all ? std::unordered_set<std::string>{} : kept_unquantized(config);
-  for (const BlockSpec& block : model_blocks(config))
-    for (const WeightSpec& w : block.weights) {
-      if (w.is_vector()) continue;
-      if (stored_ && stored_quantized_matrix(checkpoint, *stored_, w.name)) {
-        layouts_[w.name] = &stored_->layout;
-      } else if (in_situ_ && !kept.count(w.name)) {
-        const TensorInfo* t = checkpoint.find(w.name);
-        if (t && is_float(t->dtype)) layouts_[w.name] = &in_situ_layout_;
-      }
+  const auto decide = [&](const WeightSpec& w) {
+    if (w.is_vector()) return;
+    if (stored_ && stored_quantized_matrix(checkpoint, *stored_, w.name)) {
+      layouts_[w.name] = &stored_->layout;
+    } else if (in_situ_ && !kept.count(w.name)) {
+      const TensorInfo* t = checkpoint.find(w.name);
+      if (t && is_float(t->dtype)) layouts_[w.name] = &in_situ_layout_;
     }
+  };
+  for (const BlockSpec& block : model_blocks(config))
+    for (const WeightSpec& w : block.weights) decide(w);
+  // Routed experts: the expert store holds an expert's three matrices alike,
+  // all quantized or none.
+  for (const ExpertSpec& e : model_experts(config)) {
+    for (const WeightSpec* w : e.weights()) decide(*w);
+    const QuantLayout* gate = layout_of(e.gate.name);
+    if (layout_of(e.up.name) != gate || layout_of(e.down.name) != gate)
+      throw Error("an expert's matrices are quantized differently", checkpoint.dir().string(), e.module,
+                  "strata holds an expert's gate, up and down projections alike");
+  }
 }
 
 const QuantLayout* QuantizedWeights::layout_of(const std::string& name) const {
@@ -51,6 +61,27 @@ std::optional<QuantizedSource> QuantizedWeights::source_of(const Checkpoint& che
     s.stored = *find_quantized(checkpoint, *stored_, weight.name, s.rows, s.cols);
   }
   return s;
+}
+
+void fill_quantized(const OffloadFolder* folder, const Checkpoint& checkpoint, const QuantizedSource& source,
+                    size_t bytes, uint8_t* dst, Device& home, const Device& host, ThreadPool* pool) {
+  if (folder) {
+    const auto held = folder->data(source.plain->name);
+    home.copy_in(dst, held.data(), bytes);
+    release_mapped_pages(held);
+    return;
+  }
+  std::vector<uint8_t> staging;
+  uint8_t* to = dst;
+  if (&home != &host) {
+    staging.resize(bytes);
+    to = staging.data();
+  }
+  make_quantized(checkpoint, source, to, pool);
+  if (&home != &host) home.copy_in(dst, to, bytes);
+  // The file pages were read once; keep them out of this process's memory.
+  for (const TensorInfo* t : {source.stored.codes, source.stored.scales, source.stored.zeros, source.stored.group_index})
+    if (t) release_mapped_pages(checkpoint.data(*t));
 }
 
 std::optional<InSituQuant> parse_quantize(const std::string& text) {

@@ -49,30 +49,6 @@ void check_quantized_placement(const Checkpoint& checkpoint, const QuantLayout& 
                 "map the blocks holding them to cpu");
 }
 
-// A quantized matrix into its place: repacked straight from a pre-quantized
-// checkpoint, or copied from the offload folder that holds it quantized. A
-// device other than the host gets it through one host buffer of its bytes.
-void fill_quantized(const OffloadFolder* folder, const Checkpoint& checkpoint, const QuantizedSource& source,
-                    size_t bytes, uint8_t* dst, Device& home, const Device& host, ThreadPool* pool) {
-  if (folder) {
-    const auto held = folder->data(source.plain->name);
-    home.copy_in(dst, held.data(), bytes);
-    release_mapped_pages(held);
-    return;
-  }
-  std::vector<uint8_t> staging;
-  uint8_t* to = dst;
-  if (&home != &host) {
-    staging.resize(bytes);
-    to = staging.data();
-  }
-  make_quantized(checkpoint, source, to, pool);
-  if (&home != &host) home.copy_in(dst, to, bytes);
-  // The file pages were read once; keep them out of this process's memory.
-  for (const TensorInfo* t : {source.stored.codes, source.stored.scales, source.stored.zeros, source.stored.group_index})
-    if (t) release_mapped_pages(checkpoint.data(*t));
-}
-
 }  // namespace
 
 void check_stored_weight(const Checkpoint& checkpoint, const WeightSpec& weight, const TensorInfo& info) {
@@ -192,6 +168,8 @@ void WeightStore::choose_tiers(Layout& layout, const std::vector<BlockSpec>& blo
       layout.items.push_back(item);
     }
   }
+  for (const WeightSpec* w : options.folder_matrices)
+    to_convert.push_back({w->name, DType::U8, false, options.quantized->source_of(checkpoint_, *w)});
   if (!to_convert.empty()) {
     if (options.offload_folder.empty()) {
       const auto& first = to_convert.front();

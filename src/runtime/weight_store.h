@@ -51,6 +51,10 @@ struct WeightStoreOptions {
   // The matrices held quantized (must outlive the store); null: none.
   const QuantizedWeights* quantized = nullptr;
   std::filesystem::path offload_folder;
+  // Matrices outside the blocks (routed experts) that the offload folder
+  // holds quantized beside the blocks' tensors, for the expert store; each
+  // must be one `quantized` holds quantized, and outlive the constructor.
+  std::vector<const WeightSpec*> folder_matrices;
   ThreadPool* pool = nullptr;  // spreads copies and conversions at load
   size_t disk_read_slots = 2;  // host staging slots for disk reads: blocks read ahead + the one in use
   size_t staging_slots = 2;    // per accelerator, for streamed blocks: one fills while one computes

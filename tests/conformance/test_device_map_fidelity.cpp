@@ -31,11 +31,7 @@ std::string map_json(const std::vector<std::string>& layers, const std::function
   return json + "}";
 }
 
-struct Outcome {
-  std::vector<float> logits;
-  std::vector<int32_t> greedy;
-  std::vector<DeviceReport> devices;
-};
+using Outcome = test::ReferenceRun;
 
 class DeviceMapFidelity : public ::testing::TestWithParam<std::string> {
  protected:
@@ -47,27 +43,10 @@ class DeviceMapFidelity : public ::testing::TestWithParam<std::string> {
   }
 
   ModelOptions options(const std::string& device_map, const std::string& sims = "") const {
-    ModelOptions o = test::with_threads(2);
-    o.device_map = device_map;
-    o.sim_devices = sims;
-    o.offload_folder = offload_.path();
-    o.ctx = ref_.tokens;
-    o.batch = ref_.rows;
-    o.all_logits = true;
-    return o;
+    return test::reference_options(ref_, device_map, sims, offload_.path());
   }
 
-  Outcome run(const ModelOptions& o) const {
-    auto model = Model::load(model_dir(GetParam()), o);
-    Outcome r;
-    r.logits = model->logits(ref_.input_ids, ref_.rows, ref_.tokens);
-    GenerateOptions g;
-    g.max_new_tokens = 6;
-    const std::vector<int32_t> prompt(ref_.input_ids.begin(), ref_.input_ids.begin() + 2);
-    r.greedy = generate(*model, prompt, g).new_ids;
-    r.devices = model->devices();
-    return r;
-  }
+  Outcome run(const ModelOptions& o) const { return test::run_reference(model_dir(GetParam()), o, ref_); }
 
   // Bit-identical to the all-CPU run, and within every budget and bill.
   void expect_same(const Outcome& got, const char* what) const {

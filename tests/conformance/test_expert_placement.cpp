@@ -30,14 +30,7 @@ class ExpertPlacement : public ::testing::TestWithParam<std::string> {
   }
 
   ModelOptions options(const std::string& device_map, const std::string& sims = "") const {
-    ModelOptions o = test::with_threads(2);
-    o.device_map = device_map;
-    o.sim_devices = sims;
-    o.offload_folder = offload_.path();
-    o.ctx = ref_.tokens;
-    o.batch = ref_.rows;
-    o.all_logits = true;
-    return o;
+    return test::reference_options(ref_, device_map, sims, offload_.path());
   }
 
   // "model.layers.L<experts path>E"
@@ -61,29 +54,17 @@ class ExpertPlacement : public ::testing::TestWithParam<std::string> {
     return map_with_experts(R"("": 0)", [](int64_t e) { return e % 2 ? "\"cpu\"" : "\"disk\""; });
   }
 
-  struct Outcome {
-    std::vector<float> logits;
-    std::vector<int32_t> greedy;
-    ExpertStats stats;
-    std::vector<DeviceReport> devices;
-  };
+  using Outcome = test::ReferenceRun;
 
-  Outcome run(const ModelOptions& o) const {
-    auto model = Model::load(model_dir(GetParam()), o);
-    Outcome r;
-    r.logits = model->logits(ref_.input_ids, ref_.rows, ref_.tokens);
-    GenerateOptions g;
-    g.max_new_tokens = 6;
-    const std::vector<int32_t> prompt(ref_.input_ids.begin(), ref_.input_ids.begin() + 2);
-    r.greedy = generate(*model, prompt, g).new_ids;
-    r.stats = model->expert_stats();
-    r.devices = model->devices();
-    return r;
+  Outcome run(const ModelOptions& o) const { return test::run_reference(model_dir(GetParam()), o, ref_); }
+
+  const Outcome& cpu_run() const {
+    if (cpu_.logits.empty()) cpu_ = run(options(R"({"": "cpu"})"));
+    return cpu_;
   }
 
   void expect_same(const Outcome& got, const char* what) const {
-    if (cpu_.logits.empty()) cpu_ = run(options(R"({"": "cpu"})"));
-    test::expect_same_run(got.logits, got.greedy, got.devices, cpu_.logits, cpu_.greedy,
+    test::expect_same_run(got.logits, got.greedy, got.devices, cpu_run().logits, cpu_run().greedy,
                           std::string(what) + " (against the all-CPU run)");
   }
 
@@ -99,9 +80,9 @@ TEST_P(ExpertPlacement, AllOnCpuMatchesTransformers) {
   float worst = 0;
   for (size_t i = 0; i < cpu.logits.size(); ++i) worst = std::max(worst, std::fabs(cpu.logits[i] - ref_.logits[i]));
   EXPECT_LE(worst, 1e-4f);  // the fixtures README's float32 threshold
-  EXPECT_GT(cpu.stats.routed, 0u);
-  EXPECT_EQ(cpu.stats.missed, 0u) << "resident experts are never missed";
-  EXPECT_EQ(cpu.stats.disk_bytes, 0u);
+  EXPECT_GT(cpu.experts.routed, 0u);
+  EXPECT_EQ(cpu.experts.missed, 0u) << "resident experts are never missed";
+  EXPECT_EQ(cpu.experts.disk_bytes, 0u);
 }
 
 TEST_P(ExpertPlacement, OneLayersExpertsOnSimCpuAndDisk) {
@@ -112,12 +93,12 @@ TEST_P(ExpertPlacement, OneLayersExpertsOnSimCpuAndDisk) {
   });
   const Outcome got = run(options(map, "1x64MiB"));
   expect_same(got, "experts over sim:0, cpu and disk");
-  EXPECT_GT(got.stats.disk_bytes, 0u);
-  EXPECT_GT(got.stats.copied_bytes, 0u);
-  EXPECT_GT(got.stats.device_lookups, 0u);
+  EXPECT_GT(got.experts.disk_bytes, 0u);
+  EXPECT_GT(got.experts.copied_bytes, 0u);
+  EXPECT_GT(got.experts.device_lookups, 0u);
   // Only routed experts are read, each at most once per miss.
-  EXPECT_LE(got.stats.disk_bytes, got.stats.missed * got.stats.expert_bytes);
-  EXPECT_EQ(got.stats.computed_on_host, 0u) << "under auto, sim devices stream their experts";
+  EXPECT_LE(got.experts.disk_bytes, got.experts.missed * got.experts.expert_bytes);
+  EXPECT_EQ(got.experts.computed_on_host, 0u) << "under auto, sim devices stream their experts";
 }
 
 // Where experts run (DESIGN.md, "Execution"): experts of a layer on sim:0 that lie in RAM
@@ -132,10 +113,10 @@ TEST_P(ExpertPlacement, ExpertsInRamRunOnTheCpuWithOffloadComputeLocal) {
   o.offload_compute = "local";
   const Outcome got = run(o);
   expect_same(got, "experts in RAM and on disk computed by the CPU for sim:0's layers");
-  EXPECT_GT(got.stats.computed_on_host, 0u);
-  EXPECT_GT(got.stats.disk_bytes, 0u);
-  EXPECT_EQ(got.stats.copied_bytes, 0u) << "no expert is copied";
-  EXPECT_EQ(got.stats.device_lookups, 0u) << "sim:0 has no expert cache";
+  EXPECT_GT(got.experts.computed_on_host, 0u);
+  EXPECT_GT(got.experts.disk_bytes, 0u);
+  EXPECT_EQ(got.experts.copied_bytes, 0u) << "no expert is copied";
+  EXPECT_EQ(got.experts.device_lookups, 0u) << "sim:0 has no expert cache";
   // ... and the plan bills none: sim:0's bill is smaller than when streaming.
   o.offload_compute = "stream";
   const Outcome streamed = run(o);
@@ -145,7 +126,7 @@ TEST_P(ExpertPlacement, ExpertsInRamRunOnTheCpuWithOffloadComputeLocal) {
     return 0.0;
   };
   EXPECT_LT(planned_on_sim(got), planned_on_sim(streamed));
-  EXPECT_GT(streamed.stats.copied_bytes, 0u);
+  EXPECT_GT(streamed.experts.copied_bytes, 0u);
 }
 
 TEST_P(ExpertPlacement, EachExpertRunsWhereItsRoutedTokensMakeItCheaper) {
@@ -155,10 +136,10 @@ TEST_P(ExpertPlacement, EachExpertRunsWhereItsRoutedTokensMakeItCheaper) {
   o.expert_local_tokens = 1;
   const Outcome got = run(o);
   expect_same(got, "experts split between the CPU and sim:0 by their tokens");
-  EXPECT_GT(got.stats.computed_on_host, 0u);
-  EXPECT_GT(got.stats.copied_bytes, 0u);
+  EXPECT_GT(got.experts.computed_on_host, 0u);
+  EXPECT_GT(got.experts.copied_bytes, 0u);
   o.expert_local_tokens = -1;
-  EXPECT_EQ(run(o).stats.computed_on_host, 0u);
+  EXPECT_EQ(run(o).experts.computed_on_host, 0u);
 }
 
 TEST_P(ExpertPlacement, ExpertsOnDiskRunOnTheCpu) {
@@ -166,11 +147,11 @@ TEST_P(ExpertPlacement, ExpertsOnDiskRunOnTheCpu) {
   const std::string map = map_with_experts(R"("": "cpu")", [](int64_t) { return "\"disk\""; });
   const Outcome got = run(options(map));
   expect_same(got, "experts on disk, computed on the cpu");
-  EXPECT_GT(got.stats.missed, 0u);
-  EXPECT_EQ(got.stats.copied_bytes, 0u);
+  EXPECT_GT(got.experts.missed, 0u);
+  EXPECT_EQ(got.experts.copied_bytes, 0u);
   // The cache holds two layers' worth of experts: everything routed twice hits.
-  EXPECT_GT(got.stats.host_hits, 0u);
-  EXPECT_EQ(got.stats.host_hits + got.stats.missed, got.stats.host_lookups);
+  EXPECT_GT(got.experts.host_hits, 0u);
+  EXPECT_EQ(got.experts.host_hits + got.experts.missed, got.experts.host_lookups);
 }
 
 TEST_P(ExpertPlacement, ExpertsReadFromDiskAreConvertedToTheComputeDtype) {
@@ -190,7 +171,7 @@ TEST_P(ExpertPlacement, ExpertsReadFromDiskAreConvertedToTheComputeDtype) {
   for (const Outcome* got : {&on_sim, &on_cpu}) {
     test::expect_same_run(got->logits, got->greedy, got->devices, want.logits, want.greedy,
                           std::string(got == &on_sim ? "sim:0" : "cpu") + ": converted experts (against the all-CPU bf16 run)");
-    EXPECT_GT(got->stats.disk_bytes, 0u);
+    EXPECT_GT(got->experts.disk_bytes, 0u);
   }
 }
 
@@ -201,8 +182,8 @@ TEST_P(ExpertPlacement, CachesOfOneExpertFetchOneAtATime) {
   o.expert_cache = 1;
   const Outcome got = run(o);
   expect_same(got, "caches of one expert");
-  EXPECT_EQ(got.stats.host_hits + got.stats.device_hits + got.stats.missed,
-            got.stats.routed) << "each routed expert is a hit in one cache or a miss";
+  EXPECT_EQ(got.experts.host_hits + got.experts.device_hits + got.experts.missed,
+            got.experts.routed) << "each routed expert is a hit in one cache or a miss";
 }
 
 TEST_P(ExpertPlacement, EverythingOnDiskStreamsToOneSimDevice) {
@@ -210,8 +191,32 @@ TEST_P(ExpertPlacement, EverythingOnDiskStreamsToOneSimDevice) {
   o.main_device = "sim:0";
   const Outcome got = run(o);
   expect_same(got, "all on disk, run on sim:0");
-  EXPECT_GT(got.stats.disk_bytes, 0u);
-  EXPECT_GT(got.stats.copied_bytes, 0u);
+  EXPECT_GT(got.experts.disk_bytes, 0u);
+  EXPECT_GT(got.experts.copied_bytes, 0u);
+}
+
+TEST_P(ExpertPlacement, QuantizedExpertsOnEveryTierMatchTheAllCpuRun) {
+  // --quantize int4: experts are quantized once into the offload folder;
+  // those on disk are read from it as held (a quarter of the float bytes or
+  // less), those in RAM copied to sim:0 as held, and all compute the same
+  // logits as the all-CPU quantized run, bit for bit.
+  ModelOptions all_cpu = options(R"({"": "cpu"})");
+  all_cpu.quantize = "int4";
+  const Outcome want = run(all_cpu);
+  ModelOptions o = options(map_with_experts(R"("": 0)", [](int64_t e) {
+                             return e == 0 ? std::string() : e == 1 ? "\"cpu\"" : "\"disk\"";
+                           }),
+                           "1x64MiB");
+  o.quantize = "int4";
+  const Outcome got = run(o);
+  test::expect_same_run(got.logits, got.greedy, got.devices, want.logits, want.greedy,
+                        "int4 experts over sim:0, cpu and disk (against the all-CPU int4 run)");
+  const uint64_t float_expert = 3 * static_cast<uint64_t>(config_.hidden_size * config_.moe_intermediate_size) * 4;
+  EXPECT_LT(got.experts.expert_bytes * 4, float_expert) << "experts are held quantized";
+  EXPECT_GT(got.experts.disk_bytes, 0u);
+  EXPECT_GT(got.experts.copied_bytes, 0u);
+  EXPECT_LE(got.experts.disk_bytes, got.experts.missed * got.experts.expert_bytes) << "disk experts are read as held";
+  EXPECT_NE(want.logits, cpu_run().logits) << "the experts were quantized";
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, ExpertPlacement,

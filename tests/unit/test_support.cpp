@@ -14,6 +14,7 @@
 
 #include "format/safetensors.h"
 #include "models/causal_lm.h"
+#include "strata/generate.h"
 #include "strata/error.h"
 
 namespace strata::test {
@@ -127,6 +128,31 @@ Reference read_reference(const std::filesystem::path& model_dir) {
     }
   }
   return ref;
+}
+
+ModelOptions reference_options(const Reference& ref, const std::string& device_map, const std::string& sim_devices,
+                               const std::filesystem::path& offload_folder) {
+  ModelOptions o = with_threads(2);
+  o.device_map = device_map;
+  o.sim_devices = sim_devices;
+  o.offload_folder = offload_folder;
+  o.ctx = ref.tokens;
+  o.batch = ref.rows;
+  o.all_logits = true;
+  return o;
+}
+
+ReferenceRun run_reference(const std::filesystem::path& model_dir, const ModelOptions& options, const Reference& ref) {
+  auto model = Model::load(model_dir, options);
+  ReferenceRun r;
+  r.logits = model->logits(ref.input_ids, ref.rows, ref.tokens);
+  GenerateOptions g;
+  g.max_new_tokens = 6;
+  const std::vector<int32_t> prompt(ref.input_ids.begin(), ref.input_ids.begin() + 2);
+  r.greedy = generate(*model, prompt, g).new_ids;
+  r.experts = model->expert_stats();
+  r.devices = model->devices();
+  return r;
 }
 
 void expect_load_error(const std::filesystem::path& dir, const std::string& phrase, const std::string& tensor,
