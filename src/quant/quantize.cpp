@@ -11,33 +11,41 @@ namespace {
 
 constexpr int64_t kGroup = 32;
 
-// One group's scale (as stored, float16) and its values' levels q, each in
-// [qmin, qmax]: the group dequantizes to scale * q.
+// One group's scale (as stored, float16) and the squared error it leaves.
 struct GroupChoice {
   uint16_t scale = 0;
   float error = INFINITY;
-  int8_t q[kGroup] = {};
 };
 
-// The levels and squared error of the group under scale d, rounded to float16 first.
-void try_scale(const float* w, int n, int qmin, int qmax, float d, GroupChoice& best) {
+// x rounded to the nearest integer, ties to even, for |x| < 2^22: what
+// nearbyint gives in the default rounding mode, without its library call
+// (adding 1.5 * 2^23 leaves no fraction bits, and subtracting it is exact).
+float round_to_even(float x) {
+  constexpr float kShift = 12582912.0f;
+  return (x + kShift) - kShift;
+}
+
+// The level of weight x under scale s, in [lo, hi]. Clamped a level beyond
+// the range first, so the rounding stays exact.
+float level_of(float x, float s, float lo, float hi) {
+  return std::clamp(round_to_even(std::clamp(x / s, lo - 1.0f, hi + 1.0f)), lo, hi);
+}
+
+// The group's squared error under scale d, rounded to float16 first; kept
+// in best when it is the least so far.
+void try_scale(const float* w, int n, float lo, float hi, float d, GroupChoice& best) {
   const uint16_t stored = f32_to_f16(d);
   const float s = f16_to_f32(stored);
   if (s == 0.0f || !std::isfinite(s)) return;
-  GroupChoice c;
-  c.scale = stored;
-  c.error = 0.0f;
+  float error = 0.0f;
   for (int i = 0; i < n; ++i) {
-    const float level = std::clamp(std::nearbyint(w[i] / s), static_cast<float>(qmin), static_cast<float>(qmax));
-    c.q[i] = static_cast<int8_t>(level);
-    const float e = w[i] - s * level;
-    c.error += e * e;
+    const float e = w[i] - s * level_of(w[i], s, lo, hi);
+    error += e * e;
   }
-  if (c.error < best.error) best = c;
+  if (error < best.error) best = {stored, error};
 }
 
-GroupChoice quantize_group(const float* w, int n, int bits, QuantizeMethod method) {
-  const int qmax = (1 << (bits - 1)) - 1, qmin = -(1 << (bits - 1));
+GroupChoice quantize_group(const float* w, int n, float lo, float hi, QuantizeMethod method) {
   float amax = 0.0f, extreme = 0.0f;
   for (int i = 0; i < n; ++i)
     if (std::fabs(w[i]) > amax) {
@@ -46,15 +54,15 @@ GroupChoice quantize_group(const float* w, int n, int bits, QuantizeMethod metho
     }
   GroupChoice best;
   // A float16 scale cannot go past 65504: larger weights clip.
-  const float plain = std::min(amax / static_cast<float>(qmax), 65504.0f);
-  try_scale(w, n, qmin, qmax, plain, best);
+  const float plain = std::min(amax / hi, 65504.0f);
+  try_scale(w, n, lo, hi, plain, best);
   if (method == QuantizeMethod::search) {
     for (int step = -8; step <= 8; ++step)
-      if (step != 0) try_scale(w, n, qmin, qmax, amax / (static_cast<float>(qmax) + 0.125f * static_cast<float>(step)), best);
+      if (step != 0) try_scale(w, n, lo, hi, amax / (hi + 0.125f * static_cast<float>(step)), best);
     // The largest magnitude onto qmin: a negative scale when it is positive.
-    try_scale(w, n, qmin, qmax, extreme / static_cast<float>(qmin), best);
+    try_scale(w, n, lo, hi, extreme / lo, best);
   }
-  if (best.error == INFINITY) best = GroupChoice{0, 0.0f, {}};  // all zeros (or too small for a float16 scale)
+  if (best.error == INFINITY) best = {0, 0.0f};  // all zeros (or too small for a float16 scale)
   return best;
 }
 
@@ -75,6 +83,7 @@ void quantize_rows(const InSituQuant& q, const QuantLayout& layout, const float*
                    int64_t begin, int64_t end, uint8_t* dst) {
   const QuantPlanes p = quant_planes(layout, rows, cols);
   const unsigned zero = 1u << (q.bits - 1);
+  const auto lo = static_cast<float>(-(1 << (q.bits - 1))), hi = static_cast<float>((1 << (q.bits - 1)) - 1);
   for (int64_t r = begin; r < end; ++r) {
     const float* row = w + static_cast<size_t>((r - begin) * cols);
     uint8_t* codes = dst + p.codes + static_cast<size_t>(r) * p.code_row;
@@ -83,9 +92,13 @@ void quantize_rows(const InSituQuant& q, const QuantLayout& layout, const float*
     for (int64_t g = 0; g < p.groups; ++g) {
       const int64_t first = g * kGroup;
       const int n = static_cast<int>(std::min(kGroup, cols - first));
-      const GroupChoice c = quantize_group(row + first, n, q.bits, q.method);
+      const GroupChoice c = quantize_group(row + first, n, lo, hi, q.method);
       std::memcpy(scales + static_cast<size_t>(g) * 2, &c.scale, 2);
-      for (int i = 0; i < n; ++i) pack_value(codes, q.bits, first + i, static_cast<unsigned>(c.q[i] + static_cast<int>(zero)));
+      const float s = f16_to_f32(c.scale);
+      for (int i = 0; i < n; ++i) {
+        const int level = s == 0.0f ? 0 : static_cast<int>(level_of(row[first + i], s, lo, hi));
+        pack_value(codes, q.bits, first + i, static_cast<unsigned>(level + static_cast<int>(zero)));
+      }
     }
   }
   if (begin == 0) {
