@@ -30,6 +30,7 @@
 #include "plan/max_memory.h"
 #include "plan/plan_map.h"
 #include "runtime/plan_request.h"
+#include "runtime/quantized_weights.h"
 #include "strata/error.h"
 #include "strata/model_config.h"
 
@@ -40,10 +41,10 @@ using Json = nlohmann::ordered_json;
 
 struct MapArgs {
   std::string model_dir, config_path, tree_path;
-  std::string max_memory, strategy = "auto", no_split, dtype, accelerators;
+  std::string max_memory, strategy = "auto", no_split, dtype, accelerators, quantize;
   int64_t ctx = 0, batch = 1;
   int threads = 0;
-  bool json = false;
+  bool json = false, quantize_all = false;
   CLI::Option *strategy_opt = nullptr, *no_split_opt = nullptr, *dtype_opt = nullptr;
 };
 
@@ -87,7 +88,9 @@ Request from_config(const MapArgs& a) {
   const std::string config_dtype = config.torch_dtype.empty() ? "float32" : config.torch_dtype;
   plan::dtype_byte_size(config_dtype);  // throws for a torch_dtype it does not know
   std::function<std::string(const std::string&)> dtype_of = [config_dtype](const std::string&) { return config_dtype; };
-  QuantizedOf quantized_of;  // -m DIR of a quantized checkpoint: its matrices' held bytes
+  QuantizedOf quantized_of;  // -m DIR: the held bytes of the matrices held quantized
+  if (!from_dir && !a.quantize.empty()) throw Error("--quantize needs -m DIR", "", "", "plan the model folder itself");
+  if (a.quantize_all && a.quantize.empty()) throw Error("--quantize-all needs --quantize", "", "", "add --quantize int8 or int4");
   if (from_dir) {
     // Headers only: each tensor's own dtype, as the checkpoint stores it.
     auto checkpoint = std::make_shared<Checkpoint>(Checkpoint::open(dir));
@@ -96,12 +99,11 @@ Request from_config(const MapArgs& a) {
       const TensorInfo* t = checkpoint->find(name);
       return t && is_float(t->dtype) ? torch_dtype_name(t->dtype) : config_dtype;
     };
-    if (auto scheme = read_quant_scheme(dir, *checkpoint)) {
-      auto held = std::make_shared<QuantScheme>(std::move(*scheme));
-      quantized_of = [checkpoint, held](const std::string& name) {
-        return stored_quantized_matrix(*checkpoint, *held, name) ? &held->layout : nullptr;
-      };
-    }
+    // Loading asks the same object, so the plan is the one loading makes.
+    auto quantized = std::make_shared<QuantizedWeights>(config, *checkpoint, read_quant_scheme(dir, *checkpoint),
+                                                        parse_quantize(a.quantize), a.quantize_all);
+    if (quantized->any())
+      quantized_of = [quantized](const std::string& name) { return quantized->layout_of(name); };
   }
   Request r;
   r.tree = module_tree_for(config, dtype_of, quantized_of);
@@ -394,6 +396,10 @@ void add_map_command(CLI::App& app) {
   a->dtype_opt = cmd->add_option("--dtype", a->dtype,
                                  "Weights dtype override (bfloat16, float16, float32): floating tensors count the "
                                  "smaller of it and their own size, as Accelerate's dtype= does");
+  cmd->add_option("--quantize", a->quantize,
+                  "With -m: plan the model as --quantize int8|int4 would load it (its matrices, experts included, "
+                  "quantized; embeddings, head and routers as stored unless --quantize-all)");
+  cmd->add_flag("--quantize-all", a->quantize_all, "With --quantize: the embeddings, the head and routers too");
   cmd->add_option("--ctx", a->ctx, "Context length the KV cache is sized for (default: 2048, or "
                                    "max_position_embeddings if smaller)")
       ->check(CLI::PositiveNumber);

@@ -194,7 +194,7 @@ TEST(CliMap, ModelDirUsesHeadersAndDefaultsToAvailableRam) {
   EXPECT_TRUE(Json::parse(seq.out).is_object());
   const test::CliResult help = test::run_cli("map --help");
   for (const char* flag : {"--max-memory", "--strategy", "--no-split", "--dtype", "--ctx", "--batch", "--threads",
-                           "--accelerators", "--json", "--tree", "--config"})
+                           "--accelerators", "--json", "--tree", "--config", "--quantize", "--quantize-all"})
     EXPECT_NE(help.out.find(flag), std::string::npos) << flag;
 }
 
@@ -223,6 +223,30 @@ TEST(CliMap, ModelDirPlansTheMapThatLoadingUses) {
   std::set<std::string> tiers;
   for (const auto& [module, device] : planned) tiers.insert(device);
   EXPECT_EQ(tiers, (std::set<std::string>{"0", "disk"})) << r.out;
+}
+
+// `strata map --quantize` plans what `--quantize` loads: in 700 KiB of RAM
+// the float32 MoE fixture does not fit, its int4 form (experts included)
+// fits whole, and loading it with --quantize int4 makes the same map.
+TEST(CliMap, QuantizePlansTheQuantizedModel) {
+  STRATA_REQUIRE_FIXTURES();
+  const std::filesystem::path model = test::fixtures_dir() / "models" / "qwen3moe-tiny-random";
+  const std::string args = "map -m " + model.string() + " --max-memory cpu=700KiB,disk --ctx 64 --threads 1 --json";
+  const test::CliResult plain = test::run_cli(args);
+  EXPECT_EQ(plain.exit_code, 1) << plain.out;
+  EXPECT_NE(plain.err.find("does not fit"), std::string::npos) << plain.err;
+  const test::CliResult int4 = test::run_cli(args + " --quantize int4");
+  ASSERT_EQ(int4.exit_code, 0) << int4.err;
+  test::TempDir tmp;
+  ModelOptions o = test::with_threads(1);
+  o.max_memory = "cpu=700KiB,disk";
+  o.ctx = 64;
+  o.quantize = "int4";
+  o.offload_folder = tmp.path();
+  const std::string loaded = Model::load(model, o)->device_map_json();
+  EXPECT_EQ(as_map(Json::parse(int4.out)), as_map(Json::parse(loaded))) << int4.out << "\nloaded:\n" << loaded;
+  EXPECT_EQ(Json::parse(int4.out), Json::parse(R"({"": "cpu"})"));
+  EXPECT_EQ(test::run_cli(args + " --quantize-all").exit_code, 1) << "--quantize-all needs --quantize";
 }
 
 }  // namespace
